@@ -1,0 +1,198 @@
+//! The accelerator description: one TOML file, parsed with serde, validated once.
+//!
+//! Every key has a default, unknown keys are errors, and each block family owns its section's
+//! struct (`pe_line::PeLineConfig`, ...). A section that is present selects that block for
+//! generation; `[quant]` (the shared number formats) is always there, with defaults.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+use crate::encoder::EncoderConfig;
+use crate::pe_line::PeLineConfig;
+
+/// Shared number formats of SPEC.md "Integer mode".
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuantConfig {
+    /// Weight index bits (codebook of 2^nw centroids).
+    pub nw: u32,
+    /// Activation index bits.
+    pub na: u32,
+    /// Signed width of a weight centroid.
+    pub wc_bits: u32,
+    /// Signed width of an activation centroid.
+    pub ac_bits: u32,
+    /// Signed width of a raw activation.
+    pub x_bits: u32,
+}
+
+impl Default for QuantConfig {
+    fn default() -> Self {
+        QuantConfig { nw: 4, na: 4, wc_bits: 8, ac_bits: 8, x_bits: 16 }
+    }
+}
+
+impl QuantConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        in_range("quant.nw", self.nw, 1, 8)?;
+        in_range("quant.na", self.na, 1, 8)?;
+        in_range("quant.wc_bits", self.wc_bits, 2, 16)?;
+        in_range("quant.ac_bits", self.ac_bits, 2, 16)?;
+        in_range("quant.x_bits", self.x_bits, self.ac_bits, 32).map_err(|e| {
+            format!("{e}; x_bits must be at least ac_bits because centroids are activation values")
+        })?;
+        // 2^na distinct sorted centroids must fit in ac_bits signed.
+        if self.na > self.ac_bits {
+            return Err(format!(
+                "`quant.na` = {} needs 2^{} distinct centroids, which do not fit in ac_bits = {} \
+                 (allowed na <= ac_bits)",
+                self.na, self.na, self.ac_bits
+            ));
+        }
+        Ok(())
+    }
+
+    /// Number of (activation index, weight index) pairs, i.e. counting bins.
+    pub fn bins(&self) -> u32 {
+        1 << (self.na + self.nw)
+    }
+
+    /// Signed width of a LUT entry `ca * cw`.
+    pub fn lut_bits(&self) -> u32 {
+        self.wc_bits + self.ac_bits
+    }
+}
+
+/// How much random stimulus `kllm-gen golden` writes by default.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TestConfig {
+    pub seed: u64,
+    /// Random dot products (PE line) or vectors (other blocks) per regression run.
+    pub vectors: u32,
+}
+
+impl Default for TestConfig {
+    fn default() -> Self {
+        TestConfig { seed: 1, vectors: 20_000 }
+    }
+}
+
+impl TestConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        in_range("test.vectors", self.vectors, 1, 10_000_000)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub quant: QuantConfig,
+    #[serde(default)]
+    pub pe_line: Option<PeLineConfig>,
+    #[serde(default)]
+    pub encoder: Option<EncoderConfig>,
+    #[serde(default)]
+    pub test: TestConfig,
+}
+
+/// `key = value is out of range (allowed lo..=hi)`.
+pub fn in_range<T: PartialOrd + std::fmt::Display>(key: &str, v: T, lo: T, hi: T) -> Result<(), String> {
+    if v < lo || v > hi {
+        Err(format!("`{key}` = {v} is out of range (allowed {lo}..={hi})"))
+    } else {
+        Ok(())
+    }
+}
+
+pub fn power_of_two(key: &str, v: u32) -> Result<(), String> {
+    if v.is_power_of_two() {
+        Ok(())
+    } else {
+        Err(format!("`{key}` = {v} must be a power of two"))
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file. Errors are one line naming the file and key.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| format!("line {}: ", text[..s.start.min(text.len())].lines().count().max(1)))
+                .unwrap_or_default();
+            format!("{line}{}", e.message().replace('\n', " "))
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.quant.validate()?;
+        self.test.validate()?;
+        if let Some(pe) = &self.pe_line {
+            pe.validate(&self.quant)?;
+        }
+        if let Some(enc) = &self.encoder {
+            enc.validate(&self.quant)?;
+        }
+        if self.pe_line.is_none() && self.encoder.is_none() {
+            return Err("the config selects no block: add at least one of [pe_line], [encoder]".into());
+        }
+        Ok(())
+    }
+
+    /// A stable hash of the validated config (all defaults filled in), for file headers and
+    /// caches: two files that mean the same design hash the same.
+    pub fn hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::to_string(self).expect("config serializes");
+        let digest = Sha256::digest(canonical.as_bytes());
+        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_every_key() {
+        let c = Config::parse("[pe_line]\n").unwrap();
+        assert_eq!(c.quant, QuantConfig::default());
+        assert_eq!(c.pe_line, Some(PeLineConfig::default()));
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_line() {
+        let e = Config::parse("[pe_line]\nlanes = 4\nlanez = 3\n").unwrap_err();
+        assert!(e.contains("lanez") && e.contains("line 3"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn out_of_range_names_key_value_and_range() {
+        let e = Config::parse("[quant]\nnw = 9\n[pe_line]\n").unwrap_err();
+        assert_eq!(e, "`quant.nw` = 9 is out of range (allowed 1..=8)");
+    }
+
+    #[test]
+    fn wrong_type_is_one_line() {
+        let e = Config::parse("[pe_line]\nlanes = \"four\"\n").unwrap_err();
+        assert!(e.contains("line 2") && !e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn hash_ignores_spelling_of_defaults() {
+        let a = Config::parse("[pe_line]\n").unwrap();
+        let b = Config::parse("[quant]\nnw = 4\n[pe_line]\nlanes = 16\n").unwrap();
+        assert_eq!(a.hash(), b.hash());
+    }
+}

@@ -1,0 +1,17 @@
+//! kllm-gen: an RTL generator for K-Means-quantized LLM inference accelerators (KLLM).
+//!
+//! `config` reads the TOML description; each hardware family has its own module (`pe_line`,
+//! `encoder`) with its config section, derived parameters, generator and golden vectors;
+//! `reference` states SPEC.md's arithmetic in plain Rust; `verilog` is the typed IR and emitter;
+//! `design` turns a config into a design directory; `cli` is the command line.
+
+pub mod cli;
+pub mod common;
+pub mod config;
+pub mod design;
+pub mod encoder;
+pub mod golden;
+pub mod pe_line;
+pub mod reference;
+pub mod rng;
+pub mod verilog;

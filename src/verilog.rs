@@ -1,0 +1,732 @@
+//! A small typed Verilog IR and its emitter.
+//!
+//! Declarations, ports, instances and statements are typed so that the emitter can check what
+//! Verilog tools would only catch later (an instance that leaves a port open, a name declared
+//! twice, a continuous assign to a `reg`). Expressions stay plain Verilog text: the generators
+//! write them the way a person would, and `verilator --lint-only -Wall` checks their widths.
+//!
+//! Widths and sizes are ordinary run-time numbers, so everything can come from a TOML file.
+//! A [`Design`] keeps one module per distinct name; generators name sub-modules after their
+//! parameters (`kllm_popcount_w16`), so equal parameter sets share one module.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+/// Number of bits needed to hold values `0..n` (at least 1).
+pub fn clog2(n: u64) -> u32 {
+    if n <= 1 { 0 } else { 64 - (n - 1).leading_zeros() }
+}
+
+/// Bits of an unsigned value that must hold `0..=max` (at least 1).
+pub fn ubits(max: u64) -> u32 {
+    (64 - max.leading_zeros()).max(1)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    Input,
+    Output,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Port {
+    pub dir: Dir,
+    pub name: String,
+    pub width: u32,
+    pub signed: bool,
+    /// `output reg` rather than `output wire`.
+    pub is_reg: bool,
+    pub comment: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    Comment(String),
+    Blank,
+    Localparam { name: String, width: u32, value: i64 },
+    /// A sized localparam from a constant expression (a genvar, usually): `localparam [w-1:0] N = e;`.
+    GenParam { name: String, width: u32, expr: String },
+    Wire { name: String, width: u32, signed: bool, depth: Option<u32>, init: Option<String> },
+    Reg { name: String, width: u32, signed: bool, depth: Option<u32> },
+    Integer(String),
+    Assign { lhs: String, rhs: String },
+    /// `always @(posedge clk)`; label is the block name.
+    Clocked { label: String, body: Vec<Stmt> },
+    /// `always @*`.
+    Comb { label: String, body: Vec<Stmt> },
+    Instance { module: String, name: String, conns: Vec<(String, String)> },
+    /// `for (var = 0; var < count; ...) begin : label` inside `generate`.
+    GenFor { label: String, var: String, count: u32, body: Vec<Item> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stmt {
+    Comment(String),
+    /// Non-blocking `lhs <= rhs;` (clocked blocks).
+    Nb(String, String),
+    /// Blocking `lhs = rhs;` (combinational blocks).
+    Bl(String, String),
+    If { cond: String, then: Vec<Stmt>, els: Vec<Stmt> },
+    For { var: String, count: u32, body: Vec<Stmt> },
+    Case { sel: String, arms: Vec<(String, Vec<Stmt>)>, default: Vec<Stmt> },
+}
+
+pub fn nb(l: impl Into<String>, r: impl Into<String>) -> Stmt {
+    Stmt::Nb(l.into(), r.into())
+}
+pub fn bl(l: impl Into<String>, r: impl Into<String>) -> Stmt {
+    Stmt::Bl(l.into(), r.into())
+}
+pub fn if_(cond: impl Into<String>, then: Vec<Stmt>) -> Stmt {
+    Stmt::If { cond: cond.into(), then, els: vec![] }
+}
+pub fn if_else(cond: impl Into<String>, then: Vec<Stmt>, els: Vec<Stmt>) -> Stmt {
+    Stmt::If { cond: cond.into(), then, els }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Module {
+    pub name: String,
+    /// Why this module exists and what it computes; emitted under the file header.
+    pub doc: Vec<String>,
+    pub ports: Vec<Port>,
+    pub items: Vec<Item>,
+}
+
+impl Module {
+    pub fn new(name: impl Into<String>) -> Self {
+        Module { name: name.into(), doc: vec![], ports: vec![], items: vec![] }
+    }
+    pub fn doc(&mut self, line: impl Into<String>) -> &mut Self {
+        self.doc.push(line.into());
+        self
+    }
+    fn port(&mut self, dir: Dir, name: &str, width: u32, signed: bool, is_reg: bool, c: &str) {
+        self.ports.push(Port {
+            dir,
+            name: name.into(),
+            width,
+            signed,
+            is_reg,
+            comment: c.into(),
+        });
+    }
+    pub fn input(&mut self, name: &str, width: u32, comment: &str) -> &mut Self {
+        self.port(Dir::Input, name, width, false, false, comment);
+        self
+    }
+    pub fn input_signed(&mut self, name: &str, width: u32, comment: &str) -> &mut Self {
+        self.port(Dir::Input, name, width, true, false, comment);
+        self
+    }
+    pub fn output(&mut self, name: &str, width: u32, comment: &str) -> &mut Self {
+        self.port(Dir::Output, name, width, false, false, comment);
+        self
+    }
+    pub fn output_signed(&mut self, name: &str, width: u32, comment: &str) -> &mut Self {
+        self.port(Dir::Output, name, width, true, false, comment);
+        self
+    }
+    pub fn output_reg(&mut self, name: &str, width: u32, comment: &str) -> &mut Self {
+        self.port(Dir::Output, name, width, false, true, comment);
+        self
+    }
+    /// The clock and synchronous active-high reset every sequential block has.
+    pub fn clock_reset(&mut self) -> &mut Self {
+        self.input("clk", 1, "clock, all state changes on its rising edge");
+        self.input("rst", 1, "synchronous reset, active high")
+    }
+    pub fn push(&mut self, item: Item) -> &mut Self {
+        self.items.push(item);
+        self
+    }
+    pub fn comment(&mut self, text: impl Into<String>) -> &mut Self {
+        self.items.push(Item::Blank);
+        self.items.push(Item::Comment(text.into()));
+        self
+    }
+    pub fn localparam(&mut self, name: &str, width: u32, value: i64) -> &mut Self {
+        self.push(Item::Localparam { name: name.into(), width, value })
+    }
+    pub fn wire(&mut self, name: &str, width: u32) -> &mut Self {
+        self.push(Item::Wire { name: name.into(), width, signed: false, depth: None, init: None })
+    }
+    pub fn wire_signed(&mut self, name: &str, width: u32) -> &mut Self {
+        self.push(Item::Wire { name: name.into(), width, signed: true, depth: None, init: None })
+    }
+    /// A wire declared with its driver: `wire [w-1:0] name = expr;`.
+    pub fn wire_eq(&mut self, name: &str, width: u32, expr: impl Into<String>) -> &mut Self {
+        let init = Some(expr.into());
+        self.push(Item::Wire { name: name.into(), width, signed: false, depth: None, init })
+    }
+    pub fn wire_signed_eq(&mut self, name: &str, width: u32, expr: impl Into<String>) -> &mut Self {
+        let init = Some(expr.into());
+        self.push(Item::Wire { name: name.into(), width, signed: true, depth: None, init })
+    }
+    pub fn reg(&mut self, name: &str, width: u32) -> &mut Self {
+        self.push(Item::Reg { name: name.into(), width, signed: false, depth: None })
+    }
+    pub fn reg_signed(&mut self, name: &str, width: u32) -> &mut Self {
+        self.push(Item::Reg { name: name.into(), width, signed: true, depth: None })
+    }
+    pub fn reg_array(&mut self, name: &str, width: u32, depth: u32) -> &mut Self {
+        self.push(Item::Reg { name: name.into(), width, signed: false, depth: Some(depth) })
+    }
+    pub fn reg_array_signed(&mut self, name: &str, width: u32, depth: u32) -> &mut Self {
+        self.push(Item::Reg { name: name.into(), width, signed: true, depth: Some(depth) })
+    }
+    pub fn assign(&mut self, lhs: impl Into<String>, rhs: impl Into<String>) -> &mut Self {
+        self.push(Item::Assign { lhs: lhs.into(), rhs: rhs.into() })
+    }
+    pub fn clocked(&mut self, label: &str, body: Vec<Stmt>) -> &mut Self {
+        self.push(Item::Clocked { label: label.into(), body })
+    }
+    pub fn comb(&mut self, label: &str, body: Vec<Stmt>) -> &mut Self {
+        self.push(Item::Comb { label: label.into(), body })
+    }
+    pub fn instance(&mut self, module: &str, name: &str, conns: &[(&str, String)]) -> &mut Self {
+        let conns = conns.iter().map(|(p, e)| (p.to_string(), e.clone())).collect();
+        self.push(Item::Instance { module: module.into(), name: name.into(), conns })
+    }
+    pub fn port_named(&self, name: &str) -> Option<&Port> {
+        self.ports.iter().find(|p| p.name == name)
+    }
+}
+
+/// A set of modules with one or more tops; one module per distinct name.
+#[derive(Default, Debug)]
+pub struct Design {
+    modules: BTreeMap<String, Module>,
+}
+
+impl Design {
+    /// Adds a module. Adding an identical module again is a no-op (that is how instances with the
+    /// same parameters share one module); a different module under a taken name is a generator bug.
+    pub fn add(&mut self, m: Module) -> String {
+        let name = m.name.clone();
+        if let Some(old) = self.modules.get(&name) {
+            assert!(
+                *old == m,
+                "generator bug: two different modules were both named {name}; \
+                 a module name must encode every parameter that changes its body"
+            );
+        } else {
+            self.modules.insert(name.clone(), m);
+        }
+        name
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Module> {
+        self.modules.get(name)
+    }
+
+    pub fn modules(&self) -> impl Iterator<Item = &Module> {
+        self.modules.values()
+    }
+
+    /// Modules in dependency order (every module after the modules it instantiates), the order a
+    /// file list needs. Ties are broken by name so the order is deterministic.
+    pub fn dependency_order(&self) -> Vec<&Module> {
+        let mut done = BTreeSet::new();
+        let mut out = vec![];
+        for name in self.modules.keys() {
+            self.visit(name, &mut done, &mut out);
+        }
+        out
+    }
+
+    fn visit<'a>(&'a self, name: &str, done: &mut BTreeSet<String>, out: &mut Vec<&'a Module>) {
+        if done.contains(name) {
+            return;
+        }
+        done.insert(name.to_string());
+        let m = &self.modules[name];
+        let mut deps = BTreeSet::new();
+        collect_instances(&m.items, &mut deps);
+        for d in deps {
+            self.visit(&d, done, out);
+        }
+        out.push(m);
+    }
+
+    /// Structural checks the emitter can make without a Verilog parser.
+    pub fn check(&self) -> Result<(), String> {
+        for m in self.modules.values() {
+            check_module(self, m)?;
+        }
+        Ok(())
+    }
+}
+
+fn collect_instances(items: &[Item], into: &mut BTreeSet<String>) {
+    for it in items {
+        match it {
+            Item::Instance { module, .. } => {
+                into.insert(module.clone());
+            }
+            Item::GenFor { body, .. } => collect_instances(body, into),
+            _ => {}
+        }
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The identifier a left-hand side assigns (`a[3:0]` → `a`, `{a, b}` is not supported).
+fn lhs_root(lhs: &str) -> &str {
+    lhs.split(['[', ' ']).next().unwrap_or(lhs)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Net,
+    Var,
+    Input,
+    Const,
+}
+
+fn declare(
+    scope: &mut BTreeMap<String, Kind>,
+    m: &str,
+    name: &str,
+    kind: Kind,
+) -> Result<(), String> {
+    if !is_identifier(name) {
+        return Err(format!("module {m}: '{name}' is not a Verilog identifier"));
+    }
+    if scope.insert(name.to_string(), kind).is_some() {
+        return Err(format!("module {m}: '{name}' is declared twice"));
+    }
+    Ok(())
+}
+
+fn check_module(d: &Design, m: &Module) -> Result<(), String> {
+    if !m.name.starts_with("kllm_") || !is_identifier(&m.name) {
+        return Err(format!("module name '{}' must be an identifier starting with kllm_", m.name));
+    }
+    let mut scope = BTreeMap::new();
+    for p in &m.ports {
+        let kind = match (p.dir, p.is_reg) {
+            (Dir::Input, _) => Kind::Input,
+            (Dir::Output, true) => Kind::Var,
+            (Dir::Output, false) => Kind::Net,
+        };
+        declare(&mut scope, &m.name, &p.name, kind)?;
+        if p.width == 0 {
+            return Err(format!("module {}: port {} has width 0", m.name, p.name));
+        }
+    }
+    check_items(d, m, &m.items, &mut scope)
+}
+
+fn check_items(
+    d: &Design,
+    m: &Module,
+    items: &[Item],
+    scope: &mut BTreeMap<String, Kind>,
+) -> Result<(), String> {
+    // Declarations first: Verilog allows use before the declaration only for nets in some tools,
+    // and we do not rely on it, but a whole-scope pass keeps the check order-independent.
+    for it in items {
+        match it {
+            Item::Localparam { name, .. } | Item::GenParam { name, .. } => {
+                declare(scope, &m.name, name, Kind::Const)?
+            }
+            Item::Wire { name, width, .. } | Item::Reg { name, width, .. } => {
+                let kind = if matches!(it, Item::Wire { .. }) { Kind::Net } else { Kind::Var };
+                declare(scope, &m.name, name, kind)?;
+                if *width == 0 {
+                    return Err(format!("module {}: {name} has width 0", m.name));
+                }
+            }
+            Item::Integer(name) => declare(scope, &m.name, name, Kind::Var)?,
+            _ => {}
+        }
+    }
+    for it in items {
+        match it {
+            Item::Assign { lhs, .. } => {
+                let root = lhs_root(lhs);
+                match scope.get(root) {
+                    Some(Kind::Net) => {}
+                    _ => {
+                        return Err(format!(
+                            "module {}: assign to '{root}', which is not a wire of this module",
+                            m.name
+                        ));
+                    }
+                }
+            }
+            Item::Clocked { body, .. } | Item::Comb { body, .. } => {
+                check_stmts(m, body, scope)?;
+            }
+            Item::Instance { module, name, conns } => {
+                let Some(target) = d.get(module) else {
+                    return Err(format!("module {}: instance {name} of unknown module {module}", m.name));
+                };
+                declare(scope, &m.name, name, Kind::Const)?;
+                for p in &target.ports {
+                    if !conns.iter().any(|(c, _)| c == &p.name) {
+                        return Err(format!(
+                            "module {}: instance {name} leaves port {} of {module} open",
+                            m.name, p.name
+                        ));
+                    }
+                }
+                for (c, _) in conns {
+                    if target.port_named(c).is_none() {
+                        return Err(format!(
+                            "module {}: instance {name} connects {c}, which {module} does not have",
+                            m.name
+                        ));
+                    }
+                }
+            }
+            Item::GenFor { var, body, label, .. } => {
+                let mut inner = scope.clone();
+                declare(&mut inner, &m.name, var, Kind::Const)?;
+                if !is_identifier(label) {
+                    return Err(format!("module {}: bad generate label '{label}'", m.name));
+                }
+                check_items(d, m, body, &mut inner)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_stmts(m: &Module, body: &[Stmt], scope: &BTreeMap<String, Kind>) -> Result<(), String> {
+    for s in body {
+        match s {
+            Stmt::Nb(lhs, _) | Stmt::Bl(lhs, _) => {
+                let root = lhs_root(lhs);
+                if scope.get(root) != Some(&Kind::Var) {
+                    return Err(format!(
+                        "module {}: procedural assign to '{root}', which is not a reg of this module",
+                        m.name
+                    ));
+                }
+            }
+            Stmt::If { then, els, .. } => {
+                check_stmts(m, then, scope)?;
+                check_stmts(m, els, scope)?;
+            }
+            Stmt::For { body, .. } => check_stmts(m, body, scope)?,
+            Stmt::Case { arms, default, .. } => {
+                for (_, b) in arms {
+                    check_stmts(m, b, scope)?;
+                }
+                check_stmts(m, default, scope)?;
+            }
+            Stmt::Comment(_) => {}
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Emission
+
+fn range(width: u32) -> String {
+    if width == 1 { String::new() } else { format!("[{}:0] ", width - 1) }
+}
+
+fn signed_kw(signed: bool) -> &'static str {
+    if signed { "signed " } else { "" }
+}
+
+/// Emits one module as the body of its file (without the file header).
+pub fn emit_module(m: &Module) -> String {
+    let mut s = String::new();
+    for line in &m.doc {
+        if line.is_empty() {
+            s.push_str("//\n");
+        } else {
+            let _ = writeln!(s, "// {line}");
+        }
+    }
+    let _ = writeln!(s, "module {} (", m.name);
+    let decls: Vec<String> = m
+        .ports
+        .iter()
+        .map(|p| {
+            let dir = match p.dir {
+                Dir::Input => "input  wire",
+                Dir::Output if p.is_reg => "output reg ",
+                Dir::Output => "output wire",
+            };
+            format!("{dir} {}{}{}", signed_kw(p.signed), range(p.width), p.name)
+        })
+        .collect();
+    let decl_w = decls.iter().map(|d| d.len()).max().unwrap_or(0) + 1;
+    for (i, (p, d)) in m.ports.iter().zip(&decls).enumerate() {
+        let comma = if i + 1 < m.ports.len() { "," } else { "" };
+        let code = format!("{d}{comma}");
+        if p.comment.is_empty() {
+            let _ = writeln!(s, "    {code}");
+        } else {
+            let _ = writeln!(s, "    {code:<decl_w$} // {}", p.comment);
+        }
+    }
+    s.push_str(");\n");
+    let gv = genvars(&m.items);
+    if !gv.is_empty() {
+        let list: Vec<_> = gv.into_iter().collect();
+        let _ = writeln!(s, "\n  genvar {};", list.join(", "));
+    }
+    emit_items(&mut s, &m.items, 1);
+    s.push_str("\nendmodule\n");
+    s
+}
+
+fn pad(level: usize) -> String {
+    "  ".repeat(level)
+}
+
+fn emit_items(s: &mut String, items: &[Item], level: usize) {
+    let p = pad(level);
+    let mut prev_blank = false;
+    for it in items {
+        if matches!(it, Item::Blank) {
+            if !prev_blank {
+                s.push('\n');
+            }
+            prev_blank = true;
+            continue;
+        }
+        prev_blank = false;
+        match it {
+            Item::Blank => {}
+            Item::Comment(c) => {
+                for line in c.lines() {
+                    let _ = writeln!(s, "{p}// {line}");
+                }
+            }
+            Item::Localparam { name, width, value } => {
+                // Width 0 means an untyped (integer) localparam.
+                let r = if *width == 0 { String::new() } else { range(*width) };
+                let _ = writeln!(s, "{p}localparam {r}{name} = {value};");
+            }
+            Item::GenParam { name, width, expr } => {
+                let _ = writeln!(s, "{p}localparam [{}:0] {name} = {expr};", width - 1);
+            }
+            Item::Wire { name, width, signed, depth, init } => {
+                let arr = depth.map(|d| format!(" [0:{}]", d - 1)).unwrap_or_default();
+                let init = init.as_ref().map(|e| format!(" = {e}")).unwrap_or_default();
+                let _ = writeln!(s, "{p}wire {}{}{name}{arr}{init};", signed_kw(*signed), range(*width));
+            }
+            Item::Reg { name, width, signed, depth } => {
+                let arr = depth.map(|d| format!(" [0:{}]", d - 1)).unwrap_or_default();
+                let _ = writeln!(s, "{p}reg  {}{}{name}{arr};", signed_kw(*signed), range(*width));
+            }
+            Item::Integer(name) => {
+                let _ = writeln!(s, "{p}integer {name};");
+            }
+            Item::Assign { lhs, rhs } => {
+                let _ = writeln!(s, "{p}assign {lhs} = {rhs};");
+            }
+            Item::Clocked { label, body } => {
+                let _ = writeln!(s, "{p}always @(posedge clk) begin : {label}");
+                emit_stmts(s, body, level + 1);
+                let _ = writeln!(s, "{p}end");
+            }
+            Item::Comb { label, body } => {
+                let _ = writeln!(s, "{p}always @* begin : {label}");
+                emit_stmts(s, body, level + 1);
+                let _ = writeln!(s, "{p}end");
+            }
+            Item::Instance { module, name, conns } => {
+                let _ = writeln!(s, "{p}{module} {name} (");
+                let w = conns.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
+                for (i, (c, e)) in conns.iter().enumerate() {
+                    let comma = if i + 1 < conns.len() { "," } else { "" };
+                    let _ = writeln!(s, "{p}    .{c:<w$} ({e}){comma}");
+                }
+                let _ = writeln!(s, "{p});");
+            }
+            Item::GenFor { label, var, count, body } if level == 1 => {
+                let _ = writeln!(s, "{p}generate");
+                let one = [Item::GenFor {
+                    label: label.clone(),
+                    var: var.clone(),
+                    count: *count,
+                    body: body.clone(),
+                }];
+                emit_items(s, &one, level + 1);
+                let _ = writeln!(s, "{p}endgenerate");
+            }
+            Item::GenFor { label, var, count, body } => {
+                let _ = writeln!(s, "{p}for ({var} = 0; {var} < {count}; {var} = {var} + 1) begin : {label}");
+                emit_items(s, body, level + 1);
+                let _ = writeln!(s, "{p}end");
+            }
+        }
+    }
+}
+
+fn emit_stmts(s: &mut String, body: &[Stmt], level: usize) {
+    let p = pad(level);
+    for st in body {
+        match st {
+            Stmt::Comment(c) => {
+                let _ = writeln!(s, "{p}// {c}");
+            }
+            Stmt::Nb(l, r) => {
+                let _ = writeln!(s, "{p}{l} <= {r};");
+            }
+            Stmt::Bl(l, r) => {
+                let _ = writeln!(s, "{p}{l} = {r};");
+            }
+            Stmt::If { cond, then, els } => {
+                let _ = writeln!(s, "{p}if ({cond}) begin");
+                emit_stmts(s, then, level + 1);
+                if els.is_empty() {
+                    let _ = writeln!(s, "{p}end");
+                } else if let [Stmt::If { .. }] = els.as_slice() {
+                    // `else if` chains read better flat.
+                    let mut inner = String::new();
+                    emit_stmts(&mut inner, els, level);
+                    let _ = write!(s, "{p}end else {}", inner.trim_start());
+                } else {
+                    let _ = writeln!(s, "{p}end else begin");
+                    emit_stmts(s, els, level + 1);
+                    let _ = writeln!(s, "{p}end");
+                }
+            }
+            Stmt::For { var, count, body } => {
+                let _ = writeln!(s, "{p}for ({var} = 0; {var} < {count}; {var} = {var} + 1) begin");
+                emit_stmts(s, body, level + 1);
+                let _ = writeln!(s, "{p}end");
+            }
+            Stmt::Case { sel, arms, default } => {
+                let _ = writeln!(s, "{p}case ({sel})");
+                for (label, b) in arms {
+                    let _ = writeln!(s, "{p}  {label}: begin");
+                    emit_stmts(s, b, level + 2);
+                    let _ = writeln!(s, "{p}  end");
+                }
+                let _ = writeln!(s, "{p}  default: begin");
+                emit_stmts(s, default, level + 2);
+                let _ = writeln!(s, "{p}  end");
+                let _ = writeln!(s, "{p}endcase");
+            }
+        }
+    }
+}
+
+/// `genvar` declarations a module's generate loops need, emitted once at module scope.
+pub fn genvars(items: &[Item]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    fn walk(items: &[Item], out: &mut BTreeSet<String>) {
+        for it in items {
+            if let Item::GenFor { var, body, .. } = it {
+                out.insert(var.clone());
+                walk(body, out);
+            }
+        }
+    }
+    walk(items, &mut out);
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expression helpers: the width bookkeeping Verilator's -Wall insists on.
+
+/// Sign-extends `expr` (of `from` bits) to `to` bits.
+///
+/// `expr` must be an identifier: Verilog-2005 cannot bit-select a part-select, so callers name
+/// the value with a wire first (which also reads better).
+pub fn sext(expr: &str, from: u32, to: u32) -> String {
+    assert!(to >= from, "sext from {from} to {to}");
+    assert!(is_identifier(expr), "sext needs an identifier, got '{expr}'");
+    if to == from {
+        expr.to_string()
+    } else if from == 1 {
+        format!("{{{to}{{{expr}}}}}")
+    } else {
+        format!("{{{{{}{{{expr}[{}]}}}}, {expr}}}", to - from, from - 1)
+    }
+}
+
+/// Zero-extends `expr` (of `from` bits) to `to` bits.
+pub fn zext(expr: &str, from: u32, to: u32) -> String {
+    assert!(to >= from, "zext from {from} to {to}");
+    if to == from { expr.to_string() } else { format!("{{{}'d0, {expr}}}", to - from) }
+}
+
+/// A sized unsigned constant.
+pub fn lit(width: u32, value: u64) -> String {
+    format!("{width}'d{value}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clog2_and_ubits() {
+        assert_eq!([clog2(1), clog2(2), clog2(3), clog2(4), clog2(5)], [0, 1, 2, 2, 3]);
+        assert_eq!([ubits(0), ubits(1), ubits(2), ubits(4095), ubits(4096)], [1, 1, 2, 12, 13]);
+    }
+
+    #[test]
+    fn open_port_is_caught() {
+        let mut d = Design::default();
+        let mut leaf = Module::new("kllm_leaf");
+        leaf.input("a", 1, "").output("y", 1, "");
+        leaf.assign("y", "a");
+        d.add(leaf);
+        let mut top = Module::new("kllm_top");
+        top.input("a", 1, "").output("y", 1, "");
+        top.instance("kllm_leaf", "u_leaf", &[("a", "a".into())]);
+        d.add(top);
+        let err = d.check().unwrap_err();
+        assert!(err.contains("leaves port y"), "{err}");
+    }
+
+    #[test]
+    fn assign_to_reg_is_caught() {
+        let mut d = Design::default();
+        let mut m = Module::new("kllm_bad");
+        m.input("a", 1, "").output_reg("y", 1, "");
+        m.assign("y", "a");
+        d.add(m);
+        assert!(d.check().unwrap_err().contains("not a wire"));
+    }
+
+    #[test]
+    #[should_panic(expected = "two different modules")]
+    fn name_collision_panics() {
+        let mut d = Design::default();
+        let mut a = Module::new("kllm_x");
+        a.input("a", 1, "");
+        let mut b = Module::new("kllm_x");
+        b.input("a", 2, "");
+        d.add(a);
+        d.add(b);
+    }
+
+    #[test]
+    fn dependency_order_puts_leaves_first() {
+        let mut d = Design::default();
+        let mut top = Module::new("kllm_a_top");
+        top.instance("kllm_z_leaf", "u_leaf", &[]);
+        d.add(top);
+        d.add(Module::new("kllm_z_leaf"));
+        let names: Vec<_> = d.dependency_order().iter().map(|m| m.name.clone()).collect();
+        assert_eq!(names, ["kllm_z_leaf", "kllm_a_top"]);
+    }
+
+    #[test]
+    fn extension_helpers() {
+        assert_eq!(sext("x", 4, 8), "{{4{x[3]}}, x}");
+        assert_eq!(sext("x", 1, 3), "{3{x}}");
+        assert_eq!(zext("x", 4, 8), "{4'd0, x}");
+        assert_eq!(zext("x", 4, 4), "x");
+    }
+}

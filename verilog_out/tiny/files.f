@@ -1,0 +1,7 @@
+kllm_act_encoder.v
+kllm_add_tree_n1_w24.v
+kllm_add_tree_n2_w24.v
+kllm_add_tree_n4_w24.v
+kllm_fifo_w24_d2.v
+kllm_popcount_w4.v
+kllm_pe_line.v
