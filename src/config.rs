@@ -126,7 +126,7 @@ impl Config {
         let cfg: Config = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
-                .map(|s| format!("line {}: ", text[..s.start.min(text.len())].lines().count().max(1)))
+                .map(|s| format!("line {}: ", text[..s.start.min(text.len())].matches('\n').count() + 1))
                 .unwrap_or_default();
             format!("{line}{}", e.message().replace('\n', " "))
         })?;

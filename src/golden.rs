@@ -126,7 +126,7 @@ mod tests {
     fn lanes_pack_lsb_first() {
         assert_eq!(hex_lanes(&[1, 2, 3], 4), "321");
         assert_eq!(hex_lanes(&[1, 1], 1), "3");
-        assert_eq!(hex_lanes(&[0xff, 0x1], 5), "3f"); // masks to 5 bits: 11111 | 00001<<5
+        assert_eq!(hex_lanes(&[0xff, 0x1], 5), "03f"); // masks to 5 bits: 11111 | 00001<<5
     }
 
     #[test]

@@ -1,0 +1,89 @@
+# kllm-gen: generate, lint, simulate and synthesize K-Means-quantized accelerator blocks.
+# `make help` lists the targets. Missing tools (Verilator, Yosys, Icarus) are installed with
+# apt-get on first use; Rust crates come through cargo.
+
+SHELL      := /bin/bash
+CONFIG     ?= generators/default.toml
+CONFIGS    ?= $(sort $(wildcard generators/*.toml))
+OUT        ?= verilog_out
+SEED       ?=
+VECTORS    ?=
+WAVES      ?= 0
+KLLM       := target/release/kllm-gen
+NAME        = $(basename $(notdir $(1)))
+export SEED VECTORS WAVES KLLM
+
+.PHONY: all help tools gen gen-all gen-default lint lint-default sim sim-one sim-default negative-control synth test test-rust check-generated bench clean
+
+all: gen-default lint-default sim-default ## generate the default accelerator, lint it and run its regression
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+	@echo; echo "Variables: CONFIG=generators/x.toml  SEED=n  VECTORS=n  WAVES=1 (FST dumps in build/<config>/)"
+
+# ------------------------------------------------------------------ tools
+tools: ## install Verilator, Yosys, Icarus with apt-get if missing
+	@missing=""; \
+	for t in verilator:verilator yosys:yosys iverilog:iverilog; do \
+	  command -v $${t%%:*} >/dev/null || missing="$$missing $${t##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(KLLM): Cargo.toml Cargo.lock $(shell find src -name '*.rs')
+	cargo build --release --quiet
+
+# ------------------------------------------------------------------ generate
+gen: $(KLLM) ## generate CONFIG into verilog_out/<name>/
+	$(KLLM) generate --config $(CONFIG) --out $(OUT)
+
+gen-all: $(KLLM) ## generate every config in generators/
+	$(KLLM) generate --config $(CONFIGS) --out $(OUT)
+
+gen-default: CONFIGS = generators/default.toml
+gen-default: gen-all
+
+check-generated: $(KLLM) ## regenerate every config and fail if the committed verilog_out/ differs
+	@tmp=$$(mktemp -d); $(KLLM) generate --config $(CONFIGS) --out $$tmp >/dev/null; \
+	for c in $(CONFIGS); do n=$$(basename $$c .toml); \
+	  diff -r $$tmp/$$n $(OUT)/$$n >/dev/null || { echo "FAIL: $(OUT)/$$n is stale or not deterministic (run make gen-all)"; rm -rf $$tmp; exit 1; }; \
+	done; rm -rf $$tmp; echo "PASS: verilog_out/ matches a fresh generation of $(words $(CONFIGS)) configs"
+
+# ------------------------------------------------------------------ lint
+lint: tools $(KLLM) ## verilator --lint-only -Wall and iverilog on every top of every config
+	@scripts/lint.sh $(addprefix $(OUT)/,$(foreach c,$(CONFIGS),$(call NAME,$(c))))
+
+lint-default: tools
+	@scripts/lint.sh $(OUT)/default
+
+# ------------------------------------------------------------------ simulate
+sim: tools $(KLLM) ## Verilator regression of every config (golden vectors from the Rust reference)
+	@status=0; for c in $(CONFIGS); do testbenches/sim_config.sh $$c || status=1; done; exit $$status
+
+sim-one: tools gen ## Verilator regression of CONFIG only
+	@testbenches/sim_config.sh $(CONFIG)
+
+sim-default: tools
+	@testbenches/sim_config.sh generators/default.toml
+
+negative-control: tools $(KLLM) ## corrupted golden files must make the bench fail
+	@testbenches/negative_control.sh
+
+# ------------------------------------------------------------------ synthesize
+synth: tools $(KLLM) ## Yosys synth + check -assert, no latches, cell/FF counts into reports/synth.md
+	@scripts/synth.sh $(addprefix $(OUT)/,$(foreach c,$(CONFIGS),$(call NAME,$(c))))
+
+# ------------------------------------------------------------------ test
+test-rust: ## cargo unit, snapshot and CLI tests
+	cargo test --release
+
+test: tools test-rust check-generated lint sim negative-control ## everything: cargo tests, generated files up to date, lint, regression
+	@echo "make test: all passed"
+
+bench: tools $(KLLM) ## generation time, Verilator rate, Yosys cells of the default config
+	@scripts/bench.sh
+
+clean: ## remove build products (not verilog_out/)
+	rm -rf build target

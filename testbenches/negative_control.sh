@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Negative controls: the bench must FAIL when the golden file is wrong. Each case corrupts a
+# copy of the tiny config's golden vectors in one way and requires a non-zero exit and a FAIL
+# line; a bench that passed any of them could not catch a real bug.
+set -uo pipefail
+KLLM=${KLLM:-target/release/kllm-gen}
+config=generators/tiny.toml
+design=verilog_out/tiny
+build=build/negative
+mkdir -p "$build"
+"$KLLM" blocks --config "$config" >"$build/blocks.txt"
+"$KLLM" golden --config "$config" --out "$build" --block pe_line --vectors 300 --seed 7 >/dev/null
+good=$build/golden_pe_line.txt
+flip_hex() { # flips the lowest bit of a hex word (up to 64 bits), keeping its digit count
+  printf "%0${#1}x" $(( 16#$1 ^ 1 ))
+}
+status=0
+run() { # name, golden file, expected text in the FAIL line
+  local name=$1 file=$2 want=$3 log=$build/$1.log
+  if testbenches/run_block.sh "$design" pe_line "$file" "$build" +seed=7 >"$log" 2>&1; then
+    echo "FAIL negative control '$name': the bench passed a corrupted golden file"; status=1
+  elif grep -q "^FAIL" "$log" && grep -q -- "$want" "$log"; then
+    echo "PASS negative control '$name': bench failed as it must ($(grep -o -- "$want" "$log" | head -1))"
+  else
+    echo "FAIL negative control '$name': bench failed without the expected report '$want'"; tail -5 "$log"; status=1
+  fi
+}
+# 0. The uncorrupted file passes (otherwise the controls below prove nothing).
+if testbenches/run_block.sh "$design" pe_line "$good" "$build" +seed=7 >"$build/good.log" 2>&1; then
+  echo "PASS negative control baseline: uncorrupted golden passes"
+else
+  echo "FAIL negative control baseline: uncorrupted golden fails"; tail -5 "$build/good.log"; exit 1
+fi
+# 1. One expected result word wrong.
+n=$(grep -n -m1 '^out ' "$good" | cut -d: -f1); w=$(sed -n "${n}p" "$good" | cut -d' ' -f2)
+sed "${n}s/.*/out $(flip_hex "$w")/" "$good" >"$build/bad_out.txt"
+run corrupt-result "$build/bad_out.txt" "mismatches=1 "
+# 2. One LUT entry wrong (entry 0 and all entries in the first segment see traffic).
+for e in 0 5; do
+  n=$(grep -n '^cfg ' "$good" | sed -n "$((e + 1))p" | cut -d: -f1); line=$(sed -n "${n}p" "$good")
+  addr=$(echo "$line" | cut -d' ' -f2); w=$(echo "$line" | cut -d' ' -f3)
+  sed "${n}s/.*/cfg $addr $(flip_hex "$w")/" "$good" >"$build/bad_lut_$e.txt"
+  run "corrupt-lut-entry-$e" "$build/bad_lut_$e.txt" "mismatches=[1-9]"
+done
+# 3. An expected output removed: the hardware's extra result is unexpected.
+n=$(grep -n -m1 '^out ' "$good" | cut -d: -f1); total=$(grep -c '^out ' "$good")
+sed -e "${n}d" -e "s/^end .*/end $((total - 1))/" "$good" >"$build/missing_out.txt"
+run dropped-expectation "$build/missing_out.txt" "mismatches=[1-9]\|unexpected=[1-9]"
+# 4. A truncated file is refused outright.
+head -n -20 "$good" >"$build/truncated.txt"
+run truncated "$build/truncated.txt" "truncated"
+exit $status

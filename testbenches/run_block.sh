@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Build (if needed) and run one block's Verilator bench against one golden file.
+#   testbenches/run_block.sh <design dir> <block> <golden file> <build dir> [plusargs...]
+# WAVES=1 builds with FST tracing and writes <build dir>/<block>.fst.
+set -euo pipefail
+design=$(cd "$1" && pwd) block=$2 golden=$3 build=$4
+shift 4
+top=$(awk -v b="$block" '$1 == b { print $2 }' "$build/blocks.txt")
+[ -n "$top" ] || { echo "FAIL: $block is not a block of $design"; exit 1; }
+here=$(cd "$(dirname "$0")" && pwd)
+obj="$build/obj_$block${WAVES:+_waves}"
+trace=()
+if [ "${WAVES:-0}" = 1 ]; then trace=(--trace-fst); set -- "$@" "+waves=$build/$block.fst"; fi
+files=$(sed "s|^|$design/|" "$design/files.f")
+stamp="$obj/.inputs"
+want=$(cat "$here/kllm_tb.h" "$here/tb_$block.cpp" $files | sha256sum | cut -c1-16)
+if [ ! -x "$obj/V$top" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  rm -rf "$obj"
+  verilator --cc --exe --build -j "${JOBS:-2}" -O2 --x-assign unique --x-initial unique \
+    -Wno-fatal -Wno-lint -Wno-style "${trace[@]}" \
+    --top-module "$top" -Mdir "$obj" -CFLAGS "-O1 -I$design -I$here" \
+    $files "$here/tb_$block.cpp" >"$obj.log" 2>&1 || { tail -30 "$obj.log"; echo "FAIL: $block: verilator build failed"; exit 1; }
+  echo "$want" >"$stamp"
+fi
+# Uninitialised registers start random: the design must not depend on power-up values.
+exec "$obj/V$top" +verilator+rand+reset+2 +verilator+seed+"${SEED:-1}" +golden="$golden" "$@"

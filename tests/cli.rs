@@ -1,0 +1,130 @@
+//! The command line as a user meets it: bad configs fail with one line and leave nothing behind,
+//! good configs generate byte-identical folders.
+
+use std::path::Path;
+use std::process::Command;
+
+fn kllm() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kllm-gen"))
+}
+
+/// Runs `generate` on `toml` in a fresh folder; returns (exit code, stderr, out folder exists).
+fn generate(toml: &str) -> (i32, String, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let out = dir.path().join("out");
+    let o = kllm().args(["generate", "--config"]).arg(&cfg).arg("--out").arg(&out).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    let left = out.join("bad").exists() || std::fs::read_dir(&out).map(|d| d.count() > 0).unwrap_or(false);
+    (o.status.code().unwrap_or(-1), stderr, left)
+}
+
+#[test]
+fn bad_configs_fail_with_one_line_and_write_nothing() {
+    let cases: &[(&str, &str)] = &[
+        ("[pe_line]\nlanez = 4\n", "unknown field `lanez`"),
+        ("[quant]\nnw = 0\n[pe_line]\n", "`quant.nw` = 0 is out of range (allowed 1..=8)"),
+        ("[quant]\nnw = 9\n[pe_line]\n", "`quant.nw` = 9 is out of range (allowed 1..=8)"),
+        ("[pe_line]\nlanes = 0\n", "`pe_line.lanes` = 0 is out of range (allowed 1..=512)"),
+        ("[pe_line]\nk_max = 0\n", "`pe_line.k_max` = 0 is out of range"),
+        (
+            "[quant]\nnw = 2\nna = 2\n[pe_line]\nreduce_width = 32\n",
+            "`pe_line.reduce_width` = 32 is out of range (allowed 1..=16)",
+        ),
+        ("[pe_line]\nlanes = \"four\"\n", "invalid type"),
+        ("[pe_line]\nlanes = 4.5\n", "invalid type"),
+        ("[bogus]\n", "unknown field `bogus`"),
+        ("", "selects no block"),
+        ("[quant]\nx_bits = 4\n[pe_line]\n", "`quant.x_bits` = 4 is out of range (allowed 8..=32)"),
+    ];
+    for (toml, want) in cases {
+        let (code, err, left) = generate(toml);
+        assert_ne!(code, 0, "config {toml:?} was accepted");
+        assert!(err.contains(want), "config {toml:?}: stderr {err:?} does not contain {want:?}");
+        assert_eq!(err.trim_end().lines().count(), 1, "config {toml:?}: not one line: {err:?}");
+        assert!(err.starts_with("error: "), "{err}");
+        assert!(!left, "config {toml:?} left output behind");
+    }
+}
+
+#[test]
+fn missing_config_file_is_one_line() {
+    let o = kllm().args(["explain", "--config", "no/such/file.toml"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("cannot read config no/such/file.toml"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1);
+}
+
+#[test]
+fn one_bad_config_among_many_writes_no_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&good, "[pe_line]\nlanes = 2\nk_max = 8\n").unwrap();
+    std::fs::write(&bad, "[pe_line]\nlanes = 0\n").unwrap();
+    let out = dir.path().join("out");
+    let o = kllm().arg("generate").arg("--config").arg(&good).arg(&bad).arg("--out").arg(&out).output().unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    assert!(!out.join("good").exists() && !out.join("bad").exists());
+}
+
+fn read_tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn generation_is_deterministic_and_replaces_atomically() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cfg = root.join("generators/default.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for out in [&a, &b, &b] {
+        let o = kllm().arg("generate").arg("--config").arg(&cfg).arg("--out").arg(out).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let (ta, tb) = (read_tree(&a.join("default")), read_tree(&b.join("default")));
+    assert!(ta.len() > 5);
+    assert_eq!(ta, tb, "same TOML gave different files");
+    // Regenerating over an existing folder leaves no temporary folders behind.
+    let names: Vec<_> = std::fs::read_dir(&b).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("default")]);
+}
+
+#[test]
+fn explain_prints_derived_quantities() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let o = kllm().arg("explain").arg("--config").arg(root.join("generators/default.toml")).output().unwrap();
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    for want in ["bins", "= 256", "y_bits", "= 28", "latency_extra", "predicted.gemv64_kmax_cycles"] {
+        assert!(s.contains(want), "explain lacks {want}:\n{s}");
+    }
+}
+
+#[test]
+fn golden_rejects_unknown_block() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let o = kllm()
+        .arg("golden")
+        .arg("--config")
+        .arg(root.join("generators/tiny.toml"))
+        .arg("--out")
+        .arg(dir.path())
+        .args(["--block", "nope"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("has no block 'nope' (it has: pe_line, act_encoder)"), "{err}");
+}
