@@ -5,7 +5,8 @@
 # changes show up in review).
 set -uo pipefail
 mkdir -p build/synth reports
-table=reports/synth.md.tmp
+final=${SYNTH_TABLE:-reports/synth.md}
+table=$final.tmp
 {
   echo "# Yosys generic synthesis (\`synth\`), $(yosys -V | cut -d' ' -f1-2)"
   echo
@@ -36,5 +37,5 @@ for design in "$@"; do
     fi
   done
 done
-mv "$table" reports/synth.md
+mv "$table" "$final"
 exit $status

@@ -80,8 +80,9 @@ pub struct PeLineDerived {
     /// Cycles from the first input beat's transfer to the result's transfer, inclusive, for one
     /// dot product of `n` beats on an idle line: `n + latency_extra`.
     pub latency_extra: u32,
-    /// Registers (flip-flop bits) by design, for the area table's sanity check.
-    pub flop_bits: u64,
+    /// Register bits in the RTL as written (synthesis may add a few, e.g. when it turns the
+    /// FIFO's read into a registered memory port).
+    pub register_bits: u64,
     pub predicted: PePredicted,
 }
 
@@ -108,12 +109,19 @@ impl PeLineDerived {
         let pc_bits = ubits(c.lanes as u64);
         let pair_bits = q.na + q.nw;
         let fifo_depth = fifo_depth(steps);
-        let flop_bits = (2 + c.lanes as u64 * (pair_bits as u64 + 1))
-            + (2 + bins as u64 * pc_bits as u64)
-            + 2 * bins as u64 * count_bits as u64
-            + bins as u64 * lut_bits as u64
-            + 2 * c.reduce_width as u64 * y_bits as u64 // operand + product regs (upper bound)
-            + y_bits as u64 * (1 + fifo_depth as u64);
+        let (l, b, r) = (c.lanes as u64, bins as u64, c.reduce_width as u64);
+        let (cw, lb, yb, pcw) = (count_bits as u64, lut_bits as u64, y_bits as u64, pc_bits as u64);
+        let step_bits = clog2(steps as u64) as u64;
+        let register_bits = (2 + l * (pair_bits as u64 + 1)) // S1: valid, last, pairs, keep
+            + (2 + b * pcw) // S2: valid, last, per-bin popcounts
+            + 2 * b * cw // two count banks
+            + 4 // bank_full[2], fill_bank, fill_fresh
+            + 3 + step_bits + ubits(fifo_depth as u64) as u64 // weigh control, credits
+            + b * lb // LUT
+            + 3 + r * (cw + lb) // stage A
+            + 3 + r * yb // stage B
+            + yb // accumulator
+            + fifo_depth as u64 * yb + 2 * (clog2(fifo_depth as u64) as u64 + 1); // result FIFO
         let mut d = PeLineDerived {
             lanes: c.lanes,
             na: q.na,
@@ -129,7 +137,7 @@ impl PeLineDerived {
             fifo_depth,
             k_max: c.k_max,
             latency_extra: steps + PIPE_EXTRA,
-            flop_bits,
+            register_bits,
             predicted: PePredicted { single_kmax_cycles: 0, gemv64_kmax_cycles: 0, gemv64_one_beat_cycles: 0 },
         };
         let kbeats = c.k_max.div_ceil(c.lanes);
@@ -822,6 +830,8 @@ mod tests {
     fn widths_follow_the_overflow_bound() {
         let d = derived(16, 8, 4096);
         assert_eq!((d.count_bits, d.y_bits, d.popcount_bits, d.weigh_steps), (13, 28, 5, 32));
+        // By hand: S1 146 + S2 1282 + banks 6656 + 4 + control 10 + LUT 4096 + A 235 + B 227 + acc 28 + FIFO 60.
+        assert_eq!(d.register_bits, 12744);
         // Worst case: K_MAX times the largest |LUT| = (-128)*(-128) must fit Y_W signed.
         assert!(4096i64 * 16384 < 1 << (d.y_bits - 1));
     }
