@@ -95,6 +95,12 @@ pub struct Config {
     pub encoder: Option<EncoderConfig>,
     #[serde(default)]
     pub test: TestConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nl_map: Option<crate::nonlinear::NlMapConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nl_map2: Option<crate::nonlinear::NlMap2Config>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nl_reduce: Option<crate::nonlinear::NlReduceConfig>,
 }
 
 /// `key = value is out of range (allowed lo..=hi)`.
@@ -143,8 +149,20 @@ impl Config {
         if let Some(enc) = &self.encoder {
             enc.validate(&self.quant)?;
         }
-        if self.pe_line.is_none() && self.encoder.is_none() {
-            return Err("the config selects no block: add at least one of [pe_line], [encoder]".into());
+        if let Some(c) = &self.nl_map {
+            c.validate(&self.quant)?;
+        }
+        if let Some(c) = &self.nl_map2 {
+            c.validate(&self.quant)?;
+        }
+        if let Some(c) = &self.nl_reduce {
+            c.validate(&self.quant)?;
+        }
+        let nl = self.nl_map.is_some() || self.nl_map2.is_some() || self.nl_reduce.is_some();
+        if self.pe_line.is_none() && self.encoder.is_none() && !nl {
+            return Err("the config selects no block: add at least one of [pe_line], [encoder], \
+                        [nl_map], [nl_map2], [nl_reduce]"
+                .into());
         }
         Ok(())
     }

@@ -20,8 +20,8 @@ pub struct Block {
     pub name: &'static str,
     pub top: &'static str,
     pub derived: Value,
-    generate: Box<dyn Fn(&mut Design)>,
-    golden: Box<dyn Fn(u32, u64, &mut GoldenWriter)>,
+    pub generate: Box<dyn Fn(&mut Design)>,
+    pub golden: Box<dyn Fn(u32, u64, &mut GoldenWriter)>,
 }
 
 /// The blocks a config selects, in a fixed order.
@@ -48,6 +48,7 @@ pub fn blocks(cfg: &Config) -> Vec<Block> {
             golden: Box::new(move |n, s, w| encoder::golden(&q2, &c2, n, s, w)),
         });
     }
+    crate::nonlinear::blocks(cfg, &mut out);
     out
 }
 

@@ -37,6 +37,24 @@ fn bad_configs_fail_with_one_line_and_write_nothing() {
         ("[bogus]\n", "unknown field `bogus`"),
         ("", "selects no block"),
         ("[quant]\nx_bits = 4\n[pe_line]\n", "`quant.x_bits` = 4 is out of range (allowed 8..=32)"),
+        ("[nl_map]\nfunction = \"tanhh\"\n", "`nl_map.function` = \"tanhh\" is not a known function"),
+        ("[nl_map2]\nfunction = \"silu\"\n", "(allowed: mul, silu_mul, add)"),
+        ("[nl_map]\noutput = \"both\"\n", "`nl_map.output` = \"both\" is not one of: index, value"),
+        ("[nl_map]\nin_bits = 9\n", "`nl_map.in_bits` = 9 is out of range (allowed 1..=8)"),
+        (
+            "[nl_map]\noutput = \"value\"\nfunction = \"exp\"\nout_bits = 8\n",
+            "`nl_map.out_bits` = 8 is too small: exp over every 8-bit input",
+        ),
+        ("[nl_reduce]\nentry_bits = 8\n", "`nl_reduce.entry_bits` = 8 is too small"),
+        (
+            "[quant]\nna = 6\n[nl_map2]\n",
+            "`nl_map2.in_bits_a` + `nl_map2.in_bits_b` = 12 gives a 4096-entry table; allowed <= 10",
+        ),
+        (
+            "[quant]\nna = 3\n[nl_reduce]\nreduce_width = 16\n",
+            "`nl_reduce.reduce_width` = 16 is out of range (allowed 1..=8)",
+        ),
+        ("[nl_map]\nin_scale = 0.001\n", "`nl_map.in_scale` = 0.001 puts the report codebook"),
     ];
     for (toml, want) in cases {
         let (code, err, left) = generate(toml);
@@ -127,4 +145,23 @@ fn golden_rejects_unknown_block() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1));
     assert!(err.contains("has no block 'nope' (it has: pe_line, act_encoder)"), "{err}");
+}
+
+#[test]
+fn explain_shows_nonlinear_table_accuracy() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let o = kllm().arg("explain").arg("--config").arg(root.join("generators/nl_na4.toml")).output().unwrap();
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    for want in [
+        "[nl_map] top module kllm_nl_map",
+        "accuracy.function           = \"silu\"",
+        "accuracy.function                 = \"exp\"",
+        "accuracy.max_abs_err",
+        "accuracy.max_err_spacings",
+        "accuracy.in_codebook        = [-87,-66,-52,-40,-30,-21,-12,-4,4,12,21,30,40,52,66,87]",
+        "sum_bits                          = 26",
+    ] {
+        assert!(s.contains(want), "explain lacks {want}:\n{s}");
+    }
 }

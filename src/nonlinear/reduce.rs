@@ -1,0 +1,632 @@
+//! `kllm_nl_reduce`: Σ over an index vector of TABLE[idx], computed by counting (SPEC: the
+//! softmax denominator Σ count[q]·exp_table[q], the RMSNorm Σ count[q]·ca[q]²).
+//!
+//! It is the PE line's datapath with a single operand: per-bin popcount across lanes, two count
+//! banks (one counts while the other is weighed), `reduce_width` multipliers weighing
+//! `2^in_bits / reduce_width` steps, adder tree, credit-guarded result FIFO. The sub-blocks are
+//! the PE line's own (`kllm_popcount_w*`, `kllm_add_tree_n*_w*`, `kllm_fifo_w*_d*`), and the
+//! control is register-for-register the PE line's, so its cycle model
+//! (`pe_line::timing::schedule`) predicts this unit too; the tests and the bench's timed
+//! segments hold it to that.
+//!
+//! ```text
+//!  s_idx/s_keep ──► S1 regs ──► S2 per-bin popcount regs ──► count bank 0/1
+//!        weigh: A (count, table) regs ──► B product regs ──► C tree + accumulate ──► FIFO ──► m_sum
+//! ```
+//! Initiation interval per vector: max(beats, weigh_steps) cycles.
+
+use serde::Serialize;
+
+use super::tables::{self, Accuracy, Out};
+use super::{MapSpec, NlReduceConfig};
+use crate::config::QuantConfig;
+use crate::golden::{hex_lanes, hex_signed, GoldenWriter};
+use crate::pe_line::{add_tree_module, popcount_module, timing, PeLineConfig, PeLineDerived};
+use crate::reference;
+use crate::rng::Rng;
+use crate::verilog::{
+    bl, clog2, if_, if_else, lit, nb, sext, ubits, zext, Design, Item, Module, Stmt,
+};
+
+pub const TOP: &str = "kllm_nl_reduce";
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct NlReduceDerived {
+    pub lanes: u32,
+    pub in_bits: u32,
+    pub bins: u32,
+    pub entry_bits: u32,
+    pub popcount_bits: u32,
+    pub count_bits: u32,
+    /// Exact result width: entry_bits + ceil(log2 n_max), the fewest bits that hold both
+    /// n_max·(−2^(entry_bits−1)) and n_max·(2^(entry_bits−1)−1).
+    pub sum_bits: u32,
+    pub reduce_width: u32,
+    pub weigh_steps: u32,
+    pub fifo_depth: u32,
+    pub n_max: u32,
+    /// Cycles from a vector's first input transfer to its result transfer on an idle unit:
+    /// `beats + latency_extra`.
+    pub latency_extra: u32,
+    /// Table register bits.
+    pub table_bits: u32,
+    pub predicted: ReducePredicted,
+    /// The configured function's table (value mode, entry_bits) over the Gaussian codebook.
+    pub accuracy: Accuracy,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ReducePredicted {
+    /// One vector of n_max elements on an idle unit.
+    pub single_nmax_cycles: u64,
+    /// 64 vectors of n_max elements back to back (e.g. 64 softmax rows).
+    pub batch64_nmax_cycles: u64,
+    /// 64 vectors of one beat each: the weighing-bound case.
+    pub batch64_one_beat_cycles: u64,
+}
+
+/// The PE line with nW = 0 has exactly this unit's control; its derived numbers give the
+/// weigh steps, FIFO depth and the cycle model.
+pub fn pe_equivalent(s: &MapSpec, c: &NlReduceConfig) -> PeLineDerived {
+    let q = QuantConfig { na: s.in_bits[0], nw: 0, ac_bits: s.ac_bits, ..QuantConfig::default() };
+    PeLineDerived::new(&q, &PeLineConfig { lanes: c.lanes, reduce_width: c.reduce_width, k_max: c.n_max })
+}
+
+impl NlReduceDerived {
+    pub fn new(s: &MapSpec, c: &NlReduceConfig) -> Self {
+        let pe = pe_equivalent(s, c);
+        let (accuracy, _) = super::report(s).expect("validated config");
+        let count_bits = ubits(c.n_max as u64);
+        let beats = c.n_max.div_ceil(c.lanes);
+        NlReduceDerived {
+            lanes: c.lanes,
+            in_bits: s.in_bits[0],
+            bins: pe.bins,
+            entry_bits: c.entry_bits,
+            popcount_bits: pe.popcount_bits,
+            count_bits,
+            sum_bits: c.entry_bits + clog2(c.n_max as u64),
+            reduce_width: c.reduce_width,
+            weigh_steps: pe.weigh_steps,
+            fifo_depth: pe.fifo_depth,
+            n_max: c.n_max,
+            latency_extra: pe.latency_extra,
+            table_bits: pe.bins * c.entry_bits,
+            predicted: ReducePredicted {
+                single_nmax_cycles: timing::cycles(&pe, &[beats]),
+                batch64_nmax_cycles: timing::cycles(&pe, &[beats; 64]),
+                batch64_one_beat_cycles: timing::cycles(&pe, &[1; 64]),
+            },
+            accuracy,
+        }
+    }
+}
+
+pub fn generate(d: &mut Design, spec: &MapSpec, c: &NlReduceConfig) {
+    let g = NlReduceDerived::new(spec, c);
+    let popcount = popcount_module(d, g.lanes);
+    let tree = add_tree_module(d, g.reduce_width, g.sum_bits);
+    let fifo = crate::common::fifo_module(d, g.sum_bits, g.fifo_depth);
+
+    let (l, b, pb, pcw, cw, lb, yb, r, s) = (
+        g.lanes, g.bins, g.in_bits, g.popcount_bits, g.count_bits, g.entry_bits, g.sum_bits,
+        g.reduce_width, g.weigh_steps,
+    );
+    let sb = clog2(s as u64);
+    let rb = clog2(r as u64);
+    let ob = ubits(g.fifo_depth as u64);
+
+    let mut m = Module::new(TOP);
+    m.doc(format!(
+        "Centroid-table reduction by counting: {l} indices per cycle, {b} bins (in_bits={pb}), \
+         {r} multipliers, N <= {}.",
+        c.n_max
+    ));
+    m.doc("SUM = sum over bins q of count[q] * TABLE[q] = sum over the vector of TABLE[idx_j], exact.");
+    m.doc("TABLE = exp in fixed point gives a softmax denominator, TABLE = ca^2 an RMSNorm sum of squares.");
+    m.doc("Write the table through cfg_* only while `idle` is high; N must not exceed N_MAX.");
+    m.clock_reset();
+    m.input("cfg_we", 1, "table write enable")
+        .input("cfg_addr", pb, "table entry = input index")
+        .input_signed("cfg_wdata", lb, "table value, signed")
+        .input("s_valid", 1, "input beat valid")
+        .output("s_ready", 1, "input beat accepted when valid && ready")
+        .input("s_idx", l * pb, "index of lane i at [i*IDX_W +: IDX_W]")
+        .input("s_keep", l, "lane i holds a vector element")
+        .input("s_last", 1, "last beat of this vector")
+        .output("m_valid", 1, "result valid")
+        .input("m_ready", 1, "result taken when valid && ready")
+        .output_signed("m_sum", yb, "sum of TABLE[idx] over the vector, signed")
+        .output("idle", 1, "nothing in flight: table writes are safe");
+
+    for (name, value) in [
+        ("LANES", l), ("IDX_W", pb), ("PCNT_W", pcw), ("CNT_W", cw), ("LUT_W", lb), ("Y_W", yb), ("R", r),
+    ] {
+        m.localparam(name, 0, value as i64);
+    }
+
+    // ---------------------------------------------------------------- S1: input registers
+    m.comment("Input handshake. A beat is accepted only if the bank it will count into is free:\n\
+               at most one finished-but-unweighed vector may exist besides the one streaming.");
+    m.reg("s1_valid_q", 1).reg("s1_last_q", 1).reg("s1_idx_q", l * pb).reg("s1_keep_q", l);
+    m.reg("s2_valid_q", 1).reg("s2_last_q", 1).reg("s2_count_q", b * pcw);
+    m.reg("bank_full_q", 2).reg("fill_bank_q", 1).reg("fill_fresh_q", 1);
+    m.wire_eq(
+        "pending",
+        2,
+        "{1'b0, bank_full_q[0]} + {1'b0, bank_full_q[1]} + {1'b0, s1_valid_q & s1_last_q} \
+         + {1'b0, s2_valid_q & s2_last_q}",
+    );
+    m.assign("s_ready", "(pending < 2'd2)");
+    m.wire_eq("in_fire", 1, "s_valid & s_ready");
+    m.clocked(
+        "stage1",
+        vec![
+            nb("s1_valid_q", "rst ? 1'b0 : in_fire"),
+            if_(
+                "in_fire",
+                vec![nb("s1_last_q", "s_last"), nb("s1_idx_q", "s_idx"), nb("s1_keep_q", "s_keep")],
+            ),
+        ],
+    );
+
+    // ---------------------------------------------------------------- S2: decode + popcount
+    m.comment("One-hot decode of every lane's index, transposed so each bin sees one bit per lane.");
+    m.wire("bin_hits", b * l).wire("bin_count", b * pcw);
+    m.push(Item::GenFor {
+        label: "g_decode".into(),
+        var: "lane".into(),
+        count: l,
+        body: vec![
+            Item::Wire {
+                name: "onehot".into(),
+                width: b,
+                signed: false,
+                depth: None,
+                init: Some(format!(
+                    "{{{{{}{{1'b0}}}}, s1_keep_q[lane]}} << s1_idx_q[lane*IDX_W +: IDX_W]",
+                    b - 1
+                )),
+            },
+            Item::GenFor {
+                label: "g_transpose".into(),
+                var: "bin".into(),
+                count: b,
+                body: vec![Item::Assign {
+                    lhs: "bin_hits[bin*LANES + lane]".into(),
+                    rhs: "onehot[bin]".into(),
+                }],
+            },
+        ],
+    });
+    m.push(Item::GenFor {
+        label: "g_popcount".into(),
+        var: "bin".into(),
+        count: b,
+        body: vec![Item::Instance {
+            module: popcount.clone(),
+            name: "u_popcount".into(),
+            conns: vec![
+                ("i_bits".into(), "bin_hits[bin*LANES +: LANES]".into()),
+                ("o_count".into(), "bin_count[bin*PCNT_W +: PCNT_W]".into()),
+            ],
+        }],
+    });
+    m.clocked(
+        "stage2",
+        vec![
+            nb("s2_valid_q", "rst ? 1'b0 : s1_valid_q"),
+            nb("s2_last_q", "s1_last_q"),
+            nb("s2_count_q", "bin_count"),
+        ],
+    );
+
+    // ---------------------------------------------------------------- count banks
+    m.comment("Two count banks: one counts while the other is weighed. The first beat of a vector\n\
+               product loads its bank instead of adding, so no clear cycle is needed.");
+    m.reg("bank0_q", b * cw).reg("bank1_q", b * cw);
+    m.push(Item::Integer("i".into()));
+    let add = |bank: &str| {
+        nb(
+            format!("{bank}[i*CNT_W +: CNT_W]"),
+            format!(
+                "(fill_fresh_q ? {} : {bank}[i*CNT_W +: CNT_W]) + {}",
+                lit(cw, 0),
+                zext("s2_count_q[i*PCNT_W +: PCNT_W]", pcw, cw)
+            ),
+        )
+    };
+    m.clocked(
+        "accumulate",
+        vec![if_(
+            "s2_valid_q",
+            vec![Stmt::For {
+                var: "i".into(),
+                count: b,
+                body: vec![if_else("fill_bank_q", vec![add("bank1_q")], vec![add("bank0_q")])],
+            }],
+        )],
+    );
+    m.wire_eq("bank_set", 2, "{2{s2_valid_q & s2_last_q}} & (fill_bank_q ? 2'b10 : 2'b01)");
+    m.clocked(
+        "fill_control",
+        vec![if_else(
+            "rst",
+            vec![nb("fill_bank_q", "1'b0"), nb("fill_fresh_q", "1'b1")],
+            vec![if_(
+                "s2_valid_q",
+                vec![
+                    nb("fill_fresh_q", "s2_last_q"),
+                    nb("fill_bank_q", "fill_bank_q ^ s2_last_q"),
+                ],
+            )],
+        )],
+    );
+
+    // ---------------------------------------------------------------- weigh issue
+    m.comment(format!(
+        "Weighing: step s multiplies bins s*R .. s*R+R-1 by their LUT entries; {s} steps per vector.\n\
+         A vector's weighing starts only with a free result-FIFO credit, so the pipeline never stalls."
+    ));
+    m.reg("ws_busy_q", 1).reg("ws_bank_q", 1).reg("drain_bank_q", 1);
+    let step_expr = if s > 1 {
+        m.reg("ws_step_q", sb);
+        m.wire_eq("ws_final", 1, format!("ws_busy_q & (ws_step_q == {})", lit(sb, (s - 1) as u64)));
+        "ws_step_q"
+    } else {
+        m.wire_eq("ws_final", 1, "ws_busy_q");
+        ""
+    };
+    m.reg("outstanding_q", ob);
+    m.wire_eq(
+        "ws_start",
+        1,
+        format!(
+            "bank_full_q[drain_bank_q] & (~ws_busy_q | ws_final) & (outstanding_q < {})",
+            lit(ob, g.fifo_depth as u64)
+        ),
+    );
+    m.wire_eq("bank_clear", 2, "{2{ws_final}} & (ws_bank_q ? 2'b10 : 2'b01)");
+    let mut issue = vec![
+        nb("ws_busy_q", "ws_start | (ws_busy_q & ~ws_final)"),
+        if_(
+            "ws_start",
+            vec![nb("ws_bank_q", "drain_bank_q"), nb("drain_bank_q", "~drain_bank_q")],
+        ),
+        nb("bank_full_q", "(bank_full_q | bank_set) & ~bank_clear"),
+    ];
+    if s > 1 {
+        issue.push(if_else(
+            "ws_start",
+            vec![nb("ws_step_q", lit(sb, 0))],
+            vec![if_("ws_busy_q", vec![nb("ws_step_q", format!("ws_step_q + {}", lit(sb, 1)))])],
+        ));
+    }
+    m.clocked(
+        "weigh_control",
+        vec![if_else(
+            "rst",
+            vec![
+                nb("ws_busy_q", "1'b0"),
+                nb("ws_bank_q", "1'b0"),
+                nb("drain_bank_q", "1'b0"),
+                nb("bank_full_q", "2'b00"),
+            ],
+            issue,
+        )],
+    );
+
+    // Table: written through cfg, read R entries per step.
+    m.comment("f(centroid) table, loaded at run time.");
+    m.push(Item::Reg { name: "lut_q".into(), width: lb, signed: true, depth: Some(b) });
+    m.clocked("lut_write", vec![if_("cfg_we", vec![nb("lut_q[cfg_addr]", "cfg_wdata")])]);
+
+    // Stage A: operand select per multiplier lane.
+    m.reg("a_valid_q", 1).reg("a_first_q", 1).reg("a_last_q", 1);
+    m.reg("a_count_q", r * cw).reg("a_lut_q", r * lb);
+    let lut_index = match (sb, rb) {
+        (0, _) => "MUL_LANE".to_string(),
+        (_, 0) => step_expr.to_string(),
+        _ => format!("{{{step_expr}, MUL_LANE}}"),
+    };
+    let mut lane_body = vec![];
+    if rb > 0 {
+        // The multiplier lane as a constant of the width the LUT address needs.
+        lane_body.push(Item::GenParam { name: "MUL_LANE".into(), width: rb, expr: "mul".into() });
+    }
+    lane_body.push(Item::Reg { name: "op_count".into(), width: cw, signed: false, depth: None });
+    let pick = |st: u32| {
+        let idx = format!("({st} * R + mul) * CNT_W");
+        bl("op_count", format!("ws_bank_q ? bank1_q[{idx} +: CNT_W] : bank0_q[{idx} +: CNT_W]"))
+    };
+    let select = if s > 1 {
+        vec![Stmt::Case {
+            sel: "ws_step_q".into(),
+            arms: (0..s - 1).map(|st| (lit(sb, st as u64), vec![pick(st)])).collect(),
+            default: vec![pick(s - 1)],
+        }]
+    } else {
+        vec![pick(0)]
+    };
+    lane_body.push(Item::Comb { label: "select_count".into(), body: select });
+    lane_body.push(Item::Clocked {
+        label: "operands".into(),
+        body: vec![
+            nb("a_count_q[mul*CNT_W +: CNT_W]", "op_count"),
+            nb("a_lut_q[mul*LUT_W +: LUT_W]", format!("lut_q[{lut_index}]")),
+        ],
+    });
+    m.push(Item::GenFor { label: "g_operand".into(), var: "mul".into(), count: r, body: lane_body });
+    m.clocked(
+        "stage_a",
+        vec![
+            nb("a_valid_q", "rst ? 1'b0 : ws_busy_q"),
+            nb("a_first_q", if s > 1 { format!("ws_step_q == {}", lit(sb, 0)) } else { "1'b1".into() }),
+            nb("a_last_q", "ws_final"),
+        ],
+    );
+
+    // Stage B: products. Counts are non-negative: zero-extend, then multiply signed at Y_W,
+    // where no product of a count <= N_MAX and a table entry can overflow.
+    m.comment("Products at Y_W bits: -2^(Y_W-1) <= count * TABLE < 2^(Y_W-1) for count <= N_MAX.");
+    m.reg("b_valid_q", 1).reg("b_first_q", 1).reg("b_last_q", 1).reg("b_prod_q", r * yb);
+    m.push(Item::GenFor {
+        label: "g_multiply".into(),
+        var: "mul".into(),
+        count: r,
+        body: vec![
+            Item::Wire {
+                name: "count_ext".into(),
+                width: yb,
+                signed: true,
+                depth: None,
+                init: Some(zext("a_count_q[mul*CNT_W +: CNT_W]", cw, yb)),
+            },
+            Item::Wire {
+                name: "lut_entry".into(),
+                width: lb,
+                signed: true,
+                depth: None,
+                init: Some("a_lut_q[mul*LUT_W +: LUT_W]".into()),
+            },
+            Item::Wire {
+                name: "lut_ext".into(),
+                width: yb,
+                signed: true,
+                depth: None,
+                init: Some(sext("lut_entry", lb, yb)),
+            },
+            Item::Clocked {
+                label: "product".into(),
+                body: vec![nb("b_prod_q[mul*Y_W +: Y_W]", "count_ext * lut_ext")],
+            },
+        ],
+    });
+    m.clocked(
+        "stage_b",
+        vec![
+            nb("b_valid_q", "rst ? 1'b0 : a_valid_q"),
+            nb("b_first_q", "a_first_q"),
+            nb("b_last_q", "a_last_q"),
+        ],
+    );
+
+    // Stage C: adder tree + accumulate; the last step's sum goes straight into the FIFO.
+    m.comment("Sum of the step's products, accumulated over the steps of one vector.");
+    m.wire("step_sum", yb).reg("acc_q", yb);
+    m.instance(&tree, "u_add_tree", &[("i_terms", "b_prod_q".into()), ("o_sum", "step_sum".into())]);
+    m.wire_eq("acc_next", yb, "(b_first_q ? {Y_W{1'b0}} : acc_q) + step_sum");
+    m.clocked("stage_c", vec![if_("b_valid_q", vec![nb("acc_q", "acc_next")])]);
+
+    m.comment("Results wait here for the sink; credits guarantee a free slot for every push.");
+    m.wire_eq("push", 1, "b_valid_q & b_last_q");
+    m.wire_eq("pop", 1, "m_valid & m_ready");
+    m.wire("fifo_data", yb);
+    m.instance(
+        &fifo,
+        "u_result_fifo",
+        &[
+            ("clk", "clk".into()),
+            ("rst", "rst".into()),
+            ("push", "push".into()),
+            ("push_data", "acc_next".into()),
+            ("pop", "pop".into()),
+            ("m_valid", "m_valid".into()),
+            ("m_data", "fifo_data".into()),
+        ],
+    );
+    m.assign("m_sum", "fifo_data");
+    m.clocked(
+        "credits",
+        vec![if_else(
+            "rst",
+            vec![nb("outstanding_q", lit(ob, 0))],
+            vec![nb(
+                "outstanding_q",
+                format!("outstanding_q + {{{}'d0, ws_start}} - {{{}'d0, pop}}", ob - 1, ob - 1),
+            )],
+        )],
+    );
+    m.assign(
+        "idle",
+        format!(
+            "~s1_valid_q & ~s2_valid_q & fill_fresh_q & (bank_full_q == 2'b00) & ~ws_busy_q \
+             & ~a_valid_q & ~b_valid_q & (outstanding_q == {})",
+            lit(ob, 0)
+        ),
+    );
+
+    d.add(m);
+}
+// ---------------------------------------------------------------------------------------------
+// Golden vectors
+
+/// A table for one segment: the configured function on the report codebook, exp or square on
+/// random codebooks (scale fitted to entry_bits), or random entries over the full range.
+fn segment_table(rng: &mut Rng, s: &MapSpec, seg: u32) -> Vec<i64> {
+    let n = 1usize << s.in_bits[0];
+    let eb = s.out_bits;
+    let (lo, hi) = (-(1i64 << (eb - 1)), (1i64 << (eb - 1)) - 1);
+    match seg % 4 {
+        0 => {
+            let ca = super::report_in_codebook(s.section, s.in_bits[0], s.ac_bits, s.in_scale).unwrap();
+            let out = Out::Value { bits: eb, scale: s.value_scale() };
+            tables::table(s.func, &[&ca], s.in_scale, &out).unwrap()
+        }
+        1 => {
+            // RMSNorm: exact ca² when it fits, otherwise exp.
+            let ca = reference::random_codebook(rng, n, s.ac_bits);
+            let sq = tables::table(tables::Func::Square, &[&ca], 1.0, &Out::Value { bits: eb, scale: 1.0 });
+            sq.unwrap_or_else(|_| super::map::random_reference_table(rng, s, Some(tables::Func::Exp)))
+        }
+        2 => super::map::random_reference_table(rng, s, Some(tables::Func::Exp)),
+        _ => (0..n)
+            .map(|_| match rng.below(4) {
+                0 => lo,
+                1 => hi,
+                _ => rng.range(lo, hi),
+            })
+            .collect(),
+    }
+}
+
+fn load(w: &mut GoldenWriter, t: &[i64], bits: u32) {
+    for (a, &v) in t.iter().enumerate() {
+        w.cfg(a as u64, &hex_signed(v, bits));
+    }
+}
+
+/// `vectors` random reductions in segments of 200 with a table reload before each, then timed
+/// segments (the manifest's workloads, dense beats).
+pub fn golden(s: &MapSpec, c: &NlReduceConfig, vectors: u32, seed: u64, w: &mut GoldenWriter) {
+    let d = NlReduceDerived::new(s, c);
+    let pe = pe_equivalent(s, c);
+    let mut rng = Rng::new(seed);
+    w.header("nl_reduce", &["idx", "keep", "last"], &["sum"]);
+    let (mut done, mut seg) = (0u32, 0u32);
+    while done < vectors {
+        let t = segment_table(&mut rng, s, seg);
+        load(w, &t, d.entry_bits);
+        let n = 200.min(vectors - done);
+        for _ in 0..n {
+            let k = random_n(&mut rng, c.n_max);
+            let idx = random_indices(&mut rng, k, d.in_bits);
+            write_vector(w, &mut rng, &d, &idx, seg % 3 != 0);
+            w.out(&[hex_signed(direct_sum(&t, &idx), d.sum_bits)]);
+        }
+        w.sync();
+        done += n;
+        seg += 1;
+    }
+    let t = segment_table(&mut rng, s, 3);
+    load(w, &t, d.entry_bits);
+    for (count, k) in [(1usize, c.n_max), (64, c.n_max), (64, c.lanes.min(c.n_max))] {
+        let beats = vec![k.div_ceil(c.lanes); count];
+        w.timing(timing::cycles(&pe, &beats));
+        for _ in 0..count {
+            let idx = random_indices(&mut rng, k as usize, d.in_bits);
+            write_vector(w, &mut rng, &d, &idx, false);
+            w.out(&[hex_signed(direct_sum(&t, &idx), d.sum_bits)]);
+        }
+        w.sync();
+    }
+}
+
+/// The reference: Σ_j TABLE[idx_j], element by element (the hardware counts instead).
+pub fn direct_sum(t: &[i64], idx: &[u32]) -> i64 {
+    idx.iter().map(|&i| t[i as usize]).sum()
+}
+
+fn random_n(rng: &mut Rng, n_max: u32) -> usize {
+    let k = match rng.below(20) {
+        0 => 1,
+        1 => n_max as u64,
+        2..=4 => rng.range(1, n_max as i64) as u64,
+        _ => ((rng.unit() * (n_max as f64).ln()).exp() as u64).clamp(1, n_max as u64),
+    };
+    k as usize
+}
+
+fn random_indices(rng: &mut Rng, k: usize, bits: u32) -> Vec<u32> {
+    if rng.chance(1, 16) {
+        let a = rng.below(1 << bits) as u32;
+        return vec![a; k];
+    }
+    (0..k).map(|_| rng.below(1 << bits) as u32).collect()
+}
+
+/// Packs a vector into beats; with `holes` some lanes are empty (keep = 0, junk index).
+fn write_vector(w: &mut GoldenWriter, rng: &mut Rng, d: &NlReduceDerived, idx: &[u32], holes: bool) {
+    let lanes = d.lanes as usize;
+    let mut pos = 0;
+    loop {
+        let mut a = vec![0u64; lanes];
+        let mut keep = vec![0u64; lanes];
+        for lane in 0..lanes {
+            if pos >= idx.len() || (holes && rng.chance(1, 4)) {
+                a[lane] = rng.below(1 << d.in_bits);
+                continue;
+            }
+            a[lane] = idx[pos] as u64;
+            keep[lane] = 1;
+            pos += 1;
+        }
+        let last = pos >= idx.len();
+        w.input(&[hex_lanes(&a, d.in_bits), hex_lanes(&keep, 1), (last as u8).to_string()]);
+        if last {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_width_holds_the_extremes() {
+        let q = QuantConfig::default();
+        let c = NlReduceConfig::default();
+        let s = c.spec(&q).unwrap();
+        let d = NlReduceDerived::new(&s, &c);
+        assert_eq!((d.count_bits, d.sum_bits, d.weigh_steps, d.bins), (11, 26, 2, 16));
+        for n_max in [1u32, 2, 3, 1000, 1024, 1025, 1 << 20] {
+            let c = NlReduceConfig { n_max, ..NlReduceConfig::default() };
+            let d = NlReduceDerived::new(&c.spec(&q).unwrap(), &c);
+            let lo = -(1i64 << (c.entry_bits - 1));
+            let hi = (1i64 << (c.entry_bits - 1)) - 1;
+            let fits = |v: i64, w: u32| v >= -(1i64 << (w - 1)) && v < (1i64 << (w - 1));
+            let (a, b) = (n_max as i64 * lo, n_max as i64 * hi);
+            assert!(fits(a, d.sum_bits) && fits(b, d.sum_bits), "n_max={n_max}");
+            // Exact: one bit less fails for one of the extremes.
+            assert!(!fits(a, d.sum_bits - 1) || !fits(b, d.sum_bits - 1), "n_max={n_max}");
+        }
+    }
+
+    #[test]
+    fn counting_equals_direct_sum() {
+        let mut rng = Rng::new(11);
+        for _ in 0..100 {
+            let t: Vec<i64> = (0..16).map(|_| rng.range(-32768, 32767)).collect();
+            let n = random_n(&mut rng, 1024);
+            let idx = random_indices(&mut rng, n, 4);
+            let mut count = [0i64; 16];
+            for &i in &idx {
+                count[i as usize] += 1;
+            }
+            let by_count: i64 = count.iter().zip(&t).map(|(c, v)| c * v).sum();
+            assert_eq!(by_count, direct_sum(&t, &idx));
+        }
+    }
+
+    #[test]
+    fn latency_matches_the_pe_line_model() {
+        let q = QuantConfig { na: 3, ..QuantConfig::default() };
+        let c = NlReduceConfig { reduce_width: 4, lanes: 8, ..NlReduceConfig::default() };
+        let d = NlReduceDerived::new(&c.spec(&q).unwrap(), &c);
+        let pe = pe_equivalent(&c.spec(&q).unwrap(), &c);
+        for n in [1, 5, 128] {
+            assert_eq!(timing::cycles(&pe, &[n]), (n + d.latency_extra) as u64);
+        }
+    }
+}
