@@ -5,6 +5,8 @@
 //! hardware's cleverer methods (pair counting, binary-search comparator trees) are checked
 //! against something that is easy to believe.
 
+pub mod kmeans;
+
 use crate::rng::Rng;
 
 /// Pair index `j = (ia << nw) | iw`.
