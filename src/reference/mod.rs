@@ -6,6 +6,8 @@
 //! against something that is easy to believe.
 
 pub mod kmeans;
+pub mod quant;
+pub mod tensors;
 
 use crate::rng::Rng;
 
