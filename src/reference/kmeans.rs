@@ -239,31 +239,50 @@ fn farthest_value(h: &Histogram, c: &[f64]) -> f64 {
 /// k-means++: the first centroid with probability proportional to weight, each next one
 /// proportional to weight times squared distance to the nearest chosen centroid.
 fn kmeanspp(h: &Histogram, k: usize, rng: &mut Rng) -> Vec<f64> {
-    let pick = |score: &dyn Fn(usize) -> f64, total: f64, rng: &mut Rng| -> usize {
-        let mut r = rng.unit() * total;
-        for i in 0..h.len() {
-            r -= score(i);
+    /// Index where the running sum of `score` first exceeds `r` (the last index if rounding
+    /// leaves `r` unspent).
+    fn pick(score: &[f64], mut r: f64) -> usize {
+        for (i, s) in score.iter().enumerate() {
+            r -= s;
             if r < 0.0 {
                 return i;
             }
         }
-        h.len() - 1
-    };
+        score.len() - 1
+    }
+    let n = h.len();
     let total_w: f64 = h.w.iter().sum();
-    let first = pick(&|i| h.w[i], total_w, rng);
+    let first = pick(&h.w, rng.unit() * total_w);
     let mut c = vec![h.x[first]];
-    let mut d2: Vec<f64> = h.x.iter().map(|x| (x - h.x[first]).powi(2)).collect();
+    // score[i] = w_i * (distance to the nearest chosen centroid)^2
+    let mut score: Vec<f64> = h.x.iter().zip(&h.w).map(|(x, w)| w * (x - h.x[first]).powi(2)).collect();
     while c.len() < k {
-        let total: f64 = d2.iter().zip(&h.w).map(|(d, w)| d * w).sum();
-        let i = if total > 0.0 { pick(&|i| d2[i] * h.w[i], total, rng) } else { 0 };
-        let v = h.x[i];
-        if c.contains(&v) {
-            // Only when every value is already a centroid, which n > k excludes; be safe.
-            break;
+        let total: f64 = score.iter().sum();
+        if total <= 0.0 {
+            break; // every distinct value is a centroid; n > k excludes this
         }
+        let i = pick(&score, rng.unit() * total);
+        let v = h.x[i];
         c.push(v);
-        for (d, x) in d2.iter_mut().zip(&h.x) {
-            *d = d.min((x - v) * (x - v));
+        // Only a window around the new centroid gets closer to it: walking outward, the first
+        // value that an old centroid serves at least as well has that centroid between it and
+        // `v`, and so does every value beyond it.
+        let update = |j: usize, score: &mut Vec<f64>| {
+            let d = h.w[j] * (h.x[j] - v) * (h.x[j] - v);
+            if d < score[j] {
+                score[j] = d;
+                true
+            } else {
+                d == 0.0 && score[j] == 0.0
+            }
+        };
+        let mut j = i;
+        while update(j, &mut score) && j > 0 {
+            j -= 1;
+        }
+        j = i + 1;
+        while j < n && update(j, &mut score) {
+            j += 1;
         }
     }
     c

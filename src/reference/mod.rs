@@ -6,6 +6,7 @@
 //! against something that is easy to believe.
 
 pub mod kmeans;
+pub mod layer;
 pub mod quant;
 pub mod tensors;
 

@@ -68,13 +68,15 @@ pub fn to_int_codebook(c: &[f64], n: usize, bits: u32) -> (Vec<i64>, f64) {
     (v, unit)
 }
 
-/// Index of the nearest of ascending `c` to `x`, ties to the lower index (SPEC's encoder rule).
-pub fn nearest_index(x: f64, c: &[f64]) -> u32 {
-    let mut i = 0;
-    while i + 1 < c.len() && x > 0.5 * (c[i] + c[i + 1]) {
-        i += 1;
-    }
-    i as u32
+/// Index of the nearest of ascending `c` to `x`, ties to the lower index (SPEC's encoder rule):
+/// the number of midpoints strictly below `x`.
+pub fn nearest_index(x: f64, mids: &[f64]) -> u32 {
+    mids.partition_point(|&m| m < x) as u32
+}
+
+/// Midpoints between neighbours of ascending `c`, for [`nearest_index`].
+pub fn mids(c: &[f64]) -> Vec<f64> {
+    c.windows(2).map(|w| 0.5 * (w[0] + w[1])).collect()
 }
 
 /// A quantized weight matrix, `rows` output channels by `cols` inputs: the real weight is
@@ -133,8 +135,8 @@ pub fn kmeans_weights(w: &[f32], rows: usize, cols: usize, nw: u32, wc_bits: u32
     let norm: Vec<f32> = w.iter().enumerate().map(|(i, &v)| (v as f64 / s[i / cols]) as f32).collect();
     let c = fit(&norm, None, 1 << nw, how)?;
     let (cw, unit) = to_int_codebook(&c, 1 << nw, wc_bits);
-    let cf: Vec<f64> = cw.iter().map(|&v| v as f64).collect();
-    let idx = norm.iter().map(|&v| nearest_index(v as f64 / unit, &cf)).collect();
+    let m = mids(&cw.iter().map(|&v| v as f64).collect::<Vec<f64>>());
+    let idx = norm.iter().map(|&v| nearest_index(v as f64 / unit, &m)).collect();
     Ok(WeightQuant { rows, cols, cw, scale: s.iter().map(|x| x * unit).collect(), idx })
 }
 
@@ -279,15 +281,21 @@ impl QLinear {
         (0..self.w.rows)
             .map(|r| {
                 let iw = self.w.row_idx(r);
-                let main = super::dot(&self.a.ca, &self.w.cw, &t.ia, iw);
                 let y = super::dot_with_outliers(&self.a.ca, &self.w.cw, &t.x, &t.ia, iw, &t.outliers);
-                stats.main_abs += main.abs() as f64;
-                stats.comp_abs += (y - main).abs() as f64;
+                // The compensation term alone (cheap: only the outliers), for the statistics.
+                let comp = compensation(&self.a.ca, &self.w.cw, &t, iw);
+                stats.main_abs += (y - comp).abs() as f64;
+                stats.comp_abs += comp.abs() as f64;
                 stats.dots += 1;
                 (y as f64 * t.unit * self.w.scale[r]) as f32
             })
             .collect()
     }
+}
+
+/// SPEC's compensation term `Σ_{j∈O} (x_j − ca[ia_j]) · cw[iw_j]` of one dot product.
+pub fn compensation(ca: &[i64], cw: &[i64], t: &QToken, iw: &[u32]) -> i64 {
+    t.outliers.iter().map(|&j| (t.x[j] - ca[t.ia[j] as usize]) * cw[iw[j] as usize]).sum()
 }
 
 /// Mean squared error and signal-to-quantization-noise ratio (dB) of `q` against `x`.
