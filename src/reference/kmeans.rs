@@ -71,10 +71,10 @@ impl Histogram {
     /// Builds the histogram. Errors (one line) on empty input, non-finite values, or weights
     /// that are negative, non-finite, or of the wrong length. Zero-weight samples are dropped.
     pub fn new(values: &[f32], weights: Option<&[f32]>) -> Result<Histogram, String> {
-        if let Some(w) = weights {
-            if w.len() != values.len() {
-                return Err(format!("{} sample weights for {} values", w.len(), values.len()));
-            }
+        if let Some(w) = weights
+            && w.len() != values.len()
+        {
+            return Err(format!("{} sample weights for {} values", w.len(), values.len()));
         }
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(format!("value {i} is not finite ({})", values[i]));
@@ -336,8 +336,8 @@ fn solve_layer(
     }
     let mid = (lo + hi) / 2;
     let mut best = (f64::INFINITY, jlo);
-    for j in jlo..=jhi.min(mid - 1) {
-        let v = prev[j] + h.cost(j, mid);
+    for (j, p) in prev.iter().enumerate().take(jhi.min(mid - 1) + 1).skip(jlo) {
+        let v = p + h.cost(j, mid);
         if v < best.0 {
             best = (v, j);
         }

@@ -130,10 +130,10 @@ impl Layer {
         let ffn = self.mat(Proj::Gate).rows;
         let hd = self.head_dim;
         let ok = hd > 0
-            && self.mat(Proj::Q).rows % hd == 0
-            && self.mat(Proj::K).rows % hd == 0
+            && self.mat(Proj::Q).rows.is_multiple_of(hd)
+            && self.mat(Proj::K).rows.is_multiple_of(hd)
             && self.mat(Proj::K).rows > 0
-            && (self.mat(Proj::Q).rows / hd) % (self.mat(Proj::K).rows / hd) == 0
+            && (self.mat(Proj::Q).rows / hd).is_multiple_of(self.mat(Proj::K).rows / hd)
             && self.mat(Proj::V).rows == self.mat(Proj::K).rows
             && [Proj::K, Proj::V, Proj::Gate, Proj::Up].iter().all(|p| self.mat(*p).cols == d)
             && self.mat(Proj::O).cols == self.mat(Proj::Q).rows
@@ -450,14 +450,14 @@ mod tests {
         let x = &inputs[Proj::Up as usize][0];
         let t = lin.a.token(x);
         let y = lin.forward(x, &mut MatMulStats::default());
-        for r in 0..lin.w.rows {
+        for (r, &yr) in y.iter().enumerate() {
             let mut sum = 0.0f64;
             for j in 0..lin.w.cols {
                 let a = if t.outliers.contains(&j) { t.x[j] } else { lin.a.ca[t.ia[j] as usize] };
                 sum += (a * lin.w.cw[lin.w.row_idx(r)[j] as usize]) as f64;
             }
             let expect = (sum * t.unit * lin.w.scale[r]) as f32;
-            assert_eq!(y[r], expect, "row {r}");
+            assert_eq!(yr, expect, "row {r}");
         }
     }
 

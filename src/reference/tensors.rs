@@ -156,8 +156,6 @@ mod tests {
         std::fs::write(&ints, safetensors::serialize([("ids", view)], None).unwrap()).unwrap();
         let e = format!("{:#}", Weights::open(&ints).unwrap().tensor("ids").unwrap_err());
         assert!(e.contains("tensor 'ids'") && e.contains("dtype I32, which is not supported"), "{e}");
-        for msg in [e] {
-            assert!(!msg.contains('\n'));
-        }
+        assert!(!e.contains('\n'));
     }
 }
