@@ -31,6 +31,8 @@ enum Cmd {
         config: PathBuf,
     },
     /// Write golden test vectors (stimulus + expected results) for each block of a config.
+    /// With --from-layer: the MatMuls of a K-Means-quantized decoder layer as PE-line vectors
+    /// (OUT/golden_pe_line_layer.txt).
     Golden {
         #[arg(long)]
         config: PathBuf,
@@ -46,6 +48,64 @@ enum Cmd {
         /// Only this block.
         #[arg(long)]
         block: Option<String>,
+        /// Dump the default synthetic layer's MatMuls (K-Means W(nw)A(na), 0.5 %+0.5 %
+        /// outliers) as PE-line vectors instead of random ones.
+        #[arg(long)]
+        from_layer: bool,
+    },
+    /// Per tensor of a .safetensors file: MSE and SQNR of K-Means vs uniform INT weights.
+    Quantize {
+        #[arg(long)]
+        weights: PathBuf,
+        /// Only this tensor (default: every float tensor of rank >= 2).
+        #[arg(long)]
+        tensor: Option<String>,
+        #[arg(long, default_value_t = 4)]
+        nw: u32,
+        /// Signed width of a weight centroid.
+        #[arg(long, default_value_t = 8)]
+        wc_bits: u32,
+        /// Seed of k-means++.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Decoder-layer output error vs f32 for K-Means and uniform INT, each with and without
+    /// look-ahead outliers.
+    Eval {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Take nw/na/centroid bits from this config's [quant] section.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Weight index bits (overrides the config).
+        #[arg(long)]
+        nw: Option<u32>,
+        /// Activation index bits (overrides the config).
+        #[arg(long)]
+        na: Option<u32>,
+        /// Use layer --layer of this LLaMA-family checkpoint instead of the synthetic layer.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        #[arg(long, default_value_t = 0)]
+        layer: usize,
+        /// Attention head size of the checkpoint.
+        #[arg(long, default_value_t = 128)]
+        head_dim: usize,
+        /// Tokens evaluated (and as many calibration tokens).
+        #[arg(long, default_value_t = crate::reference::commands::EVAL_TOKENS)]
+        tokens: usize,
+        /// Outliers per side per token, percent of the reduction length.
+        #[arg(long, default_value_t = 0.5)]
+        outliers: f64,
+    },
+    /// Time Lloyd and the exact 1-D K-Means on N seeded Gaussian weights.
+    BenchKmeans {
+        #[arg(long, default_value_t = 10_000_000)]
+        n: usize,
+        #[arg(long, default_value_t = 16)]
+        k: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// List the blocks a config selects, one per line: `<name> <top module>`.
     Blocks {
@@ -82,12 +142,29 @@ fn run(cmd: Cmd) -> Result<()> {
             let cfg = Config::load(&config)?;
             print!("{}", design::explain(&cfg, &design::design_name(&config)));
         }
-        Cmd::Golden { config, out, seed, vectors, block } => {
+        Cmd::Golden { config, out, seed, vectors, block, from_layer } => {
             let cfg = Config::load(&config)?;
             let name = design::design_name(&config);
             let seed = seed.unwrap_or(cfg.test.seed);
             let vectors = vectors.unwrap_or(cfg.test.vectors);
             crate::config::in_range("--vectors", vectors, 1, 10_000_000).map_err(anyhow::Error::msg)?;
+            if from_layer {
+                if block.as_deref().is_some_and(|b| b != "pe_line") {
+                    bail!("--from-layer writes PE-line vectors only; drop --block or use --block pe_line");
+                }
+                crate::reference::commands::check_quant(&cfg.quant)?;
+                let g = crate::reference::golden_layer::pe_line_golden(&cfg, &name, seed, vectors)?;
+                std::fs::create_dir_all(&out)?;
+                let path = out.join("golden_pe_line_layer.txt");
+                let tmp = out.join(".golden_pe_line_layer.txt.tmp");
+                std::fs::write(&tmp, &g.text)?;
+                std::fs::rename(&tmp, &path)?;
+                let dots: u64 = g.figures.iter().map(|f| f.dots).sum();
+                println!("wrote {} (seed {seed}, {dots} dot products from the layer's 7 MatMuls)", path.display());
+                println!("outlier compensation per SPEC (not in the file: the PE line has no compensation path yet):");
+                print!("{}", g.summary());
+                return Ok(());
+            }
             let blocks = design::blocks(&cfg);
             if let Some(b) = &block {
                 if !blocks.iter().any(|x| x.name == b) {
@@ -104,6 +181,22 @@ fn run(cmd: Cmd) -> Result<()> {
                 std::fs::rename(&tmp, &path)?;
                 println!("wrote {} (seed {seed}, {vectors} vectors)", path.display());
             }
+        }
+        Cmd::Quantize { weights, tensor, nw, wc_bits, seed } => {
+            print!("{}", crate::reference::commands::quantize(&weights, tensor.as_deref(), nw, wc_bits, seed)?);
+        }
+        Cmd::Eval { seed, config, nw, na, weights, layer, head_dim, tokens, outliers } => {
+            let mut q = match &config {
+                Some(c) => Config::load(c)?.quant,
+                None => crate::config::QuantConfig::default(),
+            };
+            q.nw = nw.unwrap_or(q.nw);
+            q.na = na.unwrap_or(q.na);
+            let w = weights.as_deref().map(|p| (p, layer, head_dim));
+            print!("{}", crate::reference::commands::eval(&q, seed, w, tokens, outliers)?);
+        }
+        Cmd::BenchKmeans { n, k, seed } => {
+            print!("{}", crate::reference::commands::bench_kmeans(n, k, seed)?);
         }
         Cmd::Blocks { config } => {
             let cfg = Config::load(&config)?;

@@ -729,7 +729,7 @@ pub fn golden(q: &QuantConfig, c: &PeLineConfig, vectors: u32, seed: u64, w: &mu
     }
 }
 
-fn load_lut(w: &mut GoldenWriter, lut: &[i64], q: &QuantConfig) {
+pub(crate) fn load_lut(w: &mut GoldenWriter, lut: &[i64], q: &QuantConfig) {
     for (j, v) in lut.iter().enumerate() {
         w.cfg(j as u64, &hex_signed(*v, q.lut_bits()));
     }
@@ -763,7 +763,7 @@ fn random_indices(rng: &mut Rng, k: usize, na: u32, nw: u32) -> (Vec<u32>, Vec<u
 
 /// Packs one dot product into beats. With `holes`, lanes are left empty at random (keep = 0),
 /// so the element count of a beat varies; otherwise beats are dense and only the last is short.
-fn write_dot(w: &mut GoldenWriter, rng: &mut Rng, d: &PeLineDerived, ia: &[u32], iw: &[u32], holes: bool) {
+pub(crate) fn write_dot(w: &mut GoldenWriter, rng: &mut Rng, d: &PeLineDerived, ia: &[u32], iw: &[u32], holes: bool) {
     let lanes = d.lanes as usize;
     let mut pos = 0;
     while pos < ia.len() || pos == 0 {

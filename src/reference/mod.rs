@@ -5,6 +5,13 @@
 //! hardware's cleverer methods (pair counting, binary-search comparator trees) are checked
 //! against something that is easy to believe.
 
+pub mod commands;
+pub mod golden_layer;
+pub mod kmeans;
+pub mod layer;
+pub mod quant;
+pub mod tensors;
+
 use crate::rng::Rng;
 
 /// Pair index `j = (ia << nw) | iw`.

@@ -1,0 +1,363 @@
+//! Quantizers: K-Means codebooks (SPEC.md) and uniform round-to-nearest INT, both expressed as
+//! integer codebooks so that every quantized MatMul runs through the same integer index path
+//! (`reference::encode`, `reference::dot`, `reference::dot_with_outliers`).
+//!
+//! - Weights: one codebook per matrix, a scale per output channel. A row is normalized by its
+//!   largest magnitude, the codebook is fitted on all normalized values of the matrix, then
+//!   turned into `wc_bits` signed integers; the row scale absorbs the integer unit.
+//! - Activations: one normalized codebook per MatMul input, calibrated offline on calibration
+//!   tokens; at run time each token is divided by its own scale (the largest magnitude among its
+//!   non-outlier elements) and expressed in the integer units of the codebook, as `x_bits`
+//!   signed integers. Outliers (top-k and bottom-k per token, Orizuru's result) are then
+//!   compensated exactly as SPEC says; they may be far outside the codebook's range, which is
+//!   why `x` is wider than `ca`.
+//! - Uniform INT: the codebook is the evenly spaced integers; everything else is the same, so the
+//!   comparison isolates the codebook.
+
+use super::kmeans::{self, Histogram};
+
+/// How a K-Means codebook is fitted.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fit {
+    /// k-means++ seeding + Lloyd (what the paper does), seeded.
+    Lloyd { seed: u64 },
+    /// The exact 1-D optimum.
+    Optimal,
+}
+
+/// Fits up to `k` centroids (ascending) to `values`.
+pub fn fit(values: &[f32], weights: Option<&[f32]>, k: usize, how: Fit) -> Result<Vec<f64>, String> {
+    let h = Histogram::new(values, weights)?;
+    Ok(match how {
+        Fit::Lloyd { seed } => kmeans::lloyd(&h, k, seed),
+        Fit::Optimal => kmeans::optimal(&h, k),
+    })
+}
+
+/// Largest and smallest signed `bits`-wide integers.
+pub fn int_range(bits: u32) -> (i64, i64) {
+    (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1)
+}
+
+/// SPEC's integer centroids from real ones: exactly `n` signed `bits`-wide integers, ascending
+/// and distinct, and the real value of one integer unit. The largest |centroid| maps to the
+/// largest positive integer; centroids that round onto each other are nudged apart by one unit
+/// (and a short codebook is padded) because the encoder's midpoints need distinct centroids.
+pub fn to_int_codebook(c: &[f64], n: usize, bits: u32) -> (Vec<i64>, f64) {
+    let (lo, hi) = int_range(bits);
+    assert!(n as i64 <= hi - lo + 1, "{n} distinct centroids do not fit in {bits} bits");
+    let max = c.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let unit = if max > 0.0 { max / hi as f64 } else { 1.0 };
+    let mut v: Vec<i64> = c.iter().map(|x| ((x / unit).round() as i64).clamp(lo, hi)).collect();
+    v.sort_unstable();
+    v.truncate(n);
+    for i in 1..v.len() {
+        if v[i] <= v[i - 1] {
+            v[i] = v[i - 1] + 1;
+        }
+    }
+    while v.len() < n {
+        v.push(v.last().map_or(0, |x| x + 1));
+    }
+    // Pull anything pushed past the top back down, keeping one unit apart.
+    let last = v.len() - 1;
+    v[last] = v[last].min(hi);
+    for i in (0..last).rev() {
+        v[i] = v[i].min(v[i + 1] - 1);
+    }
+    (v, unit)
+}
+
+/// Index of the nearest of ascending `c` to `x`, ties to the lower index (SPEC's encoder rule):
+/// the number of midpoints strictly below `x`.
+pub fn nearest_index(x: f64, mids: &[f64]) -> u32 {
+    mids.partition_point(|&m| m < x) as u32
+}
+
+/// Midpoints between neighbours of ascending `c`, for [`nearest_index`].
+pub fn mids(c: &[f64]) -> Vec<f64> {
+    c.windows(2).map(|w| 0.5 * (w[0] + w[1])).collect()
+}
+
+/// A quantized weight matrix, `rows` output channels by `cols` inputs: the real weight is
+/// `scale[r] * cw[idx[r * cols + c]]`.
+#[derive(Clone, Debug)]
+pub struct WeightQuant {
+    pub rows: usize,
+    pub cols: usize,
+    pub cw: Vec<i64>,
+    pub scale: Vec<f64>,
+    pub idx: Vec<u32>,
+}
+
+impl WeightQuant {
+    pub fn dequant(&self) -> Vec<f32> {
+        self.idx
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| (self.scale[i / self.cols] * self.cw[k as usize] as f64) as f32)
+            .collect()
+    }
+
+    pub fn row_idx(&self, r: usize) -> &[u32] {
+        &self.idx[r * self.cols..(r + 1) * self.cols]
+    }
+}
+
+/// Each row's largest magnitude (1 for an all-zero row, so it still divides).
+fn row_max(w: &[f32], rows: usize, cols: usize) -> Vec<f64> {
+    (0..rows)
+        .map(|r| {
+            let m = w[r * cols..(r + 1) * cols].iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+            if m > 0.0 { m } else { 1.0 }
+        })
+        .collect()
+}
+
+fn check_bits(what: &str, n: u32, bits: u32) -> Result<(), String> {
+    if !(1..=8).contains(&n) {
+        return Err(format!("{what} index bits = {n} is out of range (allowed 1..=8)"));
+    }
+    if !(2..=16).contains(&bits) || n > bits {
+        return Err(format!(
+            "{what} centroid bits = {bits} cannot hold 2^{n} distinct centroids (allowed {}..=16)",
+            n.max(2)
+        ));
+    }
+    Ok(())
+}
+
+/// K-Means weight quantization: one `2^nw`-entry codebook per matrix, per-row scale.
+pub fn kmeans_weights(w: &[f32], rows: usize, cols: usize, nw: u32, wc_bits: u32, how: Fit) -> Result<WeightQuant, String> {
+    check_bits("weight", nw, wc_bits)?;
+    assert_eq!(w.len(), rows * cols);
+    let s = row_max(w, rows, cols);
+    let norm: Vec<f32> = w.iter().enumerate().map(|(i, &v)| (v as f64 / s[i / cols]) as f32).collect();
+    let c = fit(&norm, None, 1 << nw, how)?;
+    let (cw, unit) = to_int_codebook(&c, 1 << nw, wc_bits);
+    let m = mids(&cw.iter().map(|&v| v as f64).collect::<Vec<f64>>());
+    let idx = norm.iter().map(|&v| nearest_index(v as f64 / unit, &m)).collect();
+    Ok(WeightQuant { rows, cols, cw, scale: s.iter().map(|x| x * unit).collect(), idx })
+}
+
+/// Uniform symmetric round-to-nearest INT weights, per output channel: levels
+/// `-2^(nw-1) ..= 2^(nw-1)-1`, scale `max|row| / (2^(nw-1)-1)`.
+pub fn uniform_weights(w: &[f32], rows: usize, cols: usize, nw: u32, wc_bits: u32) -> Result<WeightQuant, String> {
+    check_bits("weight", nw, wc_bits)?;
+    let half = 1i64 << (nw - 1);
+    let qmax = (half - 1).max(1);
+    let s: Vec<f64> = row_max(w, rows, cols).iter().map(|m| m / qmax as f64).collect();
+    let cw: Vec<i64> = (-half..half).collect();
+    let idx = w
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (((v as f64 / s[i / cols]).round() as i64).clamp(-half, half - 1) + half) as u32)
+        .collect();
+    Ok(WeightQuant { rows, cols, cw, scale: s, idx })
+}
+
+/// Positions of the `k` largest and `k` smallest values (Orizuru's result; equal values in
+/// ascending position order), as one ascending set: an element in both lists is compensated once.
+pub fn outliers(x: &[f32], k: usize) -> Vec<usize> {
+    if k == 0 {
+        return vec![];
+    }
+    let mut order: Vec<usize> = (0..x.len()).collect();
+    order.sort_by(|&a, &b| x[b].total_cmp(&x[a]).then(a.cmp(&b)));
+    let mut set: Vec<usize> = order.iter().take(k).copied().collect();
+    order.sort_by(|&a, &b| x[a].total_cmp(&x[b]).then(a.cmp(&b)));
+    set.extend(order.iter().take(k));
+    set.sort_unstable();
+    set.dedup();
+    set
+}
+
+/// Outliers per side for a reduction of length `len` at `fraction` (e.g. 0.005): at least one
+/// when the fraction is non-zero, so short vectors still get compensation.
+pub fn outliers_per_side(len: usize, fraction: f64) -> usize {
+    if fraction <= 0.0 { 0 } else { ((len as f64 * fraction).round() as usize).clamp(1, len) }
+}
+
+/// An activation quantizer: a normalized integer codebook and the integer unit.
+#[derive(Clone, Debug)]
+pub struct ActQuant {
+    /// Activation centroids, ascending, distinct, signed `ac_bits`.
+    pub ca: Vec<i64>,
+    /// Encoder thresholds of `ca`.
+    pub b: Vec<i64>,
+    /// Real value of one integer unit for a token of scale 1.
+    pub unit: f64,
+    pub x_bits: u32,
+    /// Outliers compensated per side per token.
+    pub k: usize,
+}
+
+/// One token, quantized: integers in the codebook's units, indices, outlier positions and the
+/// real value of one integer unit for this token.
+#[derive(Clone, Debug)]
+pub struct QToken {
+    pub x: Vec<i64>,
+    pub ia: Vec<u32>,
+    pub outliers: Vec<usize>,
+    pub unit: f64,
+}
+
+/// The per-token scale: the largest magnitude outside the outlier set (1 if that is zero).
+fn token_scale(x: &[f32], o: &[usize]) -> f64 {
+    let mut m = 0.0f64;
+    for (j, v) in x.iter().enumerate() {
+        if o.binary_search(&j).is_err() {
+            m = m.max(v.abs() as f64);
+        }
+    }
+    if m > 0.0 { m } else { 1.0 }
+}
+
+impl ActQuant {
+    fn new(ca: Vec<i64>, unit: f64, x_bits: u32, k: usize) -> Self {
+        let b = super::midpoints(&ca);
+        ActQuant { ca, b, unit, x_bits, k }
+    }
+
+    /// K-Means codebook calibrated offline on `calib` tokens: normalized non-outlier values of
+    /// every token, clustered into `2^na` centroids.
+    pub fn kmeans(calib: &[Vec<f32>], na: u32, ac_bits: u32, x_bits: u32, k: usize, how: Fit) -> Result<Self, String> {
+        check_bits("activation", na, ac_bits)?;
+        let mut norm = Vec::new();
+        for t in calib {
+            let o = outliers(t, k);
+            let s = token_scale(t, &o);
+            norm.extend(t.iter().enumerate().filter(|(j, _)| o.binary_search(j).is_err()).map(|(_, v)| (*v as f64 / s) as f32));
+        }
+        let c = fit(&norm, None, 1 << na, how)?;
+        let (ca, unit) = to_int_codebook(&c, 1 << na, ac_bits);
+        Ok(Self::new(ca, unit, x_bits, k))
+    }
+
+    /// Uniform INT activations, per token: levels `-2^(na-1) ..= 2^(na-1)-1` spread over the
+    /// `ac_bits` range, token scale maps to level `2^(na-1)-1`.
+    pub fn uniform(na: u32, ac_bits: u32, x_bits: u32, k: usize) -> Result<Self, String> {
+        check_bits("activation", na, ac_bits)?;
+        let half = 1i64 << (na - 1);
+        let step = 1i64 << (ac_bits - na);
+        let ca: Vec<i64> = (-half..half).map(|l| l * step).collect();
+        let qmax = (half - 1).max(1) * step;
+        Ok(Self::new(ca, 1.0 / qmax as f64, x_bits, k))
+    }
+
+    /// Quantizes one token: picks the outliers, the scale, the integers and the indices.
+    pub fn token(&self, x: &[f32]) -> QToken {
+        let o = outliers(x, self.k);
+        let unit = token_scale(x, &o) * self.unit;
+        let (lo, hi) = int_range(self.x_bits);
+        let xi: Vec<i64> = x.iter().map(|&v| ((v as f64 / unit).round() as i64).clamp(lo, hi)).collect();
+        // Non-outliers are in the codebook's range by construction; outliers are whatever x is.
+        let ia = xi.iter().map(|&v| super::encode(v, &self.b)).collect();
+        QToken { x: xi, ia, outliers: o, unit }
+    }
+}
+
+/// Per-token outputs of a quantized MatMul and the integer parts SPEC defines.
+#[derive(Clone, Debug, Default)]
+pub struct MatMulStats {
+    /// Σ over dot products of |main-path Y|.
+    pub main_abs: f64,
+    /// Σ over dot products of |compensation term|.
+    pub comp_abs: f64,
+    pub dots: u64,
+}
+
+/// A quantized linear layer `y = W x` computed through the integer index path.
+#[derive(Clone, Debug)]
+pub struct QLinear {
+    pub w: WeightQuant,
+    pub a: ActQuant,
+}
+
+impl QLinear {
+    /// `y[r] = scale[r] · unit_t · Y_r`, `Y_r = dot_with_outliers(ca, cw, x, ia, iw_r, O)`.
+    pub fn forward(&self, x: &[f32], stats: &mut MatMulStats) -> Vec<f32> {
+        let t = self.a.token(x);
+        (0..self.w.rows)
+            .map(|r| {
+                let iw = self.w.row_idx(r);
+                let y = super::dot_with_outliers(&self.a.ca, &self.w.cw, &t.x, &t.ia, iw, &t.outliers);
+                // The compensation term alone (cheap: only the outliers), for the statistics.
+                let comp = compensation(&self.a.ca, &self.w.cw, &t, iw);
+                stats.main_abs += (y - comp).abs() as f64;
+                stats.comp_abs += comp.abs() as f64;
+                stats.dots += 1;
+                (y as f64 * t.unit * self.w.scale[r]) as f32
+            })
+            .collect()
+    }
+}
+
+/// SPEC's compensation term `Σ_{j∈O} (x_j − ca[ia_j]) · cw[iw_j]` of one dot product.
+pub fn compensation(ca: &[i64], cw: &[i64], t: &QToken, iw: &[u32]) -> i64 {
+    t.outliers.iter().map(|&j| (t.x[j] - ca[t.ia[j] as usize]) * cw[iw[j] as usize]).sum()
+}
+
+/// Mean squared error and signal-to-quantization-noise ratio (dB) of `q` against `x`.
+pub fn mse_sqnr(x: &[f32], q: &[f32]) -> (f64, f64) {
+    let (mut e, mut s) = (0.0f64, 0.0f64);
+    for (a, b) in x.iter().zip(q) {
+        e += (*a as f64 - *b as f64).powi(2);
+        s += (*a as f64).powi(2);
+    }
+    let n = x.len().max(1) as f64;
+    let sqnr = if e > 0.0 { 10.0 * (s / e).log10() } else { f64::INFINITY };
+    (e / n, sqnr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    #[test]
+    fn int_codebook_is_sorted_distinct_and_in_range() {
+        let mut rng = Rng::new(9);
+        for seed in 0..500 {
+            let n = 1usize << rng.range(1, 4);
+            let bits = rng.range(4, 8) as u32;
+            // Clumped centroids that collide after rounding.
+            let m = rng.range(0, n as i64) as usize;
+            let c: Vec<f64> = (0..m).map(|_| rng.normal() * 0.01 + if rng.chance(1, 2) { 1.0 } else { 0.0 }).collect();
+            let (v, unit) = to_int_codebook(&c, n, bits);
+            let (lo, hi) = int_range(bits);
+            assert_eq!(v.len(), n, "seed {seed}");
+            assert!(unit > 0.0);
+            assert!(v.windows(2).all(|w| w[0] < w[1]), "seed {seed}: {v:?}");
+            assert!(v.iter().all(|x| (lo..=hi).contains(x)), "seed {seed}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn kmeans_weights_beat_uniform_on_gaussian() {
+        let mut rng = Rng::new(1);
+        let (rows, cols) = (32, 256);
+        let w: Vec<f32> = (0..rows * cols).map(|_| rng.normal() as f32).collect();
+        let k = kmeans_weights(&w, rows, cols, 4, 8, Fit::Lloyd { seed: 1 }).unwrap();
+        let u = uniform_weights(&w, rows, cols, 4, 8).unwrap();
+        let (ek, _) = mse_sqnr(&w, &k.dequant());
+        let (eu, _) = mse_sqnr(&w, &u.dequant());
+        assert!(ek < eu, "K-Means MSE {ek} should beat uniform {eu}");
+    }
+
+    #[test]
+    fn outliers_follow_orizuru_order_and_merge() {
+        let x = [1.0, 5.0, -3.0, 5.0, 0.0];
+        assert_eq!(outliers(&x, 1), vec![1, 2]);
+        assert_eq!(outliers(&x, 3), vec![0, 1, 2, 3, 4]);
+        assert_eq!(outliers(&x, 0), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn bad_bits_are_one_line_errors() {
+        let e = kmeans_weights(&[1.0; 4], 2, 2, 9, 8, Fit::Optimal).unwrap_err();
+        assert_eq!(e, "weight index bits = 9 is out of range (allowed 1..=8)");
+        let e = ActQuant::uniform(4, 3, 16, 0).unwrap_err();
+        assert!(e.contains("activation centroid bits = 3"), "{e}");
+    }
+}
