@@ -26,4 +26,15 @@ while read -r block _top; do
     echo "[$name] FAIL $block (log: $log)"; tail -15 "$log" | sed 's/^/    /'
   fi
 done <"$build/blocks.txt"
+# Real data: the MatMuls of the reference decoder layer (K-Means W/A codebooks, LUTs, indices).
+if grep -q '^pe_line ' "$build/blocks.txt"; then
+  log=$build/sim_pe_line_layer.log
+  "$KLLM" golden --from-layer --config "$config" --out "$build" >"$build/layer_summary.txt" 2>&1 || status=1
+  testbenches/run_block.sh "$design" pe_line "$build/golden_pe_line_layer.txt" "$build" +seed="${SEED:-1}" >"$log" 2>&1 || status=1
+  if grep -q '^PASS' "$log"; then
+    echo "[$name] layer MatMuls $(grep '^PASS' "$log")"
+  else
+    status=1; echo "[$name] FAIL pe_line on layer MatMuls (log: $log)"; tail -15 "$log" | sed 's/^/    /'
+  fi
+fi
 exit $status
