@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use crate::encoder::EncoderConfig;
+use crate::orizuru::OrizuruConfig;
 use crate::pe_line::PeLineConfig;
 
 /// Shared number formats of SPEC.md "Integer mode".
@@ -94,6 +95,8 @@ pub struct Config {
     #[serde(default)]
     pub encoder: Option<EncoderConfig>,
     #[serde(default)]
+    pub orizuru: Option<OrizuruConfig>,
+    #[serde(default)]
     pub test: TestConfig,
 }
 
@@ -143,8 +146,11 @@ impl Config {
         if let Some(enc) = &self.encoder {
             enc.validate(&self.quant)?;
         }
-        if self.pe_line.is_none() && self.encoder.is_none() {
-            return Err("the config selects no block: add at least one of [pe_line], [encoder]".into());
+        if let Some(o) = &self.orizuru {
+            o.validate(&self.quant)?;
+        }
+        if self.pe_line.is_none() && self.encoder.is_none() && self.orizuru.is_none() {
+            return Err("the config selects no block: add at least one of [pe_line], [encoder], [orizuru]".into());
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod design;
 pub mod encoder;
 pub mod golden;
+pub mod orizuru;
 pub mod pe_line;
 pub mod reference;
 pub mod rng;
