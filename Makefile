@@ -68,6 +68,10 @@ sim-one: tools gen ## Verilator regression of CONFIG only
 sim-default: tools
 	@testbenches/sim_config.sh generators/default.toml
 
+.PHONY: sim-orizuru-long
+sim-orizuru-long: tools $(KLLM) ## Orizuru N=4096 at the full 20 000-vector count (10 chunks, a few minutes)
+	@testbenches/sim_orizuru_long.sh
+
 negative-control: tools $(KLLM) ## corrupted golden files must make the bench fail
 	@testbenches/negative_control.sh
 
