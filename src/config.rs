@@ -94,7 +94,8 @@ pub struct Config {
     pub pe_line: Option<PeLineConfig>,
     #[serde(default)]
     pub encoder: Option<EncoderConfig>,
-    #[serde(default)]
+    /// Skipped when absent so configs without it keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orizuru: Option<OrizuruConfig>,
     #[serde(default)]
     pub test: TestConfig,
