@@ -68,12 +68,19 @@ sim-one: tools gen ## Verilator regression of CONFIG only
 sim-default: tools
 	@testbenches/sim_config.sh generators/default.toml
 
+.PHONY: sim-orizuru-long
+sim-orizuru-long: tools $(KLLM) ## Orizuru N=4096 at the full 20 000-vector count (10 chunks, a few minutes)
+	@testbenches/sim_orizuru_long.sh
+
 negative-control: tools $(KLLM) ## corrupted golden files must make the bench fail
 	@testbenches/negative_control.sh
 
 # ------------------------------------------------------------------ synthesize
+# Yosys 0.23's generic `synth` of the N=4096 Orizuru did not finish in 10 minutes (5 GB): it is
+# lint-clean and simulated, but left out of the area table until a hierarchical flow exists.
+SYNTH_SKIP ?= generators/orizuru_n4096_k20.toml
 synth: tools $(KLLM) ## Yosys synth + check -assert, no latches, cell/FF counts into reports/synth.md
-	@scripts/synth.sh $(addprefix $(OUT)/,$(foreach c,$(CONFIGS),$(call NAME,$(c))))
+	@scripts/synth.sh $(addprefix $(OUT)/,$(foreach c,$(filter-out $(SYNTH_SKIP),$(CONFIGS)),$(call NAME,$(c))))
 
 # ------------------------------------------------------------------ test
 test-rust: ## cargo unit, snapshot and CLI tests

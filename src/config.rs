@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use crate::encoder::EncoderConfig;
+use crate::orizuru::OrizuruConfig;
 use crate::pe_line::PeLineConfig;
 
 /// Shared number formats of SPEC.md "Integer mode".
@@ -93,6 +94,9 @@ pub struct Config {
     pub pe_line: Option<PeLineConfig>,
     #[serde(default)]
     pub encoder: Option<EncoderConfig>,
+    /// Skipped when absent so configs without it keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orizuru: Option<OrizuruConfig>,
     #[serde(default)]
     pub test: TestConfig,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -158,10 +162,13 @@ impl Config {
         if let Some(c) = &self.nl_reduce {
             c.validate(&self.quant)?;
         }
+        if let Some(o) = &self.orizuru {
+            o.validate(&self.quant)?;
+        }
         let nl = self.nl_map.is_some() || self.nl_map2.is_some() || self.nl_reduce.is_some();
-        if self.pe_line.is_none() && self.encoder.is_none() && !nl {
+        if self.pe_line.is_none() && self.encoder.is_none() && self.orizuru.is_none() && !nl {
             return Err("the config selects no block: add at least one of [pe_line], [encoder], \
-                        [nl_map], [nl_map2], [nl_reduce]"
+                        [orizuru], [nl_map], [nl_map2], [nl_reduce]"
                 .into());
         }
         Ok(())

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::golden::GoldenWriter;
 use crate::verilog::{emit_module, Design};
-use crate::{encoder, pe_line};
+use crate::{encoder, orizuru, pe_line};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -47,6 +47,26 @@ pub fn blocks(cfg: &Config) -> Vec<Block> {
             generate: Box::new(move |d| encoder::generate(d, &q1, &c1)),
             golden: Box::new(move |n, s, w| encoder::golden(&q2, &c2, n, s, w)),
         });
+    }
+    if let Some(c) = cfg.orizuru.clone() {
+        let (q1, c1, q2, c2) = (q.clone(), c.clone(), q.clone(), c.clone());
+        out.push(Block {
+            name: "orizuru",
+            top: orizuru::TOP,
+            derived: serde_json::to_value(orizuru::OrizuruDerived::new(&q, &c)).unwrap(),
+            generate: Box::new(move |d| orizuru::generate(d, &q1, &c1)),
+            golden: Box::new(move |n, s, w| orizuru::golden(&q2, &c2, n, s, w, "orizuru")),
+        });
+        if c.baseline {
+            let (q1, c1, q2, c2) = (q.clone(), c.clone(), q.clone(), c.clone());
+            out.push(Block {
+                name: "topk_sorter",
+                top: orizuru::SORTER_TOP,
+                derived: serde_json::to_value(orizuru::SorterDerived::new(&q, &c)).unwrap(),
+                generate: Box::new(move |d| orizuru::generate_sorter(d, &q1, &c1)),
+                golden: Box::new(move |n, s, w| orizuru::golden(&q2, &c2, n, s, w, "topk_sorter")),
+            });
+        }
     }
     crate::nonlinear::blocks(cfg, &mut out);
     out

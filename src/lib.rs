@@ -12,6 +12,7 @@ pub mod design;
 pub mod encoder;
 pub mod golden;
 pub mod nonlinear;
+pub mod orizuru;
 pub mod pe_line;
 pub mod reference;
 pub mod rng;

@@ -55,6 +55,13 @@ fn bad_configs_fail_with_one_line_and_write_nothing() {
             "`nl_reduce.reduce_width` = 16 is out of range (allowed 1..=8)",
         ),
         ("[nl_map]\nin_scale = 0.001\n", "`nl_map.in_scale` = 0.001 puts the report codebook"),
+        ("[orizuru]\nn = 12\n", "`orizuru.n` = 12 must be a power of two"),
+        ("[orizuru]\nn = 8192\n", "`orizuru.n` = 8192 is out of range (allowed 2..=4096)"),
+        ("[orizuru]\nk = 0\n", "`orizuru.k` = 0 is out of range (allowed 1..=16)"),
+        ("[orizuru]\nn = 16\nk = 17\n", "`orizuru.k` = 17 is out of range (allowed 1..=16)"),
+        ("[orizuru]\nn = 64\nradix = 16\n", "`orizuru.radix` = 16 does not divide the tree: n = 64 must be a power of the radix (allowed 0, 2, 4, 8, 64; 0 = flat)"),
+        ("[orizuru]\nn = 16\nlanes = 3\n", "`orizuru.lanes` = 3 must be a power of two"),
+        ("[orizuru]\nn = 512\nlanes = 16\nbaseline = true\n", "`orizuru.baseline` = true needs n <= 256"),
     ];
     for (toml, want) in cases {
         let (code, err, left) = generate(toml);

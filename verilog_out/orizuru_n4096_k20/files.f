@@ -1,0 +1,1 @@
+kllm_orizuru.v

@@ -1,0 +1,2 @@
+kllm_orizuru.v
+kllm_topk_sorter.v
