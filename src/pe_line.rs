@@ -163,17 +163,11 @@ pub const TOP: &str = "kllm_pe_line";
 pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig) {
     let g = PeLineDerived::new(q, c);
     let popcount = popcount_module(d, g.lanes);
-    let tree = add_tree_module(d, g.reduce_width, g.y_bits);
-    let fifo = crate::common::fifo_module(d, g.y_bits, g.fifo_depth);
 
-    let (l, b, pb, pcw, cw, lb, yb, r, s) = (
+    let (l, b, pb, pcw, cw, lb, yb, r) = (
         g.lanes, g.bins, g.pair_bits, g.popcount_bits, g.count_bits, g.lut_bits, g.y_bits,
-        g.reduce_width, g.weigh_steps,
+        g.reduce_width,
     );
-    let sb = clog2(s as u64);
-    let rb = clog2(r as u64);
-    let ob = ubits(g.fifo_depth as u64);
-
     let mut m = Module::new(TOP);
     m.doc(format!(
         "Index-accumulation PE line: {l} index pairs per cycle, {b} bins (na={}, nw={}), \
@@ -290,9 +284,71 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig) {
         ],
     );
 
+    count_and_weigh(
+        &mut m,
+        d,
+        &WeighShape {
+            bins: b,
+            popcount_bits: pcw,
+            count_bits: cw,
+            table_bits: lb,
+            y_bits: yb,
+            reduce_width: r,
+            fifo_depth: g.fifo_depth,
+        },
+        &WeighText {
+            item: "dot product",
+            table: "Centroid-product table, loaded at run time.",
+            bound: "Products at Y_W bits: |count * LUT| <= K_MAX * 2^(LUT_W-2) < 2^(Y_W-1).",
+            out_port: "m_y",
+        },
+    );
+    d.add(m);
+}
+
+/// What differs between the users of the count-and-weigh back end: generated comments and the
+/// result port's name.
+pub(crate) struct WeighText<'a> {
+    /// What one result is of ("dot product", "vector").
+    pub item: &'a str,
+    /// Comment on the run-time table.
+    pub table: &'a str,
+    /// Comment stating why the products cannot overflow Y_W.
+    pub bound: &'a str,
+    pub out_port: &'a str,
+}
+
+/// The numbers the back end is built from.
+pub(crate) struct WeighShape {
+    pub bins: u32,
+    pub popcount_bits: u32,
+    pub count_bits: u32,
+    pub table_bits: u32,
+    pub y_bits: u32,
+    pub reduce_width: u32,
+    pub fifo_depth: u32,
+}
+
+/// Count banks, weighing issue, operand/product/accumulate stages, the result FIFO, credits and
+/// `idle`: the back end shared by `kllm_pe_line` and `kllm_nl_reduce`. The caller declares the
+/// S1/S2 registers (`s1_valid_q`, `s2_valid_q`, `s2_last_q`, `s2_count_q`, ...), the ports
+/// `cfg_*`, `m_valid`, `m_ready`, `idle`, the result port, and the localparams CNT_W, PCNT_W,
+/// LUT_W, Y_W and R.
+pub(crate) fn count_and_weigh(m: &mut Module, d: &mut Design, g: &WeighShape, t: &WeighText) {
+    let (b, pcw, cw, lb, yb, r) =
+        (g.bins, g.popcount_bits, g.count_bits, g.table_bits, g.y_bits, g.reduce_width);
+    let s = b / r;
+    let sb = clog2(s as u64);
+    let rb = clog2(r as u64);
+    let ob = ubits(g.fifo_depth as u64);
+    let tree = add_tree_module(d, r, yb);
+    let fifo = crate::common::fifo_module(d, yb, g.fifo_depth);
     // ---------------------------------------------------------------- count banks
-    m.comment("Two count banks: one counts while the other is weighed. The first beat of a dot\n\
-               product loads its bank instead of adding, so no clear cycle is needed.");
+    m.comment(format!(
+        "Two count banks: one counts while the other is weighed. The first beat of a {}\n\
+         loads its bank instead of adding, so no clear cycle is needed.",
+        t.item
+    ));
     m.reg("bank0_q", b * cw).reg("bank1_q", b * cw);
     m.push(Item::Integer("i".into()));
     let add = |bank: &str| {
@@ -334,8 +390,9 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig) {
 
     // ---------------------------------------------------------------- weigh issue
     m.comment(format!(
-        "Weighing: step s multiplies bins s*R .. s*R+R-1 by their LUT entries; {s} steps per dot product.\n\
-         A dot product starts only with a free result-FIFO credit, so the pipeline never stalls."
+        "Weighing: step s multiplies bins s*R .. s*R+R-1 by their table entries; {s} steps per {item}.\n\
+         A {item}'s weighing starts only with a free result-FIFO credit, so the pipeline never stalls.",
+        item = t.item
     ));
     m.reg("ws_busy_q", 1).reg("ws_bank_q", 1).reg("drain_bank_q", 1);
     let step_expr = if s > 1 {
@@ -385,8 +442,8 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig) {
         )],
     );
 
-    // LUT: written through cfg, read R entries per step.
-    m.comment("Centroid-product table, loaded at run time.");
+    // Table: written through cfg, read R entries per step.
+    m.comment(t.table);
     m.push(Item::Reg { name: "lut_q".into(), width: lb, signed: true, depth: Some(b) });
     m.clocked("lut_write", vec![if_("cfg_we", vec![nb("lut_q[cfg_addr]", "cfg_wdata")])]);
 
@@ -436,8 +493,8 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig) {
     );
 
     // Stage B: products. Counts are non-negative: zero-extend, then multiply signed at Y_W,
-    // where no product of a count <= K_MAX and a LUT entry can overflow.
-    m.comment("Products at Y_W bits: |count * LUT| <= K_MAX * 2^(LUT_W-2) < 2^(Y_W-1).");
+    // where the caller's width derivation rules out overflow.
+    m.comment(t.bound);
     m.reg("b_valid_q", 1).reg("b_first_q", 1).reg("b_last_q", 1).reg("b_prod_q", r * yb);
     m.push(Item::GenFor {
         label: "g_multiply".into(),
@@ -481,7 +538,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig) {
     );
 
     // Stage C: adder tree + accumulate; the last step's sum goes straight into the FIFO.
-    m.comment("Sum of the step's products, accumulated over the steps of one dot product.");
+    m.comment(format!("Sum of the step's products, accumulated over the steps of one {}.", t.item));
     m.wire("step_sum", yb).reg("acc_q", yb);
     m.instance(&tree, "u_add_tree", &[("i_terms", "b_prod_q".into()), ("o_sum", "step_sum".into())]);
     m.wire_eq("acc_next", yb, "(b_first_q ? {Y_W{1'b0}} : acc_q) + step_sum");
@@ -504,7 +561,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig) {
             ("m_data", "fifo_data".into()),
         ],
     );
-    m.assign("m_y", "fifo_data");
+    m.assign(t.out_port, "fifo_data");
     m.clocked(
         "credits",
         vec![if_else(
@@ -525,7 +582,6 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig) {
         ),
     );
 
-    d.add(m);
 }
 
 /// `kllm_popcount_w{n}`: number of set bits, as a balanced tree of smaller popcounts.

@@ -21,11 +21,13 @@ use super::tables::{self, Accuracy, Out};
 use super::{MapSpec, NlReduceConfig};
 use crate::config::QuantConfig;
 use crate::golden::{hex_lanes, hex_signed, GoldenWriter};
-use crate::pe_line::{add_tree_module, popcount_module, timing, PeLineConfig, PeLineDerived};
+use crate::pe_line::{
+    count_and_weigh, popcount_module, timing, PeLineConfig, PeLineDerived, WeighShape, WeighText,
+};
 use crate::reference;
 use crate::rng::Rng;
 use crate::verilog::{
-    bl, clog2, if_, if_else, lit, nb, sext, ubits, zext, Design, Item, Module, Stmt,
+    clog2, if_, nb, ubits, Design, Item, Module,
 };
 
 pub const TOP: &str = "kllm_nl_reduce";
@@ -105,17 +107,11 @@ impl NlReduceDerived {
 pub fn generate(d: &mut Design, spec: &MapSpec, c: &NlReduceConfig) {
     let g = NlReduceDerived::new(spec, c);
     let popcount = popcount_module(d, g.lanes);
-    let tree = add_tree_module(d, g.reduce_width, g.sum_bits);
-    let fifo = crate::common::fifo_module(d, g.sum_bits, g.fifo_depth);
 
-    let (l, b, pb, pcw, cw, lb, yb, r, s) = (
+    let (l, b, pb, pcw, cw, lb, yb, r) = (
         g.lanes, g.bins, g.in_bits, g.popcount_bits, g.count_bits, g.entry_bits, g.sum_bits,
-        g.reduce_width, g.weigh_steps,
+        g.reduce_width,
     );
-    let sb = clog2(s as u64);
-    let rb = clog2(r as u64);
-    let ob = ubits(g.fifo_depth as u64);
-
     let mut m = Module::new(TOP);
     m.doc(format!(
         "Centroid-table reduction by counting: {l} indices per cycle, {b} bins (in_bits={pb}), \
@@ -221,241 +217,25 @@ pub fn generate(d: &mut Design, spec: &MapSpec, c: &NlReduceConfig) {
         ],
     );
 
-    // ---------------------------------------------------------------- count banks
-    m.comment("Two count banks: one counts while the other is weighed. The first beat of a vector\n\
-               product loads its bank instead of adding, so no clear cycle is needed.");
-    m.reg("bank0_q", b * cw).reg("bank1_q", b * cw);
-    m.push(Item::Integer("i".into()));
-    let add = |bank: &str| {
-        nb(
-            format!("{bank}[i*CNT_W +: CNT_W]"),
-            format!(
-                "(fill_fresh_q ? {} : {bank}[i*CNT_W +: CNT_W]) + {}",
-                lit(cw, 0),
-                zext("s2_count_q[i*PCNT_W +: PCNT_W]", pcw, cw)
-            ),
-        )
-    };
-    m.clocked(
-        "accumulate",
-        vec![if_(
-            "s2_valid_q",
-            vec![Stmt::For {
-                var: "i".into(),
-                count: b,
-                body: vec![if_else("fill_bank_q", vec![add("bank1_q")], vec![add("bank0_q")])],
-            }],
-        )],
+    count_and_weigh(
+        &mut m,
+        d,
+        &WeighShape {
+            bins: b,
+            popcount_bits: pcw,
+            count_bits: cw,
+            table_bits: lb,
+            y_bits: yb,
+            reduce_width: r,
+            fifo_depth: g.fifo_depth,
+        },
+        &WeighText {
+            item: "vector",
+            table: "f(centroid) table, loaded at run time.",
+            bound: "Products at Y_W bits: -2^(Y_W-1) <= count * TABLE < 2^(Y_W-1) for count <= N_MAX.",
+            out_port: "m_sum",
+        },
     );
-    m.wire_eq("bank_set", 2, "{2{s2_valid_q & s2_last_q}} & (fill_bank_q ? 2'b10 : 2'b01)");
-    m.clocked(
-        "fill_control",
-        vec![if_else(
-            "rst",
-            vec![nb("fill_bank_q", "1'b0"), nb("fill_fresh_q", "1'b1")],
-            vec![if_(
-                "s2_valid_q",
-                vec![
-                    nb("fill_fresh_q", "s2_last_q"),
-                    nb("fill_bank_q", "fill_bank_q ^ s2_last_q"),
-                ],
-            )],
-        )],
-    );
-
-    // ---------------------------------------------------------------- weigh issue
-    m.comment(format!(
-        "Weighing: step s multiplies bins s*R .. s*R+R-1 by their LUT entries; {s} steps per vector.\n\
-         A vector's weighing starts only with a free result-FIFO credit, so the pipeline never stalls."
-    ));
-    m.reg("ws_busy_q", 1).reg("ws_bank_q", 1).reg("drain_bank_q", 1);
-    let step_expr = if s > 1 {
-        m.reg("ws_step_q", sb);
-        m.wire_eq("ws_final", 1, format!("ws_busy_q & (ws_step_q == {})", lit(sb, (s - 1) as u64)));
-        "ws_step_q"
-    } else {
-        m.wire_eq("ws_final", 1, "ws_busy_q");
-        ""
-    };
-    m.reg("outstanding_q", ob);
-    m.wire_eq(
-        "ws_start",
-        1,
-        format!(
-            "bank_full_q[drain_bank_q] & (~ws_busy_q | ws_final) & (outstanding_q < {})",
-            lit(ob, g.fifo_depth as u64)
-        ),
-    );
-    m.wire_eq("bank_clear", 2, "{2{ws_final}} & (ws_bank_q ? 2'b10 : 2'b01)");
-    let mut issue = vec![
-        nb("ws_busy_q", "ws_start | (ws_busy_q & ~ws_final)"),
-        if_(
-            "ws_start",
-            vec![nb("ws_bank_q", "drain_bank_q"), nb("drain_bank_q", "~drain_bank_q")],
-        ),
-        nb("bank_full_q", "(bank_full_q | bank_set) & ~bank_clear"),
-    ];
-    if s > 1 {
-        issue.push(if_else(
-            "ws_start",
-            vec![nb("ws_step_q", lit(sb, 0))],
-            vec![if_("ws_busy_q", vec![nb("ws_step_q", format!("ws_step_q + {}", lit(sb, 1)))])],
-        ));
-    }
-    m.clocked(
-        "weigh_control",
-        vec![if_else(
-            "rst",
-            vec![
-                nb("ws_busy_q", "1'b0"),
-                nb("ws_bank_q", "1'b0"),
-                nb("drain_bank_q", "1'b0"),
-                nb("bank_full_q", "2'b00"),
-            ],
-            issue,
-        )],
-    );
-
-    // Table: written through cfg, read R entries per step.
-    m.comment("f(centroid) table, loaded at run time.");
-    m.push(Item::Reg { name: "lut_q".into(), width: lb, signed: true, depth: Some(b) });
-    m.clocked("lut_write", vec![if_("cfg_we", vec![nb("lut_q[cfg_addr]", "cfg_wdata")])]);
-
-    // Stage A: operand select per multiplier lane.
-    m.reg("a_valid_q", 1).reg("a_first_q", 1).reg("a_last_q", 1);
-    m.reg("a_count_q", r * cw).reg("a_lut_q", r * lb);
-    let lut_index = match (sb, rb) {
-        (0, _) => "MUL_LANE".to_string(),
-        (_, 0) => step_expr.to_string(),
-        _ => format!("{{{step_expr}, MUL_LANE}}"),
-    };
-    let mut lane_body = vec![];
-    if rb > 0 {
-        // The multiplier lane as a constant of the width the LUT address needs.
-        lane_body.push(Item::GenParam { name: "MUL_LANE".into(), width: rb, expr: "mul".into() });
-    }
-    lane_body.push(Item::Reg { name: "op_count".into(), width: cw, signed: false, depth: None });
-    let pick = |st: u32| {
-        let idx = format!("({st} * R + mul) * CNT_W");
-        bl("op_count", format!("ws_bank_q ? bank1_q[{idx} +: CNT_W] : bank0_q[{idx} +: CNT_W]"))
-    };
-    let select = if s > 1 {
-        vec![Stmt::Case {
-            sel: "ws_step_q".into(),
-            arms: (0..s - 1).map(|st| (lit(sb, st as u64), vec![pick(st)])).collect(),
-            default: vec![pick(s - 1)],
-        }]
-    } else {
-        vec![pick(0)]
-    };
-    lane_body.push(Item::Comb { label: "select_count".into(), body: select });
-    lane_body.push(Item::Clocked {
-        label: "operands".into(),
-        body: vec![
-            nb("a_count_q[mul*CNT_W +: CNT_W]", "op_count"),
-            nb("a_lut_q[mul*LUT_W +: LUT_W]", format!("lut_q[{lut_index}]")),
-        ],
-    });
-    m.push(Item::GenFor { label: "g_operand".into(), var: "mul".into(), count: r, body: lane_body });
-    m.clocked(
-        "stage_a",
-        vec![
-            nb("a_valid_q", "rst ? 1'b0 : ws_busy_q"),
-            nb("a_first_q", if s > 1 { format!("ws_step_q == {}", lit(sb, 0)) } else { "1'b1".into() }),
-            nb("a_last_q", "ws_final"),
-        ],
-    );
-
-    // Stage B: products. Counts are non-negative: zero-extend, then multiply signed at Y_W,
-    // where no product of a count <= N_MAX and a table entry can overflow.
-    m.comment("Products at Y_W bits: -2^(Y_W-1) <= count * TABLE < 2^(Y_W-1) for count <= N_MAX.");
-    m.reg("b_valid_q", 1).reg("b_first_q", 1).reg("b_last_q", 1).reg("b_prod_q", r * yb);
-    m.push(Item::GenFor {
-        label: "g_multiply".into(),
-        var: "mul".into(),
-        count: r,
-        body: vec![
-            Item::Wire {
-                name: "count_ext".into(),
-                width: yb,
-                signed: true,
-                depth: None,
-                init: Some(zext("a_count_q[mul*CNT_W +: CNT_W]", cw, yb)),
-            },
-            Item::Wire {
-                name: "lut_entry".into(),
-                width: lb,
-                signed: true,
-                depth: None,
-                init: Some("a_lut_q[mul*LUT_W +: LUT_W]".into()),
-            },
-            Item::Wire {
-                name: "lut_ext".into(),
-                width: yb,
-                signed: true,
-                depth: None,
-                init: Some(sext("lut_entry", lb, yb)),
-            },
-            Item::Clocked {
-                label: "product".into(),
-                body: vec![nb("b_prod_q[mul*Y_W +: Y_W]", "count_ext * lut_ext")],
-            },
-        ],
-    });
-    m.clocked(
-        "stage_b",
-        vec![
-            nb("b_valid_q", "rst ? 1'b0 : a_valid_q"),
-            nb("b_first_q", "a_first_q"),
-            nb("b_last_q", "a_last_q"),
-        ],
-    );
-
-    // Stage C: adder tree + accumulate; the last step's sum goes straight into the FIFO.
-    m.comment("Sum of the step's products, accumulated over the steps of one vector.");
-    m.wire("step_sum", yb).reg("acc_q", yb);
-    m.instance(&tree, "u_add_tree", &[("i_terms", "b_prod_q".into()), ("o_sum", "step_sum".into())]);
-    m.wire_eq("acc_next", yb, "(b_first_q ? {Y_W{1'b0}} : acc_q) + step_sum");
-    m.clocked("stage_c", vec![if_("b_valid_q", vec![nb("acc_q", "acc_next")])]);
-
-    m.comment("Results wait here for the sink; credits guarantee a free slot for every push.");
-    m.wire_eq("push", 1, "b_valid_q & b_last_q");
-    m.wire_eq("pop", 1, "m_valid & m_ready");
-    m.wire("fifo_data", yb);
-    m.instance(
-        &fifo,
-        "u_result_fifo",
-        &[
-            ("clk", "clk".into()),
-            ("rst", "rst".into()),
-            ("push", "push".into()),
-            ("push_data", "acc_next".into()),
-            ("pop", "pop".into()),
-            ("m_valid", "m_valid".into()),
-            ("m_data", "fifo_data".into()),
-        ],
-    );
-    m.assign("m_sum", "fifo_data");
-    m.clocked(
-        "credits",
-        vec![if_else(
-            "rst",
-            vec![nb("outstanding_q", lit(ob, 0))],
-            vec![nb(
-                "outstanding_q",
-                format!("outstanding_q + {{{}'d0, ws_start}} - {{{}'d0, pop}}", ob - 1, ob - 1),
-            )],
-        )],
-    );
-    m.assign(
-        "idle",
-        format!(
-            "~s1_valid_q & ~s2_valid_q & fill_fresh_q & (bank_full_q == 2'b00) & ~ws_busy_q \
-             & ~a_valid_q & ~b_valid_q & (outstanding_q == {})",
-            lit(ob, 0)
-        ),
-    );
-
     d.add(m);
 }
 // ---------------------------------------------------------------------------------------------

@@ -88,7 +88,7 @@ module kllm_nl_reduce (
   end
 
   // Two count banks: one counts while the other is weighed. The first beat of a vector
-  // product loads its bank instead of adding, so no clear cycle is needed.
+  // loads its bank instead of adding, so no clear cycle is needed.
   reg  [87:0] bank0_q;
   reg  [87:0] bank1_q;
   integer i;
@@ -114,7 +114,7 @@ module kllm_nl_reduce (
     end
   end
 
-  // Weighing: step s multiplies bins s*R .. s*R+R-1 by their LUT entries; 2 steps per vector.
+  // Weighing: step s multiplies bins s*R .. s*R+R-1 by their table entries; 2 steps per vector.
   // A vector's weighing starts only with a free result-FIFO credit, so the pipeline never stalls.
   reg  ws_busy_q;
   reg  ws_bank_q;

@@ -94,8 +94,8 @@ module kllm_pe_line (
     s2_count_q <= bin_count;
   end
 
-  // Two count banks: one counts while the other is weighed. The first beat of a dot
-  // product loads its bank instead of adding, so no clear cycle is needed.
+  // Two count banks: one counts while the other is weighed. The first beat of a dot product
+  // loads its bank instead of adding, so no clear cycle is needed.
   reg  [143:0] bank0_q;
   reg  [143:0] bank1_q;
   integer i;
@@ -121,8 +121,8 @@ module kllm_pe_line (
     end
   end
 
-  // Weighing: step s multiplies bins s*R .. s*R+R-1 by their LUT entries; 4 steps per dot product.
-  // A dot product starts only with a free result-FIFO credit, so the pipeline never stalls.
+  // Weighing: step s multiplies bins s*R .. s*R+R-1 by their table entries; 4 steps per dot product.
+  // A dot product's weighing starts only with a free result-FIFO credit, so the pipeline never stalls.
   reg  ws_busy_q;
   reg  ws_bank_q;
   reg  drain_bank_q;
