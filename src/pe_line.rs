@@ -162,7 +162,6 @@ pub const TOP: &str = "kllm_pe_line";
 /// Builds `kllm_pe_line` and its sub-modules into `d`.
 pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig) {
     let g = PeLineDerived::new(q, c);
-    let popcount = popcount_module(d, g.lanes);
 
     let (l, b, pb, pcw, cw, lb, yb, r) = (
         g.lanes, g.bins, g.pair_bits, g.popcount_bits, g.count_bits, g.lut_bits, g.y_bits,
@@ -198,20 +197,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig) {
         m.localparam(name, 0, value as i64);
     }
 
-    // ---------------------------------------------------------------- S1: input registers
-    m.comment("Input handshake. A beat is accepted only if the bank it will count into is free:\n\
-               at most one finished-but-unweighed dot product may exist besides the one streaming.");
-    m.reg("s1_valid_q", 1).reg("s1_last_q", 1).reg("s1_pairs_q", l * pb).reg("s1_keep_q", l);
-    m.reg("s2_valid_q", 1).reg("s2_last_q", 1).reg("s2_count_q", b * pcw);
-    m.reg("bank_full_q", 2).reg("fill_bank_q", 1).reg("fill_fresh_q", 1);
-    m.wire_eq(
-        "pending",
-        2,
-        "{1'b0, bank_full_q[0]} + {1'b0, bank_full_q[1]} + {1'b0, s1_valid_q & s1_last_q} \
-         + {1'b0, s2_valid_q & s2_last_q}",
-    );
-    m.assign("s_ready", "(pending < 2'd2)");
-    m.wire_eq("in_fire", 1, "s_valid & s_ready");
+    // The pair index of every lane, {idx_a, idx_w}: what the bins count.
     m.wire("in_pairs", l * pb);
     m.push(Item::GenFor {
         label: "g_in_lane".into(),
@@ -222,19 +208,116 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig) {
             rhs: "{s_idx_a[lane*NA +: NA], s_idx_w[lane*NW +: NW]}".into(),
         }],
     });
+    count_and_weigh(
+        &mut m,
+        d,
+        &WeighShape {
+            lanes: l,
+            idx_bits: pb,
+            bins: b,
+            popcount_bits: pcw,
+            count_bits: cw,
+            table_bits: lb,
+            y_bits: yb,
+            reduce_width: r,
+            fifo_depth: g.fifo_depth,
+        },
+        &WeighText {
+            item: "dot product",
+            table: "Centroid-product table, loaded at run time.",
+            bound: "Products at Y_W bits: |count * LUT| <= K_MAX * 2^(LUT_W-2) < 2^(Y_W-1).",
+            out_port: "m_y",
+            element: "pair",
+            idx_reg: "s1_pairs_q",
+            idx_param: "PAIR_W",
+            idx_source: "in_pairs",
+        },
+    );
+    d.add(m);
+}
+
+/// What differs between the users of the count-and-weigh back end: generated comments and the
+/// result port's name.
+pub(crate) struct WeighText<'a> {
+    /// What one result is of ("dot product", "vector").
+    pub item: &'a str,
+    /// Comment on the run-time table.
+    pub table: &'a str,
+    /// Comment stating why the products cannot overflow Y_W.
+    pub bound: &'a str,
+    pub out_port: &'a str,
+    /// What a lane carries ("pair", "index").
+    pub element: &'a str,
+    /// The S1 register holding the lanes' indices, the localparam of its lane width, and the
+    /// expression it is loaded from.
+    pub idx_reg: &'a str,
+    pub idx_param: &'a str,
+    pub idx_source: &'a str,
+}
+
+/// The numbers the back end is built from.
+pub(crate) struct WeighShape {
+    pub lanes: u32,
+    /// Bits of what one lane carries into the one-hot decode (a pair index, or an index).
+    pub idx_bits: u32,
+    pub bins: u32,
+    pub popcount_bits: u32,
+    pub count_bits: u32,
+    pub table_bits: u32,
+    pub y_bits: u32,
+    pub reduce_width: u32,
+    pub fifo_depth: u32,
+}
+
+/// Everything from the input registers on: handshake, one-hot decode and per-bin popcount,
+/// count banks, weighing issue, operand/product/accumulate stages, the result FIFO, credits and
+/// `idle`; shared by `kllm_pe_line` and `kllm_nl_reduce`. The caller declares the ports
+/// (`s_valid`, `s_ready`, `s_keep`, `s_last`, `cfg_*`, `m_valid`, `m_ready`, `idle`, the result
+/// port), the localparams LANES, PCNT_W, CNT_W, LUT_W, Y_W, R and `idx_param`, and whatever
+/// `idx_source` names.
+pub(crate) fn count_and_weigh(m: &mut Module, d: &mut Design, g: &WeighShape, t: &WeighText) {
+    let (b, pcw, cw, lb, yb, r) =
+        (g.bins, g.popcount_bits, g.count_bits, g.table_bits, g.y_bits, g.reduce_width);
+    let s = b / r;
+    let sb = clog2(s as u64);
+    let rb = clog2(r as u64);
+    let ob = ubits(g.fifo_depth as u64);
+    let tree = add_tree_module(d, r, yb);
+    let fifo = crate::common::fifo_module(d, yb, g.fifo_depth);
+    let (l, pb, popcount) = (g.lanes, g.idx_bits, popcount_module(d, g.lanes));
+    // ---------------------------------------------------------------- S1: input registers
+    m.comment(format!(
+        "Input handshake. A beat is accepted only if the bank it will count into is free:\n\
+         at most one finished-but-unweighed {} may exist besides the one streaming.",
+        t.item
+    ));
+    m.reg("s1_valid_q", 1).reg("s1_last_q", 1).reg(t.idx_reg, l * pb).reg("s1_keep_q", l);
+    m.reg("s2_valid_q", 1).reg("s2_last_q", 1).reg("s2_count_q", b * pcw);
+    m.reg("bank_full_q", 2).reg("fill_bank_q", 1).reg("fill_fresh_q", 1);
+    m.wire_eq(
+        "pending",
+        2,
+        "{1'b0, bank_full_q[0]} + {1'b0, bank_full_q[1]} + {1'b0, s1_valid_q & s1_last_q} \
+         + {1'b0, s2_valid_q & s2_last_q}",
+    );
+    m.assign("s_ready", "(pending < 2'd2)");
+    m.wire_eq("in_fire", 1, "s_valid & s_ready");
     m.clocked(
         "stage1",
         vec![
             nb("s1_valid_q", "rst ? 1'b0 : in_fire"),
             if_(
                 "in_fire",
-                vec![nb("s1_last_q", "s_last"), nb("s1_pairs_q", "in_pairs"), nb("s1_keep_q", "s_keep")],
+                vec![nb("s1_last_q", "s_last"), nb(t.idx_reg, t.idx_source), nb("s1_keep_q", "s_keep")],
             ),
         ],
     );
 
     // ---------------------------------------------------------------- S2: decode + popcount
-    m.comment("One-hot decode of every lane's pair, transposed so each bin sees one bit per lane.");
+    m.comment(format!(
+        "One-hot decode of every lane's {}, transposed so each bin sees one bit per lane.",
+        t.element
+    ));
     m.wire("bin_hits", b * l).wire("bin_count", b * pcw);
     m.push(Item::GenFor {
         label: "g_decode".into(),
@@ -247,8 +330,11 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig) {
                 signed: false,
                 depth: None,
                 init: Some(format!(
-                    "{{{{{}{{1'b0}}}}, s1_keep_q[lane]}} << s1_pairs_q[lane*PAIR_W +: PAIR_W]",
-                    b - 1
+                    "{{{{{}{{1'b0}}}}, s1_keep_q[lane]}} << {}[lane*{} +: {}]",
+                    b - 1,
+                    t.idx_reg,
+                    t.idx_param,
+                    t.idx_param
                 )),
             },
             Item::GenFor {
@@ -284,65 +370,6 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig) {
         ],
     );
 
-    count_and_weigh(
-        &mut m,
-        d,
-        &WeighShape {
-            bins: b,
-            popcount_bits: pcw,
-            count_bits: cw,
-            table_bits: lb,
-            y_bits: yb,
-            reduce_width: r,
-            fifo_depth: g.fifo_depth,
-        },
-        &WeighText {
-            item: "dot product",
-            table: "Centroid-product table, loaded at run time.",
-            bound: "Products at Y_W bits: |count * LUT| <= K_MAX * 2^(LUT_W-2) < 2^(Y_W-1).",
-            out_port: "m_y",
-        },
-    );
-    d.add(m);
-}
-
-/// What differs between the users of the count-and-weigh back end: generated comments and the
-/// result port's name.
-pub(crate) struct WeighText<'a> {
-    /// What one result is of ("dot product", "vector").
-    pub item: &'a str,
-    /// Comment on the run-time table.
-    pub table: &'a str,
-    /// Comment stating why the products cannot overflow Y_W.
-    pub bound: &'a str,
-    pub out_port: &'a str,
-}
-
-/// The numbers the back end is built from.
-pub(crate) struct WeighShape {
-    pub bins: u32,
-    pub popcount_bits: u32,
-    pub count_bits: u32,
-    pub table_bits: u32,
-    pub y_bits: u32,
-    pub reduce_width: u32,
-    pub fifo_depth: u32,
-}
-
-/// Count banks, weighing issue, operand/product/accumulate stages, the result FIFO, credits and
-/// `idle`: the back end shared by `kllm_pe_line` and `kllm_nl_reduce`. The caller declares the
-/// S1/S2 registers (`s1_valid_q`, `s2_valid_q`, `s2_last_q`, `s2_count_q`, ...), the ports
-/// `cfg_*`, `m_valid`, `m_ready`, `idle`, the result port, and the localparams CNT_W, PCNT_W,
-/// LUT_W, Y_W and R.
-pub(crate) fn count_and_weigh(m: &mut Module, d: &mut Design, g: &WeighShape, t: &WeighText) {
-    let (b, pcw, cw, lb, yb, r) =
-        (g.bins, g.popcount_bits, g.count_bits, g.table_bits, g.y_bits, g.reduce_width);
-    let s = b / r;
-    let sb = clog2(s as u64);
-    let rb = clog2(r as u64);
-    let ob = ubits(g.fifo_depth as u64);
-    let tree = add_tree_module(d, r, yb);
-    let fifo = crate::common::fifo_module(d, yb, g.fifo_depth);
     // ---------------------------------------------------------------- count banks
     m.comment(format!(
         "Two count banks: one counts while the other is weighed. The first beat of a {}\n\

@@ -22,12 +22,12 @@ use super::{MapSpec, NlReduceConfig};
 use crate::config::QuantConfig;
 use crate::golden::{hex_lanes, hex_signed, GoldenWriter};
 use crate::pe_line::{
-    count_and_weigh, popcount_module, timing, PeLineConfig, PeLineDerived, WeighShape, WeighText,
+    count_and_weigh, timing, PeLineConfig, PeLineDerived, WeighShape, WeighText,
 };
 use crate::reference;
 use crate::rng::Rng;
 use crate::verilog::{
-    clog2, if_, nb, ubits, Design, Item, Module,
+    clog2, ubits, Design, Module,
 };
 
 pub const TOP: &str = "kllm_nl_reduce";
@@ -106,7 +106,6 @@ impl NlReduceDerived {
 
 pub fn generate(d: &mut Design, spec: &MapSpec, c: &NlReduceConfig) {
     let g = NlReduceDerived::new(spec, c);
-    let popcount = popcount_module(d, g.lanes);
 
     let (l, b, pb, pcw, cw, lb, yb, r) = (
         g.lanes, g.bins, g.in_bits, g.popcount_bits, g.count_bits, g.entry_bits, g.sum_bits,
@@ -141,86 +140,12 @@ pub fn generate(d: &mut Design, spec: &MapSpec, c: &NlReduceConfig) {
         m.localparam(name, 0, value as i64);
     }
 
-    // ---------------------------------------------------------------- S1: input registers
-    m.comment("Input handshake. A beat is accepted only if the bank it will count into is free:\n\
-               at most one finished-but-unweighed vector may exist besides the one streaming.");
-    m.reg("s1_valid_q", 1).reg("s1_last_q", 1).reg("s1_idx_q", l * pb).reg("s1_keep_q", l);
-    m.reg("s2_valid_q", 1).reg("s2_last_q", 1).reg("s2_count_q", b * pcw);
-    m.reg("bank_full_q", 2).reg("fill_bank_q", 1).reg("fill_fresh_q", 1);
-    m.wire_eq(
-        "pending",
-        2,
-        "{1'b0, bank_full_q[0]} + {1'b0, bank_full_q[1]} + {1'b0, s1_valid_q & s1_last_q} \
-         + {1'b0, s2_valid_q & s2_last_q}",
-    );
-    m.assign("s_ready", "(pending < 2'd2)");
-    m.wire_eq("in_fire", 1, "s_valid & s_ready");
-    m.clocked(
-        "stage1",
-        vec![
-            nb("s1_valid_q", "rst ? 1'b0 : in_fire"),
-            if_(
-                "in_fire",
-                vec![nb("s1_last_q", "s_last"), nb("s1_idx_q", "s_idx"), nb("s1_keep_q", "s_keep")],
-            ),
-        ],
-    );
-
-    // ---------------------------------------------------------------- S2: decode + popcount
-    m.comment("One-hot decode of every lane's index, transposed so each bin sees one bit per lane.");
-    m.wire("bin_hits", b * l).wire("bin_count", b * pcw);
-    m.push(Item::GenFor {
-        label: "g_decode".into(),
-        var: "lane".into(),
-        count: l,
-        body: vec![
-            Item::Wire {
-                name: "onehot".into(),
-                width: b,
-                signed: false,
-                depth: None,
-                init: Some(format!(
-                    "{{{{{}{{1'b0}}}}, s1_keep_q[lane]}} << s1_idx_q[lane*IDX_W +: IDX_W]",
-                    b - 1
-                )),
-            },
-            Item::GenFor {
-                label: "g_transpose".into(),
-                var: "bin".into(),
-                count: b,
-                body: vec![Item::Assign {
-                    lhs: "bin_hits[bin*LANES + lane]".into(),
-                    rhs: "onehot[bin]".into(),
-                }],
-            },
-        ],
-    });
-    m.push(Item::GenFor {
-        label: "g_popcount".into(),
-        var: "bin".into(),
-        count: b,
-        body: vec![Item::Instance {
-            module: popcount.clone(),
-            name: "u_popcount".into(),
-            conns: vec![
-                ("i_bits".into(), "bin_hits[bin*LANES +: LANES]".into()),
-                ("o_count".into(), "bin_count[bin*PCNT_W +: PCNT_W]".into()),
-            ],
-        }],
-    });
-    m.clocked(
-        "stage2",
-        vec![
-            nb("s2_valid_q", "rst ? 1'b0 : s1_valid_q"),
-            nb("s2_last_q", "s1_last_q"),
-            nb("s2_count_q", "bin_count"),
-        ],
-    );
-
     count_and_weigh(
         &mut m,
         d,
         &WeighShape {
+            lanes: l,
+            idx_bits: pb,
             bins: b,
             popcount_bits: pcw,
             count_bits: cw,
@@ -234,6 +159,10 @@ pub fn generate(d: &mut Design, spec: &MapSpec, c: &NlReduceConfig) {
             table: "f(centroid) table, loaded at run time.",
             bound: "Products at Y_W bits: -2^(Y_W-1) <= count * TABLE < 2^(Y_W-1) for count <= N_MAX.",
             out_port: "m_sum",
+            element: "index",
+            idx_reg: "s1_idx_q",
+            idx_param: "IDX_W",
+            idx_source: "s_idx",
         },
     );
     d.add(m);

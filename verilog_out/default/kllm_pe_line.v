@@ -38,6 +38,12 @@ module kllm_pe_line (
   localparam LUT_W = 16;
   localparam Y_W = 28;
   localparam R = 8;
+  wire [127:0] in_pairs;
+  generate
+    for (lane = 0; lane < 16; lane = lane + 1) begin : g_in_lane
+      assign in_pairs[lane*PAIR_W +: PAIR_W] = {s_idx_a[lane*NA +: NA], s_idx_w[lane*NW +: NW]};
+    end
+  endgenerate
 
   // Input handshake. A beat is accepted only if the bank it will count into is free:
   // at most one finished-but-unweighed dot product may exist besides the one streaming.
@@ -54,12 +60,6 @@ module kllm_pe_line (
   wire [1:0] pending = {1'b0, bank_full_q[0]} + {1'b0, bank_full_q[1]} + {1'b0, s1_valid_q & s1_last_q} + {1'b0, s2_valid_q & s2_last_q};
   assign s_ready = (pending < 2'd2);
   wire in_fire = s_valid & s_ready;
-  wire [127:0] in_pairs;
-  generate
-    for (lane = 0; lane < 16; lane = lane + 1) begin : g_in_lane
-      assign in_pairs[lane*PAIR_W +: PAIR_W] = {s_idx_a[lane*NA +: NA], s_idx_w[lane*NW +: NW]};
-    end
-  endgenerate
   always @(posedge clk) begin : stage1
     s1_valid_q <= rst ? 1'b0 : in_fire;
     if (in_fire) begin
