@@ -187,12 +187,8 @@ impl OrizuruDerived {
             register_bits,
             predicted: OrzPredicted { single_cycles: 0, stream16_cycles: 0 },
         };
-        let (f, outs) = timing::orizuru_schedule(&d, 1);
-        d.latency_first_output = outs[0] - f + 1;
-        d.predicted.single_cycles = timing::span(f, &outs);
-        let (f, outs) = timing::orizuru_schedule(&d, 16);
-        d.predicted.stream16_cycles = timing::span(f, &outs);
-        d.cycles_per_vector = timing::interval(&outs, 2 * k as usize, 16);
+        (d.latency_first_output, d.predicted, d.cycles_per_vector) =
+            timing::predict(k, |v| timing::orizuru_schedule(&d, v));
         d
     }
 }
@@ -248,12 +244,8 @@ impl SorterDerived {
             register_bits,
             predicted: OrzPredicted { single_cycles: 0, stream16_cycles: 0 },
         };
-        let (f, outs) = timing::sorter_schedule(&d, 1);
-        d.latency_first_output = outs[0] - f + 1;
-        d.predicted.single_cycles = timing::span(f, &outs);
-        let (f, outs) = timing::sorter_schedule(&d, 16);
-        d.predicted.stream16_cycles = timing::span(f, &outs);
-        d.cycles_per_vector = timing::interval(&outs, 2 * k as usize, 16);
+        (d.latency_first_output, d.predicted, d.cycles_per_vector) =
+            timing::predict(k, |v| timing::sorter_schedule(&d, v));
         d
     }
 }
@@ -329,6 +321,22 @@ pub mod timing {
     use super::{OrizuruDerived, SorterDerived};
 
     /// First input edge to last output edge, inclusive.
+    /// Latency to the first output, the predicted cycles of the timed workloads, and the
+    /// back-to-back interval, from a block's cycle model (`schedule(vectors)`). Orizuru and the
+    /// sorter baseline report the same figures, measured the same way.
+    pub fn predict(
+        k: u32,
+        schedule: impl Fn(u32) -> (u64, Vec<u64>),
+    ) -> (u64, super::OrzPredicted, u64) {
+        let (f, outs) = schedule(1);
+        let latency = outs[0] - f + 1;
+        let single_cycles = span(f, &outs);
+        let (f, outs) = schedule(16);
+        let stream16_cycles = span(f, &outs);
+        let interval = interval(&outs, 2 * k as usize, 16);
+        (latency, super::OrzPredicted { single_cycles, stream16_cycles }, interval)
+    }
+
     pub fn span(first: u64, outs: &[u64]) -> u64 {
         outs.last().map(|l| l - first + 1).unwrap_or(0)
     }
