@@ -1,6 +1,6 @@
 # kllm-gen: generate, lint, simulate and synthesize K-Means-quantized accelerator blocks.
-# `make help` lists the targets. Missing tools (Verilator, Yosys, Icarus) are installed with
-# apt-get on first use; Rust crates come through cargo.
+# `make help` lists the targets. Missing tools (Verilator, Yosys, Icarus, nextpnr-ice40) are
+# installed with apt-get on first use; Rust crates come through cargo.
 
 SHELL      := /bin/bash
 CONFIG     ?= generators/default.toml
@@ -13,7 +13,7 @@ KLLM       := target/release/kllm-gen
 NAME        = $(basename $(notdir $(1)))
 export SEED VECTORS WAVES KLLM
 
-.PHONY: all help tools gen gen-all gen-default lint lint-default sim sim-one sim-default negative-control synth test test-rust check-generated bench clean
+.PHONY: all help tools gen gen-all gen-default lint lint-default sim sim-one sim-default negative-control synth test test-rust check-generated bench clean sweep sweep-all sweep-smoke
 
 all: gen-default lint-default sim-default ## generate the default accelerator, lint it and run its regression
 
@@ -22,9 +22,9 @@ help: ## list targets
 	@echo; echo "Variables: CONFIG=generators/x.toml  SEED=n  VECTORS=n  WAVES=1 (FST dumps in build/<config>/)"
 
 # ------------------------------------------------------------------ tools
-tools: ## install Verilator, Yosys, Icarus with apt-get if missing
+tools: ## install Verilator, Yosys, Icarus, nextpnr-ice40 with apt-get if missing
 	@missing=""; \
-	for t in verilator:verilator yosys:yosys iverilog:iverilog; do \
+	for t in verilator:verilator yosys:yosys iverilog:iverilog nextpnr-ice40:nextpnr-ice40; do \
 	  command -v $${t%%:*} >/dev/null || missing="$$missing $${t##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
@@ -50,6 +50,7 @@ check-generated: $(KLLM) ## regenerate every config and fail if the committed ve
 	for c in $(CONFIGS); do n=$$(basename $$c .toml); \
 	  diff -r $$tmp/$$n $(OUT)/$$n >/dev/null || { echo "FAIL: $(OUT)/$$n is stale or not deterministic (run make gen-all)"; rm -rf $$tmp; exit 1; }; \
 	done; rm -rf $$tmp; echo "PASS: verilog_out/ matches a fresh generation of $(words $(CONFIGS)) configs"
+	@scripts/readme_results.sh README.md --check
 
 # ------------------------------------------------------------------ lint
 lint: tools $(KLLM) ## verilator --lint-only -Wall and iverilog on every top of every config
@@ -82,11 +83,25 @@ SYNTH_SKIP ?= generators/orizuru_n4096_k20.toml
 synth: tools $(KLLM) ## Yosys synth + check -assert, no latches, cell/FF counts into reports/synth.md
 	@scripts/synth.sh $(addprefix $(OUT)/,$(foreach c,$(filter-out $(SYNTH_SKIP),$(CONFIGS)),$(call NAME,$(c))))
 
+# ------------------------------------------------------------------ explore
+SWEEP ?= generators/sweeps/pe_lanes.toml
+SWEEPS ?= $(sort $(wildcard generators/sweeps/*.toml))
+JOBS ?=
+sweep: tools $(KLLM) ## parameter sweep SWEEP=file: area, Fmax, cycles, accuracy -> reports/<sweep>/ (JOBS=n)
+	$(KLLM) sweep $(SWEEP) $(if $(JOBS),--jobs $(JOBS))
+
+sweep-all: tools $(KLLM) ## every committed sweep, then the README tables from their summaries
+	@for s in $(SWEEPS); do $(KLLM) sweep $$s $(if $(JOBS),--jobs $(JOBS)) || exit 1; done
+	@scripts/readme_results.sh README.md
+
+sweep-smoke: tools $(KLLM) ## a 2-job sweep end to end, its cache, and a FAILED row (into build/)
+	@scripts/sweep_smoke.sh
+
 # ------------------------------------------------------------------ test
 test-rust: ## cargo unit, snapshot and CLI tests
 	cargo test --release
 
-test: tools test-rust check-generated lint sim negative-control ## everything: cargo tests, generated files up to date, lint, regression
+test: tools test-rust check-generated lint sim negative-control sweep-smoke ## everything: cargo tests, generated files up to date, lint, regression
 	@echo "make test: all passed"
 
 bench: tools $(KLLM) ## generation time, Verilator rate, Yosys cells of the default config

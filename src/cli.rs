@@ -107,6 +107,30 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Run a parameter sweep: every point generated, linted, synthesized (Yosys generic and
+    /// iCE40 + nextpnr), simulated and scored; writes results.csv, results.md and SVG plots.
+    Sweep {
+        /// The sweep file (generators/sweeps/*.toml).
+        file: PathBuf,
+        /// Report folder (default: reports/<sweep name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Work folder: generated designs, tool logs and the row cache.
+        #[arg(long, default_value = "build/sweep")]
+        work: PathBuf,
+        /// Folder of the Verilator benches.
+        #[arg(long, default_value = "testbenches")]
+        testbenches: PathBuf,
+        /// Jobs run in parallel (default: the number of cores).
+        #[arg(short, long)]
+        jobs: Option<usize>,
+        /// Run every job again, ignoring cached rows.
+        #[arg(long)]
+        fresh: bool,
+        /// Only check the sweep file and list its points.
+        #[arg(long)]
+        check: bool,
+    },
     /// List the blocks a config selects, one per line: `<name> <top module>`.
     Blocks {
         #[arg(long)]
@@ -197,6 +221,22 @@ fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::BenchKmeans { n, k, seed } => {
             print!("{}", crate::reference::commands::bench_kmeans(n, k, seed)?);
+        }
+        Cmd::Sweep { file, out, work, testbenches, jobs, fresh, check } => {
+            let sweep = crate::sweep::Sweep::load(&file)?;
+            if check {
+                for p in &sweep.points {
+                    let blocks: Vec<_> = design::blocks(&p.config).iter().map(|b| b.name).collect();
+                    println!("{} {} -> {}", p.name(), p.describe(), blocks.join(", "));
+                }
+                return Ok(());
+            }
+            let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let jobs = jobs.unwrap_or(cores);
+            crate::config::in_range("--jobs", jobs, 1, 256).map_err(anyhow::Error::msg)?;
+            let out = out.unwrap_or_else(|| crate::sweep::default_out(&sweep));
+            let args = crate::sweep::RunArgs { out, work, testbenches, jobs, fresh };
+            crate::sweep::run(&sweep, &args)?;
         }
         Cmd::Blocks { config } => {
             let cfg = Config::load(&config)?;

@@ -16,4 +16,5 @@ pub mod orizuru;
 pub mod pe_line;
 pub mod reference;
 pub mod rng;
+pub mod sweep;
 pub mod verilog;

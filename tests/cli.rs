@@ -172,3 +172,58 @@ fn explain_shows_nonlinear_table_accuracy() {
         assert!(s.contains(want), "explain lacks {want}:\n{s}");
     }
 }
+
+/// Runs `sweep` on `toml`; returns (exit code, stderr, anything written to out or work).
+fn sweep(toml: &str) -> (i32, String, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad_sweep.toml");
+    std::fs::write(&file, toml).unwrap();
+    let (out, work) = (dir.path().join("out"), dir.path().join("work"));
+    let o = kllm().arg("sweep").arg(&file).arg("--out").arg(&out).arg("--work").arg(&work).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    (o.status.code().unwrap_or(-1), stderr, out.exists() || work.exists())
+}
+
+#[test]
+fn malformed_sweeps_fail_in_one_line_before_anything_runs() {
+    let base = "[base]\npe_line = { k_max = 256 }\n";
+    let cases = [
+        (format!("{base}[axes]\n\"pe_line.lanez\" = [8]\n"), "axis `pe_line.lanez` is not a config key: unknown field `lanez`"),
+        (format!("{base}[axes]\n\"pe_line.lanes\" = []\n"), "axis `pe_line.lanes` has an empty list of values"),
+        (
+            format!("{base}[axes]\n\"pe_line.lanes\" = [16, 1024]\n"),
+            "point pe_line.lanes=1024: `pe_line.lanes` = 1024 is out of range (allowed 1..=512)",
+        ),
+        (
+            format!("{base}[axes]\n\"quant.nw+quant.na\" = [4, 9]\n"),
+            "point quant.nw+quant.na=9: `quant.nw` = 9 is out of range (allowed 1..=8)",
+        ),
+        (format!("[run]\nvectors = 0\n{base}[axes]\n\"pe_line.lanes\" = [8]\n"), "`run.vectors` = 0 is out of range"),
+        (format!("{base}[axis]\n\"pe_line.lanes\" = [8]\n"), "unknown field `axis`"),
+    ];
+    for (toml, want) in cases {
+        let (code, err, wrote) = sweep(&toml);
+        assert_eq!(code, 1, "{toml}: {err}");
+        assert!(err.contains("bad_sweep.toml: ") && err.contains(want), "{toml}\nwant: {want}\ngot: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(!wrote, "{toml}: a folder was written");
+    }
+    let o = kllm().args(["sweep", "/nonexistent/s.toml"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.starts_with("error: cannot read sweep file /nonexistent/s.toml"), "{err}");
+}
+
+#[test]
+fn committed_sweeps_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut n = 0;
+    for e in std::fs::read_dir(root.join("generators/sweeps")).unwrap() {
+        let p = e.unwrap().path();
+        let o = kllm().arg("sweep").arg(&p).arg("--check").output().unwrap();
+        assert!(o.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stdout).starts_with("p00 "));
+        n += 1;
+    }
+    assert!(n >= 2, "expected the committed sweeps in generators/sweeps");
+}

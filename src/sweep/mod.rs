@@ -1,0 +1,191 @@
+//! Parameter sweeps: a base config plus axes of values. Every point is generated, linted,
+//! synthesized (Yosys generic gates and iCE40 LUTs, nextpnr-ice40 Fmax where it fits),
+//! simulated against golden vectors with its cycle counts checked against the manifest, and
+//! scored for accuracy on the reference decoder layer; the rows go to `results.csv`,
+//! `results.md` and SVG plots.
+//!
+//! `spec` reads and checks the sweep file, `flow` runs the tools for one (point, block) job and
+//! caches its row, `report` writes the tables, `plot` the SVGs.
+
+pub mod flow;
+pub mod plot;
+pub mod report;
+pub mod spec;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+pub use spec::Sweep;
+
+/// One measured (point, block): what every column of the result table holds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Row {
+    pub point: usize,
+    /// (axis label, value), in axis order.
+    pub axes: Vec<(String, String)>,
+    pub block: String,
+    pub top: String,
+    pub config_hash: String,
+    /// Empty when every step passed; otherwise why the row FAILED (first failing step).
+    pub failure: String,
+    pub cells: Option<u64>,
+    pub ffs: Option<u64>,
+    pub transistors: Option<u64>,
+    pub ice40_lut4: Option<u64>,
+    pub ice40_dff: Option<u64>,
+    pub ice40_carry: Option<u64>,
+    pub ice40_bram: Option<u64>,
+    /// Where the block fits ("HX8K, 41 % of LCs") or why not; empty if not measured.
+    pub ice40_fit: String,
+    pub fmax_mhz: Option<f64>,
+    pub comparators: Option<u64>,
+    pub multipliers: Option<u64>,
+    pub register_bits: Option<u64>,
+    /// The timed workload the cycle columns refer to ("GEMV 64 x K=1024").
+    pub workload: String,
+    pub cycles_predicted: Option<u64>,
+    pub cycles_measured: Option<u64>,
+    /// Work done per cycle in `throughput_unit` (MAC-equivalents for PE lines).
+    pub throughput: Option<f64>,
+    pub throughput_unit: String,
+    pub sim_outputs: Option<u64>,
+    /// Relative L2 error of the reference decoder layer's contribution, K-Means and uniform
+    /// INT at the point's bits (with k/N outliers per side for Orizuru blocks).
+    pub layer_err_kmeans: Option<f64>,
+    pub layer_err_int: Option<f64>,
+    /// Tool wall time of the job when it ran (a cached row keeps it).
+    pub seconds: f64,
+}
+
+impl Row {
+    pub fn ok(&self) -> bool {
+        self.failure.is_empty()
+    }
+
+    pub fn fail(&mut self, why: impl Into<String>) {
+        if self.failure.is_empty() {
+            self.failure = why.into().replace('\n', " ");
+        }
+    }
+}
+
+/// How a sweep is run (command-line options, not part of the sweep file).
+pub struct RunArgs {
+    /// Report folder (default `reports/<sweep name>`).
+    pub out: PathBuf,
+    /// Work folder for designs, tool logs and the row cache.
+    pub work: PathBuf,
+    /// Folder with `kllm_tb.h` and `tb_<block>.cpp`.
+    pub testbenches: PathBuf,
+    pub jobs: usize,
+    /// Ignore cached rows.
+    pub fresh: bool,
+}
+
+pub struct Outcome {
+    pub rows: Vec<Row>,
+    pub ran: usize,
+    pub cached: usize,
+}
+
+/// Runs every job of the sweep (cached rows are reused) and writes the reports. Returns an
+/// error after writing them if any row FAILED.
+pub fn run(sweep: &Sweep, args: &RunArgs) -> Result<Outcome> {
+    let tools = flow::Tools::probe(&sweep.run)?;
+    let jobs = flow::prepare(sweep, args, &tools)?;
+    let total = jobs.len();
+    if total == 0 {
+        bail!("no point of the sweep selects a block listed in `run.blocks`");
+    }
+    let mut rows = vec![];
+    let mut queue = VecDeque::new();
+    for job in jobs {
+        match (!args.fresh).then(|| flow::cached(&job)).flatten() {
+            Some(row) => rows.push(row),
+            None => queue.push_back(job),
+        }
+    }
+    let cached = rows.len();
+    let ran = queue.len();
+    // Longest first, so a big point does not start last and leave a core idle at the end.
+    let mut q: Vec<_> = queue.into_iter().collect();
+    q.sort_by_key(|j| std::cmp::Reverse(j.weight));
+    let queue = Arc::new(Mutex::new(VecDeque::from(q)));
+    let results = Arc::new(Mutex::new(vec![]));
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} jobs  {elapsed_precise}  {msg}")
+            .expect("template is valid"),
+    );
+    bar.set_position(cached as u64);
+    let say = {
+        let bar = bar.clone();
+        move |line: String| {
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
+    };
+    say(format!(
+        "sweep {}: {} points, {total} jobs ({cached} cached, {ran} to run on {} workers)",
+        sweep.name,
+        sweep.points.len(),
+        args.jobs.min(ran.max(1))
+    ));
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..args.jobs.min(ran) {
+            let (queue, results, bar, tools, say) = (queue.clone(), results.clone(), bar.clone(), &tools, say.clone());
+            s.spawn(move || loop {
+                let Some(job) = queue.lock().unwrap().pop_front() else { break };
+                bar.set_message(format!("{} {}", job.point_name, job.block));
+                let row = flow::run_job(&job, tools, &sweep.run);
+                flow::store(&job, &row);
+                let verdict = if row.ok() { "ok".to_string() } else { format!("FAILED: {}", row.failure) };
+                bar.inc(1);
+                say(format!(
+                    "[{}/{total}] {} {} ({}): {verdict} ({:.0} s)",
+                    bar.position(),
+                    job.point_name,
+                    job.block,
+                    job.describe,
+                    row.seconds
+                ));
+                results.lock().unwrap().push(row);
+            });
+        }
+    });
+    bar.finish_and_clear();
+    rows.extend(results.lock().unwrap().drain(..));
+    let order: BTreeMap<&str, usize> =
+        spec::KNOWN_BLOCKS.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+    rows.sort_by_key(|r| (r.point, order.get(r.block.as_str()).copied().unwrap_or(usize::MAX)));
+    flow::add_accuracy(sweep, &mut rows);
+    let files = report::files(sweep, &rows, &tools);
+    crate::design::write_dir_atomic(&args.out, &files)?;
+    let failed = rows.iter().filter(|r| !r.ok()).count();
+    eprintln!(
+        "sweep {}: {} rows ({ran} run, {cached} cached) in {:.0} s -> {}/results.{{csv,md}} and {} plots",
+        sweep.name,
+        rows.len(),
+        start.elapsed().as_secs_f64(),
+        args.out.display(),
+        files.iter().filter(|(n, _)| n.ends_with(".svg")).count()
+    );
+    if failed > 0 {
+        bail!("{failed} of {} rows FAILED (reasons in {})", rows.len(), args.out.join("results.md").display());
+    }
+    Ok(Outcome { rows, ran, cached })
+}
+
+/// Default report folder of a sweep.
+pub fn default_out(sweep: &Sweep) -> PathBuf {
+    Path::new("reports").join(&sweep.name)
+}

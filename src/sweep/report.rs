@@ -1,0 +1,348 @@
+//! The sweep's outputs: `results.csv` (every column, one row per point and block, FAILED rows
+//! included), `results.md` (the same for reading, the index/baseline ratios, the failures and
+//! the plots), `summary.md` (the paper-style ratio table the README embeds) and the SVG plots.
+
+use super::flow::Tools;
+use super::spec::Sweep;
+use super::Row;
+
+/// Columns a `[[plot]]` may use.
+pub const NUMERIC_COLUMNS: &[&str] = &[
+    "cells", "ffs", "transistors", "ice40_lut4", "ice40_dff", "ice40_carry", "ice40_bram", "fmax_mhz",
+    "comparators", "multipliers", "register_bits", "cycles_predicted", "cycles_measured", "throughput",
+    "throughput_per_kcell", "throughput_per_mtransistor", "layer_err_kmeans", "layer_err_int", "seconds",
+];
+
+/// The value of a numeric column, derived columns included.
+pub fn numeric(r: &Row, col: &str) -> Option<f64> {
+    let f = |v: Option<u64>| v.map(|x| x as f64);
+    match col {
+        "cells" => f(r.cells),
+        "ffs" => f(r.ffs),
+        "transistors" => f(r.transistors),
+        "ice40_lut4" => f(r.ice40_lut4),
+        "ice40_dff" => f(r.ice40_dff),
+        "ice40_carry" => f(r.ice40_carry),
+        "ice40_bram" => f(r.ice40_bram),
+        "fmax_mhz" => r.fmax_mhz,
+        "comparators" => f(r.comparators),
+        "multipliers" => f(r.multipliers),
+        "register_bits" => f(r.register_bits),
+        "cycles_predicted" => f(r.cycles_predicted),
+        "cycles_measured" => f(r.cycles_measured),
+        "throughput" => r.throughput,
+        "throughput_per_kcell" => Some(r.throughput? * 1e3 / r.cells? as f64),
+        "throughput_per_mtransistor" => Some(r.throughput? * 1e6 / r.transistors? as f64),
+        "layer_err_kmeans" => r.layer_err_kmeans,
+        "layer_err_int" => r.layer_err_int,
+        "seconds" => Some(r.seconds),
+        _ => None,
+    }
+}
+
+/// (index block, its baseline): the pairs whose ratios the report shows.
+pub const PAIRS: &[(&str, &str)] = &[("pe_line", "dq_pe_line"), ("orizuru", "topk_sorter")];
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+fn fixed(v: Option<f64>, digits: usize) -> String {
+    v.map(|x| format!("{x:.digits$}")).unwrap_or_default()
+}
+
+pub fn csv(sweep: &Sweep, rows: &[Row]) -> String {
+    let mut w = csv::Writer::from_writer(vec![]);
+    let mut header: Vec<String> = vec!["point".into()];
+    header.extend(sweep.axes.iter().map(|a| a.label.clone()));
+    header.extend(
+        [
+            "block", "top", "status", "reason", "cells", "ffs", "transistors", "ice40_lut4", "ice40_dff",
+            "ice40_carry", "ice40_bram", "ice40_fit", "fmax_mhz", "comparators", "multipliers", "register_bits",
+            "workload", "cycles_predicted", "cycles_measured", "cycles_match", "throughput", "throughput_unit",
+            "throughput_per_kcell", "throughput_per_mtransistor", "sim_outputs", "layer_err_kmeans",
+            "layer_err_int", "config_hash", "seconds",
+        ]
+        .map(String::from),
+    );
+    w.write_record(&header).expect("in-memory write");
+    for r in rows {
+        let mut rec = vec![format!("p{:02}", r.point)];
+        rec.extend(r.axes.iter().map(|(_, v)| v.clone()));
+        let matched = match (r.cycles_measured, r.cycles_predicted) {
+            (Some(m), Some(p)) => (m == p).to_string(),
+            _ => String::new(),
+        };
+        rec.extend([
+            r.block.clone(),
+            r.top.clone(),
+            if r.ok() { "ok".into() } else { "FAILED".into() },
+            r.failure.clone(),
+            opt(r.cells),
+            opt(r.ffs),
+            opt(r.transistors),
+            opt(r.ice40_lut4),
+            opt(r.ice40_dff),
+            opt(r.ice40_carry),
+            opt(r.ice40_bram),
+            r.ice40_fit.clone(),
+            opt(r.fmax_mhz),
+            opt(r.comparators),
+            opt(r.multipliers),
+            opt(r.register_bits),
+            r.workload.clone(),
+            opt(r.cycles_predicted),
+            opt(r.cycles_measured),
+            matched,
+            fixed(r.throughput, 4),
+            r.throughput_unit.clone(),
+            fixed(numeric(r, "throughput_per_kcell"), 4),
+            fixed(numeric(r, "throughput_per_mtransistor"), 4),
+            opt(r.sim_outputs),
+            fixed(r.layer_err_kmeans, 6),
+            fixed(r.layer_err_int, 6),
+            r.config_hash.clone(),
+            format!("{:.0}", r.seconds),
+        ]);
+        w.write_record(&rec).expect("in-memory write");
+    }
+    String::from_utf8(w.into_inner().expect("in-memory flush")).expect("utf-8")
+}
+
+fn md_row(cells: &[String]) -> String {
+    format!("| {} |\n", cells.iter().map(|c| c.replace('|', "/")).collect::<Vec<_>>().join(" | "))
+}
+
+fn md_header(cols: &[&str], right_from: usize) -> String {
+    let mut s = md_row(&cols.iter().map(|c| c.to_string()).collect::<Vec<_>>());
+    let rule: Vec<String> =
+        (0..cols.len()).map(|i| if i >= right_from { "---:".into() } else { "---".into() }).collect();
+    s.push_str(&format!("|{}|\n", rule.join("|")));
+    s
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b != 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+/// The ratio table: one line per point that has both an index block and its baseline.
+fn ratios(sweep: &Sweep, rows: &[Row]) -> String {
+    let mut s = String::new();
+    for (idx, base) in PAIRS {
+        let pairs: Vec<(&Row, &Row)> = rows
+            .iter()
+            .filter(|r| r.block == *idx)
+            .filter_map(|a| rows.iter().find(|b| b.block == *base && b.point == a.point).map(|b| (a, b)))
+            .collect();
+        if pairs.is_empty() {
+            continue;
+        }
+        let unit = pairs.iter().map(|(a, _)| a.throughput_unit.clone()).find(|u| !u.is_empty()).unwrap_or_default();
+        s.push_str(&format!(
+            "\n`{idx}` vs baseline `{base}` (ratio = index / baseline; below 1 means the index design is \
+             smaller, above 1 that it does more per unit of area; throughput in {unit}):\n\n"
+        ));
+        let mut cols: Vec<&str> = sweep.axes.iter().map(|a| a.label.as_str()).collect();
+        let axes_n = cols.len();
+        cols.extend([
+            "cells index", "cells base", "cells ratio", "FFs ratio", "transistors ratio", "LUT4 ratio",
+            "throughput index", "throughput base", "throughput/cell ratio", "throughput/transistor ratio",
+        ]);
+        s.push_str(&md_header(&cols, axes_n));
+        for (a, b) in pairs {
+            let mut c: Vec<String> = a.axes.iter().map(|(_, v)| v.clone()).collect();
+            let r = |col: &str| fixed(ratio(numeric(a, col), numeric(b, col)), 2);
+            c.extend([
+                opt(a.cells),
+                opt(b.cells),
+                r("cells"),
+                r("ffs"),
+                r("transistors"),
+                r("ice40_lut4"),
+                fixed(a.throughput, 2),
+                fixed(b.throughput, 2),
+                r("throughput_per_kcell"),
+                r("throughput_per_mtransistor"),
+            ]);
+            if !(a.ok() && b.ok()) {
+                c.push("(a row FAILED)".into());
+            }
+            s.push_str(&md_row(&c));
+        }
+    }
+    s
+}
+
+/// Every output file of a sweep, in memory.
+pub fn files(sweep: &Sweep, rows: &[Row], tools: &Tools) -> Vec<(String, String)> {
+    let plots = super::plot::plots(sweep, rows);
+    let mut md = format!("# {}\n\n", sweep.title);
+    let failed = rows.iter().filter(|r| !r.ok()).count();
+    md.push_str(&format!(
+        "Generated by `kllm-gen sweep {}`: {} points, {} rows, {} FAILED. Tools: {}; {}; {}.\n\n",
+        sweep.path.display(),
+        sweep.points.len(),
+        rows.len(),
+        failed,
+        or_off(&tools.yosys),
+        or_off(&tools.verilator),
+        or_off(&tools.nextpnr)
+    ));
+    md.push_str(COLUMN_NOTES);
+    md.push_str("\n## Results\n\n");
+    let mut cols = vec!["point"];
+    cols.extend(sweep.axes.iter().map(|a| a.label.as_str()));
+    let first_num = cols.len() + 1;
+    cols.extend([
+        "block", "cells", "FFs", "transistors", "LUT4", "DFF", "Fmax MHz", "cycles", "predicted", "throughput",
+        "per kcell", "layer err K-Means", "layer err INT", "status",
+    ]);
+    md.push_str(&md_header(&cols, first_num));
+    for r in rows {
+        let mut c = vec![format!("p{:02}", r.point)];
+        c.extend(r.axes.iter().map(|(_, v)| v.clone()));
+        let fmax = match r.fmax_mhz {
+            Some(f) => format!("{f:.1}"),
+            None if r.ice40_fit.starts_with("no") => "does not fit".into(),
+            None if r.ice40_fit.starts_with("not mapped") => "not mapped".into(),
+            None => String::new(),
+        };
+        c.extend([
+            r.block.clone(),
+            opt(r.cells),
+            opt(r.ffs),
+            opt(r.transistors),
+            opt(r.ice40_lut4),
+            opt(r.ice40_dff),
+            fmax,
+            opt(r.cycles_measured),
+            opt(r.cycles_predicted),
+            fixed(r.throughput, 2),
+            fixed(numeric(r, "throughput_per_kcell"), 3),
+            fixed(r.layer_err_kmeans, 4),
+            fixed(r.layer_err_int, 4),
+            if r.ok() { "ok".into() } else { "FAILED".into() },
+        ]);
+        md.push_str(&md_row(&c));
+    }
+    let workloads: Vec<String> = {
+        let mut w: Vec<String> = rows
+            .iter()
+            .filter(|r| !r.workload.is_empty())
+            .map(|r| format!("`{}`: {} ({})", r.block, r.workload, r.throughput_unit))
+            .collect();
+        w.sort();
+        w.dedup();
+        w
+    };
+    if !workloads.is_empty() {
+        md.push_str(&format!("\nCycles are for the timed workload of each block: {}.\n", workloads.join("; ")));
+    }
+    let fits: Vec<String> =
+        rows.iter().filter(|r| !r.ice40_fit.is_empty()).map(|r| format!("- p{:02} `{}`: {}", r.point, r.block, r.ice40_fit)).collect();
+    if !fits.is_empty() {
+        md.push_str(&format!("\niCE40 placement:\n\n{}\n", fits.join("\n")));
+    }
+    let summary = ratios(sweep, rows);
+    if !summary.is_empty() {
+        md.push_str("\n## Index design vs baseline\n");
+        md.push_str(&summary);
+    }
+    if failed > 0 {
+        md.push_str("\n## FAILED rows\n\n");
+        for r in rows.iter().filter(|r| !r.ok()) {
+            md.push_str(&format!("- p{:02} `{}`: {}\n", r.point, r.block, r.failure));
+        }
+    }
+    if !plots.is_empty() {
+        md.push_str("\n## Plots\n\n");
+        for (name, _) in &plots {
+            md.push_str(&format!("![{name}]({name})\n\n"));
+        }
+    }
+    let mut out = vec![("results.csv".to_string(), csv(sweep, rows)), ("results.md".to_string(), md)];
+    out.push((
+        "summary.md".into(),
+        format!(
+            "{}{}",
+            format_args!("Measured by `make sweep SWEEP={}` ({}).\n", sweep.path.display(), or_off(&tools.yosys)),
+            if summary.is_empty() { "\n(no index/baseline pair in this sweep)\n".to_string() } else { summary }
+        ),
+    ));
+    out.extend(plots);
+    out
+}
+
+fn or_off(v: &str) -> &str {
+    if v.is_empty() { "(step off)" } else { v }
+}
+
+const COLUMN_NOTES: &str = "\
+- **cells**, **FFs**: Yosys `synth -flatten` generic gate cells and flip-flop bits (`stat -json`).
+- **transistors**: Yosys `stat -tech cmos` after `dffunmap` (so enable/reset flip-flops are counted as a DFF plus gates).
+- **LUT4**, **DFF**: Yosys `synth_ice40` of the block alone. **Fmax**: nextpnr-ice40 on an HX8K (ct256, seed 1) with the \
+block inside a 4-pin shift-register harness, so pins do not limit it; blank when the step is off, \
+\"does not fit\" when the block exceeds the largest iCE40, \"not mapped\" when its generic cell count is beyond \
+`run.ice40_max_cells` (the reason is listed below the table).
+- **cycles**: measured by the Verilator bench (first input to last output, inclusive) for the block's timed workload; \
+**predicted** is the manifest's number; a row whose two differ is FAILED.
+- **throughput**: work per cycle on that workload (MAC-equivalents for PE lines: 64 x K / cycles); **per kcell**: per 1000 cells.
+- **layer err**: relative L2 error of the reference decoder layer's contribution (y - x) against f32, with K-Means and with \
+uniform INT codebooks at the point's bits (Orizuru rows: with k/N outliers per side kept exact).
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn sweep() -> Sweep {
+        Sweep::parse(
+            "[base]\npe_line = { k_max = 64, baseline = true }\n[axes]\n\"pe_line.lanes\" = [4, 8]\n",
+            "t",
+            Path::new("t.toml"),
+        )
+        .unwrap()
+    }
+
+    fn row(point: usize, block: &str, cells: u64, tput: f64) -> Row {
+        Row {
+            point,
+            axes: vec![("pe_line.lanes".into(), ["4", "8"][point].into())],
+            block: block.into(),
+            cells: Some(cells),
+            transistors: Some(cells * 6),
+            throughput: Some(tput),
+            throughput_unit: "MAC/cycle".into(),
+            cycles_measured: Some(100),
+            cycles_predicted: Some(100),
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn csv_keeps_failed_rows_with_their_reason() {
+        let mut bad = row(1, "pe_line", 10, 1.0);
+        bad.fail("sim: FAIL: pe_line outputs=3/4 mismatches=1");
+        bad.cycles_measured = Some(101);
+        let text = csv(&sweep(), &[row(0, "pe_line", 10, 1.0), bad]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("point,pe_line.lanes,block,top,status,reason,cells"), "{}", lines[0]);
+        assert!(lines[1].starts_with("p00,4,pe_line,,ok,,10,"), "{}", lines[1]);
+        assert!(lines[2].starts_with("p01,8,pe_line,,FAILED,sim: FAIL: pe_line outputs=3/4 mismatches=1,10"), "{}", lines[2]);
+        assert!(lines[1].contains(",100,100,true,") && lines[2].contains(",100,101,false,"), "{text}");
+    }
+
+    #[test]
+    fn ratio_table_divides_index_by_baseline() {
+        let rows = vec![row(0, "pe_line", 200, 4.0), row(0, "dq_pe_line", 100, 4.0)];
+        let t = ratios(&sweep(), &rows);
+        // cells 2.00, throughput per cell 0.50.
+        assert!(t.contains("| 4 | 200 | 100 | 2.00 |"), "{t}");
+        assert!(t.contains("| 4.00 | 4.00 | 0.50 | 0.50 |"), "{t}");
+    }
+}
