@@ -59,7 +59,8 @@ pub struct PeBaselineDerived {
     /// Cycles from the first input beat's transfer to the result's transfer, inclusive, for one
     /// dot product of `n` beats on an idle line: `n + latency_extra`.
     pub latency_extra: u32,
-    /// Register bits in the RTL as written.
+    /// Register bits in the RTL as written. Yosys reports log2(fifo_depth) more: it turns the
+    /// result FIFO's read into a registered memory port with its own address register.
     pub register_bits: u64,
     pub predicted: PePredicted,
 }
