@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::golden::GoldenWriter;
 use crate::verilog::{emit_module, Design};
-use crate::{encoder, orizuru, pe_line};
+use crate::{encoder, orizuru, pe_baseline, pe_line};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -37,6 +37,16 @@ pub fn blocks(cfg: &Config) -> Vec<Block> {
             generate: Box::new(move |d| pe_line::generate(d, &q1, &c1)),
             golden: Box::new(move |n, s, w| pe_line::golden(&q2, &c2, n, s, w)),
         });
+        if c.baseline {
+            let (q1, c1, q2, c2) = (q.clone(), c.clone(), q.clone(), c.clone());
+            out.push(Block {
+                name: "dq_pe_line",
+                top: pe_baseline::TOP,
+                derived: serde_json::to_value(pe_baseline::PeBaselineDerived::new(&q, &c)).unwrap(),
+                generate: Box::new(move |d| pe_baseline::generate(d, &q1, &c1)),
+                golden: Box::new(move |n, s, w| pe_baseline::golden(&q2, &c2, n, s, w)),
+            });
+        }
     }
     if let Some(c) = cfg.encoder.clone() {
         let (q1, c1, q2, c2) = (q.clone(), c.clone(), q.clone(), c.clone());

@@ -13,6 +13,7 @@ pub mod encoder;
 pub mod golden;
 pub mod nonlinear;
 pub mod orizuru;
+pub mod pe_baseline;
 pub mod pe_line;
 pub mod reference;
 pub mod rng;

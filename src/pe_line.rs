@@ -33,11 +33,14 @@ pub struct PeLineConfig {
     pub reduce_width: u32,
     /// Longest reduction (dot-product length) the counters are sized for.
     pub k_max: u32,
+    /// Also generate the dequantize-multiply baseline `kllm_dq_pe_line`
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub baseline: bool,
 }
 
 impl Default for PeLineConfig {
     fn default() -> Self {
-        PeLineConfig { lanes: 16, reduce_width: 8, k_max: 4096 }
+        PeLineConfig { lanes: 16, reduce_width: 8, k_max: 4096, baseline: false }
     }
 }
 
@@ -820,7 +823,7 @@ pub(crate) fn load_lut(w: &mut GoldenWriter, lut: &[i64], q: &QuantConfig) {
 
 /// A dot-product length: mostly short (log-uniform), some uniform over the range, and the
 /// edges K = 1 and K = k_max.
-fn random_k(rng: &mut Rng, k_max: u32) -> usize {
+pub(crate) fn random_k(rng: &mut Rng, k_max: u32) -> usize {
     let k = match rng.below(20) {
         0 => 1,
         1 => k_max as u64,
@@ -833,7 +836,7 @@ fn random_k(rng: &mut Rng, k_max: u32) -> usize {
     k as usize
 }
 
-fn random_indices(rng: &mut Rng, k: usize, na: u32, nw: u32) -> (Vec<u32>, Vec<u32>) {
+pub(crate) fn random_indices(rng: &mut Rng, k: usize, na: u32, nw: u32) -> (Vec<u32>, Vec<u32>) {
     // Some dot products use a single pair everywhere (all-same index: one bin counts to K).
     if rng.chance(1, 16) {
         let (a, b) = (rng.below(1 << na) as u32, rng.below(1 << nw) as u32);
@@ -884,7 +887,7 @@ mod tests {
 
     fn derived(lanes: u32, r: u32, kmax: u32) -> PeLineDerived {
         let q = QuantConfig::default();
-        PeLineDerived::new(&q, &PeLineConfig { lanes, reduce_width: r, k_max: kmax })
+        PeLineDerived::new(&q, &PeLineConfig { lanes, reduce_width: r, k_max: kmax, baseline: false })
     }
 
     #[test]

@@ -15,9 +15,10 @@ flip_hex() { # flips the lowest bit of a hex word (up to 64 bits), keeping its d
   printf "%0${#1}x" $(( 16#$1 ^ 1 ))
 }
 status=0
-run() { # name, golden file, expected text in the FAIL line
+block=pe_line
+run() { # name, golden file, expected text in the FAIL line (for the bench of $block)
   local name=$1 file=$2 want=$3 log=$build/$1.log
-  if testbenches/run_block.sh "$design" pe_line "$file" "$build" +seed=7 >"$log" 2>&1; then
+  if testbenches/run_block.sh "$design" "$block" "$file" "$build" +seed=7 >"$log" 2>&1; then
     echo "FAIL negative control '$name': the bench passed a corrupted golden file"; status=1
   elif grep -q "^FAIL" "$log" && grep -q -- "$want" "$log"; then
     echo "PASS negative control '$name': bench failed as it must ($(grep -o -- "$want" "$log" | head -1))"
@@ -49,4 +50,22 @@ run dropped-expectation "$build/missing_out.txt" "mismatches=[1-9]\|unexpected=[
 # 4. A truncated file is refused outright.
 head -n -20 "$good" >"$build/truncated.txt"
 run truncated "$build/truncated.txt" "truncated"
+# 5. The dequantize-multiply baseline's bench: a wrong result word and a wrong centroid (weight
+#    codebook entry 0, first segment) must fail too.
+block=dq_pe_line
+"$KLLM" golden --config "$config" --out "$build" --block dq_pe_line --vectors 300 --seed 7 >/dev/null
+good=$build/golden_dq_pe_line.txt
+if testbenches/run_block.sh "$design" dq_pe_line "$good" "$build" +seed=7 >"$build/dq_good.log" 2>&1; then
+  echo "PASS negative control dq_pe_line: uncorrupted golden passes"
+else
+  echo "FAIL negative control dq_pe_line: uncorrupted golden fails"; tail -5 "$build/dq_good.log"; exit 1
+fi
+n=$(grep -n -m1 '^out ' "$good" | cut -d: -f1); w=$(sed -n "${n}p" "$good" | cut -d' ' -f2)
+sed "${n}s/.*/out $(flip_hex "$w")/" "$good" >"$build/dq_bad_out.txt"
+run dq-corrupt-result "$build/dq_bad_out.txt" "mismatches=1 "
+abits=$(grep -m1 '^#define KLLM_DQ_PE_LINE_CFG_ADDR_BITS' "$design/kllm_params.h" | cut -d' ' -f3)
+half=$(( 1 << (abits - 1) )) # cfg_addr of weight centroid 0
+n=$(grep -n -m1 "^cfg $(printf %x "$half") " "$good" | cut -d: -f1); w=$(sed -n "${n}p" "$good" | cut -d' ' -f3)
+sed "${n}s/.*/cfg $(printf %x "$half") $(flip_hex "$w")/" "$good" >"$build/dq_bad_centroid.txt"
+run dq-corrupt-centroid "$build/dq_bad_centroid.txt" "mismatches=[1-9]"
 exit $status

@@ -151,7 +151,7 @@ fn golden_rejects_unknown_block() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1));
-    assert!(err.contains("has no block 'nope' (it has: pe_line, act_encoder)"), "{err}");
+    assert!(err.contains("has no block 'nope' (it has: pe_line, dq_pe_line, act_encoder)"), "{err}");
 }
 
 #[test]

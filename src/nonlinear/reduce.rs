@@ -71,7 +71,7 @@ pub struct ReducePredicted {
 /// weigh steps, FIFO depth and the cycle model.
 pub fn pe_equivalent(s: &MapSpec, c: &NlReduceConfig) -> PeLineDerived {
     let q = QuantConfig { na: s.in_bits[0], nw: 0, ac_bits: s.ac_bits, ..QuantConfig::default() };
-    PeLineDerived::new(&q, &PeLineConfig { lanes: c.lanes, reduce_width: c.reduce_width, k_max: c.n_max })
+    PeLineDerived::new(&q, &PeLineConfig { lanes: c.lanes, reduce_width: c.reduce_width, k_max: c.n_max, baseline: false })
 }
 
 impl NlReduceDerived {

@@ -4,6 +4,9 @@ kllm_add_tree_n2_w28.v
 kllm_add_tree_n4_w28.v
 kllm_add_tree_n8_w28.v
 kllm_add_tree_n16_w28.v
+kllm_add_tree_pipe_n64_w16_o22.v
+kllm_fifo_w28_d8.v
+kllm_dq_pe_line.v
 kllm_fifo_w28_d2.v
 kllm_popcount_w4.v
 kllm_popcount_w8.v
