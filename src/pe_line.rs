@@ -46,8 +46,12 @@ impl Default for PeLineConfig {
 
 impl PeLineConfig {
     pub fn validate(&self, q: &QuantConfig) -> Result<(), String> {
-        in_range("pe_line.lanes", self.lanes, 1, 512)?;
-        in_range("pe_line.k_max", self.k_max, 1, 1 << 20)?;
+        // One lane would leave the popcount and the lane buses one bit wide, a degenerate line
+        // that is just a counter; a beat holding more elements than k_max is outside the
+        // counters' range.
+        in_range("pe_line.lanes", self.lanes, 2, 512)?;
+        in_range("pe_line.k_max", self.k_max, self.lanes, 1 << 20)
+            .map_err(|e| format!("{e}; one beat of `pe_line.lanes` = {} elements must fit the counters", self.lanes))?;
         in_range("pe_line.reduce_width", self.reduce_width, 1, q.bins()).map_err(|e| {
             format!("{e}; there are 2^(na+nw) = {} bins to weigh", q.bins())
         })?;

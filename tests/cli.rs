@@ -26,8 +26,9 @@ fn bad_configs_fail_with_one_line_and_write_nothing() {
         ("[pe_line]\nlanez = 4\n", "unknown field `lanez`"),
         ("[quant]\nnw = 0\n[pe_line]\n", "`quant.nw` = 0 is out of range (allowed 1..=8)"),
         ("[quant]\nnw = 9\n[pe_line]\n", "`quant.nw` = 9 is out of range (allowed 1..=8)"),
-        ("[pe_line]\nlanes = 0\n", "`pe_line.lanes` = 0 is out of range (allowed 1..=512)"),
+        ("[pe_line]\nlanes = 0\n", "`pe_line.lanes` = 0 is out of range (allowed 2..=512)"),
         ("[pe_line]\nk_max = 0\n", "`pe_line.k_max` = 0 is out of range"),
+        ("[pe_line]\nlanes = 8\nk_max = 4\n", "`pe_line.k_max` = 4 is out of range (allowed 8..=1048576); one beat"),
         (
             "[quant]\nnw = 2\nna = 2\n[pe_line]\nreduce_width = 32\n",
             "`pe_line.reduce_width` = 32 is out of range (allowed 1..=16)",
@@ -192,7 +193,7 @@ fn malformed_sweeps_fail_in_one_line_before_anything_runs() {
         (format!("{base}[axes]\n\"pe_line.lanes\" = []\n"), "axis `pe_line.lanes` has an empty list of values"),
         (
             format!("{base}[axes]\n\"pe_line.lanes\" = [16, 1024]\n"),
-            "point pe_line.lanes=1024: `pe_line.lanes` = 1024 is out of range (allowed 1..=512)",
+            "point pe_line.lanes=1024: `pe_line.lanes` = 1024 is out of range (allowed 2..=512)",
         ),
         (
             format!("{base}[axes]\n\"quant.nw+quant.na\" = [4, 9]\n"),

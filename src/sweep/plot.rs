@@ -2,6 +2,7 @@
 //! Each block is one series, each point is labelled with its axis values; the area/throughput
 //! plot draws the Pareto front (no other point is both smaller and faster).
 
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 
 use super::report::numeric;
@@ -80,96 +81,148 @@ pub fn pareto_front(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
     front
 }
 
+/// Tick labels with as many decimals as the axis span needs.
+fn tick_format(lo: f64, hi: f64) -> impl Fn(&f64) -> String {
+    let span = (hi - lo).abs().max(1e-12);
+    let decimals = (-(span / 5.0).log10().floor()).max(0.0) as usize;
+    move |v: &f64| {
+        let a = v.abs();
+        if a >= 1e6 {
+            format!("{:.1}M", v / 1e6)
+        } else if a >= 1e4 {
+            format!("{:.0}k", v / 1e3)
+        } else {
+            format!("{v:.decimals$}")
+        }
+    }
+}
+
+type Series = Vec<(String, Vec<(f64, f64, String)>)>;
+
 fn scatter(sweep: &Sweep, rows: &[Row], s: &PlotSpec) -> Option<String> {
-    let tf = |v: f64, log: bool| if log { v.max(1e-12).log10() } else { v };
-    let mut series: Vec<(String, Vec<(f64, f64, String)>)> = vec![];
+    let mut series: Series = vec![];
     for r in rows.iter().filter(|r| r.ok()) {
         let (Some(x), Some(y)) = (numeric(r, &s.x), numeric(r, &s.y)) else { continue };
         if (s.log_x && x <= 0.0) || (s.log_y && y <= 0.0) {
             continue;
         }
         let label = r.axes.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>().join("/");
-        let p = (tf(x, s.log_x), tf(y, s.log_y), label);
         match series.iter_mut().find(|(b, _)| *b == r.block) {
-            Some((_, pts)) => pts.push(p),
-            None => series.push((r.block.clone(), vec![p])),
+            Some((_, pts)) => pts.push((x, y, label)),
+            None => series.push((r.block.clone(), vec![(x, y, label)])),
         }
     }
     let all: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().map(|q| (q.0, q.1))).collect();
     if all.is_empty() {
         return None;
     }
-    let pad = |lo: f64, hi: f64| {
-        let span = if hi > lo { hi - lo } else { lo.abs().max(1.0) };
-        (lo - 0.08 * span, hi + 0.12 * span)
+    let lo_hi = |v: Vec<f64>, log: bool| {
+        let (lo, hi) = (v.iter().cloned().fold(f64::INFINITY, f64::min), v.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+        if log {
+            // Half a decade of room on either side.
+            let (lo, hi) = (lo / 1.5, hi * 1.5);
+            (lo, if hi > lo { hi } else { lo * 10.0 })
+        } else {
+            let span = if hi > lo { hi - lo } else { lo.abs().max(1.0) };
+            let lo = if lo > 0.0 && lo < 0.3 * hi { 0.0 } else { lo - 0.08 * span };
+            (lo, hi + 0.12 * span)
+        }
     };
-    let (x0, x1) = pad(all.iter().map(|p| p.0).fold(f64::INFINITY, f64::min), all.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max));
-    let (y0, y1) = pad(all.iter().map(|p| p.1).fold(f64::INFINITY, f64::min), all.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max));
-    let (y0, y1) = if !s.log_y && y0 > 0.0 && y0 < 0.3 * y1 { (0.0, y1) } else { (y0, y1) };
+    // A log axis over less than a decade gets one tick label at most: plot those linearly.
+    let wide = |v: Vec<f64>| {
+        let (lo, hi) = (v.iter().cloned().fold(f64::INFINITY, f64::min), v.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+        hi >= 10.0 * lo
+    };
+    let mut s = s.clone();
+    s.log_x &= wide(all.iter().map(|p| p.0).collect());
+    s.log_y &= wide(all.iter().map(|p| p.1).collect());
+    let s = &s;
+    let (x0, x1) = lo_hi(all.iter().map(|p| p.0).collect(), s.log_x);
+    let (y0, y1) = lo_hi(all.iter().map(|p| p.1).collect(), s.log_y);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (760, 520)).into_drawing_area();
         root.fill(&WHITE).ok()?;
         let title = format!("{}: {} vs {}", sweep.name, axis_label(&s.y, rows), axis_label(&s.x, rows));
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 16))
-            .margin(14)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .ok()?;
-        let fmt = |log: bool| {
-            move |v: &f64| {
-                let v = if log { 10f64.powf(*v) } else { *v };
-                if v.abs() >= 1e4 {
-                    format!("{:.0}k", v / 1e3)
-                } else if v.abs() >= 10.0 {
-                    format!("{v:.0}")
-                } else {
-                    format!("{v:.2}")
-                }
-            }
-        };
-        let (fx, fy) = (fmt(s.log_x), fmt(s.log_y));
+        let mut builder = ChartBuilder::on(&root);
+        builder.caption(title, ("sans-serif", 16)).margin(14).x_label_area_size(44).y_label_area_size(64);
         let log_note = |log: bool| if log { " (log scale)" } else { "" };
-        chart
-            .configure_mesh()
-            .x_desc(format!("{}{}", axis_label(&s.x, rows), log_note(s.log_x)))
-            .y_desc(format!("{}{}", axis_label(&s.y, rows), log_note(s.log_y)))
-            .x_label_formatter(&fx)
-            .y_label_formatter(&fy)
-            .draw()
-            .ok()?;
-        if s.pareto {
-            let front = pareto_front(&all);
-            chart
-                .draw_series(LineSeries::new(front, BLACK.mix(0.5).stroke_width(1)))
-                .ok()?
-                .label("Pareto front")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.5)));
+        let desc = (
+            format!("{}{}", axis_label(&s.x, rows), log_note(s.log_x)),
+            format!("{}{}", axis_label(&s.y, rows), log_note(s.log_y)),
+        );
+        let (fx, fy) = (tick_format(x0, x1), tick_format(y0, y1));
+        // plotters types a chart by its coordinate kinds, so each log/linear pair is its own call.
+        match (s.log_x, s.log_y) {
+            (false, false) => draw(builder.build_cartesian_2d(x0..x1, y0..y1).ok()?, &series, &all, s.pareto, &desc, &fx, &fy)?,
+            (true, false) => draw(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).ok()?, &series, &all, s.pareto, &desc, &fx, &fy)?,
+            (false, true) => draw(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).ok()?, &series, &all, s.pareto, &desc, &fx, &fy)?,
+            (true, true) => draw(
+                builder.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).ok()?,
+                &series,
+                &all,
+                s.pareto,
+                &desc,
+                &fx,
+                &fy,
+            )?,
         }
-        for (i, (block, pts)) in series.iter().enumerate() {
-            let c = COLORS[i % COLORS.len()];
-            chart
-                .draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 5, c.filled())))
-                .ok()?
-                .label(block.clone())
-                .legend(move |(x, y)| Circle::new((x + 8, y), 5, c.filled()));
-            chart
-                .draw_series(pts.iter().map(|p| {
-                    Text::new(p.2.clone(), (p.0, p.1), ("sans-serif", 11).into_font().color(&c).pos(
-                        plotters::style::text_anchor::Pos::new(
-                            plotters::style::text_anchor::HPos::Left,
-                            plotters::style::text_anchor::VPos::Bottom,
-                        ),
-                    ))
-                }))
-                .ok()?;
-        }
-        chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw().ok()?;
         root.present().ok()?;
     }
     Some(svg)
+}
+
+fn draw<'a, X, Y>(
+    mut chart: ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    series: &Series,
+    all: &[(f64, f64)],
+    pareto: bool,
+    desc: &(String, String),
+    fx: &dyn Fn(&f64) -> String,
+    fy: &dyn Fn(&f64) -> String,
+) -> Option<()>
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc(desc.0.as_str())
+        .y_desc(desc.1.as_str())
+        .x_label_formatter(fx)
+        .y_label_formatter(fy)
+        .draw()
+        .ok()?;
+    if pareto {
+        chart
+            .draw_series(LineSeries::new(pareto_front(all), BLACK.mix(0.5).stroke_width(1)))
+            .ok()?
+            .label("Pareto front")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.5)));
+    }
+    for (i, (block, pts)) in series.iter().enumerate() {
+        let c = COLORS[i % COLORS.len()];
+        chart
+            .draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 5, c.filled())))
+            .ok()?
+            .label(block.clone())
+            .legend(move |(x, y)| Circle::new((x + 8, y), 5, c.filled()));
+        let font = ("sans-serif", 11).into_font().color(&c);
+        // Labels sit up and to the right of their marker, in pixels, whatever the axis scales.
+        chart
+            .draw_series(pts.iter().map(|p| {
+                EmptyElement::at((p.0, p.1)) + Text::new(p.2.clone(), (7, -14), font.clone())
+            }))
+            .ok()?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .ok()?;
+    Some(())
 }
 
 #[cfg(test)]
@@ -180,5 +233,43 @@ mod tests {
     fn pareto_front_keeps_only_undominated_points() {
         let pts = [(10.0, 1.0), (20.0, 3.0), (15.0, 0.5), (30.0, 2.0), (40.0, 5.0), (10.0, 1.5)];
         assert_eq!(pareto_front(&pts), vec![(10.0, 1.5), (20.0, 3.0), (40.0, 5.0)]);
+    }
+
+    #[test]
+    fn plots_are_deterministic_svg_with_every_series_and_label() {
+        let sweep = Sweep::parse(
+            "[base]\npe_line = { k_max = 64, baseline = true }\n[axes]\n\"pe_line.lanes\" = [4, 8]\n",
+            "t",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let row = |point: usize, block: &str, cells: u64, tput: f64, err: f64| Row {
+            point,
+            axes: vec![("pe_line.lanes".into(), ["4", "8"][point].into())],
+            block: block.into(),
+            cells: Some(cells),
+            throughput: Some(tput),
+            throughput_unit: "MAC/cycle".into(),
+            layer_err_kmeans: Some(err),
+            ..Row::default()
+        };
+        let rows = vec![
+            row(0, "pe_line", 5000, 3.9, 0.18),
+            row(0, "dq_pe_line", 3000, 3.9, 0.18),
+            row(1, "pe_line", 9000, 7.9, 0.19),
+            row(1, "dq_pe_line", 6000, 7.9, 0.19),
+        ];
+        let a = plots(&sweep, &rows);
+        let names: Vec<&str> = a.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["area_vs_throughput.svg", "throughput_per_area.svg", "error_vs_area.svg"]);
+        let svg = &a[0].1;
+        assert!(svg.starts_with("<svg") && svg.contains("dq_pe_line") && svg.contains("Pareto front"), "{svg}");
+        assert!(svg.contains("\n4\n</text>") && svg.contains("\n8\n</text>"), "point labels missing: {svg}");
+        assert_eq!(a, plots(&sweep, &rows), "same rows must give byte-identical plots");
+        if let Ok(dir) = std::env::var("KLLM_PLOT_DIR") {
+            for (n, t) in &a {
+                std::fs::write(std::path::Path::new(&dir).join(n), t).unwrap();
+            }
+        }
     }
 }

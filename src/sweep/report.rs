@@ -150,6 +150,7 @@ fn ratios(sweep: &Sweep, rows: &[Row]) -> String {
         cols.extend([
             "cells index", "cells base", "cells ratio", "FFs ratio", "transistors ratio", "LUT4 ratio",
             "throughput index", "throughput base", "throughput/cell ratio", "throughput/transistor ratio",
+            "status",
         ]);
         s.push_str(&md_header(&cols, axes_n));
         for (a, b) in pairs {
@@ -167,9 +168,7 @@ fn ratios(sweep: &Sweep, rows: &[Row]) -> String {
                 r("throughput_per_kcell"),
                 r("throughput_per_mtransistor"),
             ]);
-            if !(a.ok() && b.ok()) {
-                c.push("(a row FAILED)".into());
-            }
+            c.push(if a.ok() && b.ok() { "ok".into() } else { "a row FAILED".into() });
             s.push_str(&md_row(&c));
         }
     }
@@ -228,18 +227,15 @@ pub fn files(sweep: &Sweep, rows: &[Row], tools: &Tools) -> Vec<(String, String)
         ]);
         md.push_str(&md_row(&c));
     }
-    let workloads: Vec<String> = {
-        let mut w: Vec<String> = rows
-            .iter()
-            .filter(|r| !r.workload.is_empty())
-            .map(|r| format!("`{}`: {} ({})", r.block, r.workload, r.throughput_unit))
-            .collect();
-        w.sort();
-        w.dedup();
-        w
-    };
+    let mut workloads: Vec<String> = rows
+        .iter()
+        .filter(|r| !r.workload.is_empty())
+        .map(|r| format!("`{}`: {} ({})", r.block, super::flow::workload_kind(&r.block), r.throughput_unit))
+        .collect();
+    workloads.sort();
+    workloads.dedup();
     if !workloads.is_empty() {
-        md.push_str(&format!("\nCycles are for the timed workload of each block: {}.\n", workloads.join("; ")));
+        md.push_str(&format!("\nCycles are for each block's timed workload: {}.\n", workloads.join("; ")));
     }
     let fits: Vec<String> =
         rows.iter().filter(|r| !r.ice40_fit.is_empty()).map(|r| format!("- p{:02} `{}`: {}", r.point, r.block, r.ice40_fit)).collect();
@@ -343,6 +339,6 @@ mod tests {
         let t = ratios(&sweep(), &rows);
         // cells 2.00, throughput per cell 0.50.
         assert!(t.contains("| 4 | 200 | 100 | 2.00 |"), "{t}");
-        assert!(t.contains("| 4.00 | 4.00 | 0.50 | 0.50 |"), "{t}");
+        assert!(t.contains("| 4.00 | 4.00 | 0.50 | 0.50 | ok |"), "{t}");
     }
 }

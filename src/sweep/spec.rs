@@ -344,7 +344,7 @@ mod tests {
     #[test]
     fn out_of_range_value_names_the_point_and_the_range() {
         let e = parse(&format!("{BASE}[axes]\n\"pe_line.lanes\" = [8, 1000]\n")).unwrap_err();
-        assert_eq!(e, "point pe_line.lanes=1000: `pe_line.lanes` = 1000 is out of range (allowed 1..=512)");
+        assert_eq!(e, "point pe_line.lanes=1000: `pe_line.lanes` = 1000 is out of range (allowed 2..=512)");
         let e = parse(&format!("{BASE}[axes]\n\"pe_line.lanes\" = [\"x\"]\n")).unwrap_err();
         assert!(e.starts_with("axis `pe_line.lanes` value x: invalid type"), "{e}");
     }
