@@ -143,14 +143,15 @@ fn ratios(sweep: &Sweep, rows: &[Row]) -> String {
         let unit = pairs.iter().map(|(a, _)| a.throughput_unit.clone()).find(|u| !u.is_empty()).unwrap_or_default();
         s.push_str(&format!(
             "\n`{idx}` vs baseline `{base}` (ratio = index / baseline; below 1 means the index design is \
-             smaller, above 1 that it does more per unit of area; throughput in {unit}):\n\n"
+             smaller, above 1 that it does more per unit of area or runs at a higher iCE40 clock; throughput \
+             in {unit}):\n\n"
         ));
         let mut cols: Vec<&str> = sweep.axes.iter().map(|a| a.label.as_str()).collect();
         let axes_n = cols.len();
         cols.extend([
             "cells index", "cells base", "cells ratio", "FFs ratio", "transistors ratio", "LUT4 ratio",
             "throughput index", "throughput base", "throughput/cell ratio", "throughput/transistor ratio",
-            "status",
+            "Fmax ratio", "status",
         ]);
         s.push_str(&md_header(&cols, axes_n));
         for (a, b) in pairs {
@@ -167,6 +168,7 @@ fn ratios(sweep: &Sweep, rows: &[Row]) -> String {
                 fixed(b.throughput, 2),
                 r("throughput_per_kcell"),
                 r("throughput_per_mtransistor"),
+                r("fmax_mhz"),
             ]);
             c.push(if a.ok() && b.ok() { "ok".into() } else { "a row FAILED".into() });
             s.push_str(&md_row(&c));
@@ -339,6 +341,6 @@ mod tests {
         let t = ratios(&sweep(), &rows);
         // cells 2.00, throughput per cell 0.50.
         assert!(t.contains("| 4 | 200 | 100 | 2.00 |"), "{t}");
-        assert!(t.contains("| 4.00 | 4.00 | 0.50 | 0.50 | ok |"), "{t}");
+        assert!(t.contains("| 4.00 | 4.00 | 0.50 | 0.50 |  | ok |"), "{t}");
     }
 }

@@ -370,4 +370,17 @@ mod tests {
         .unwrap_err();
         assert!(e.starts_with("the axes expand to 400 points"), "{e}");
     }
+
+    #[test]
+    fn known_blocks_cover_every_block_of_the_committed_configs() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("generators");
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                for b in crate::design::blocks(&Config::load(&p).unwrap()) {
+                    assert!(KNOWN_BLOCKS.contains(&b.name), "{} is not in KNOWN_BLOCKS", b.name);
+                }
+            }
+        }
+    }
 }
