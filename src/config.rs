@@ -107,6 +107,15 @@ pub struct Config {
     pub nl_reduce: Option<crate::nonlinear::NlReduceConfig>,
 }
 
+/// A TOML parse error as one line, `line N: message`.
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let line = e
+        .span()
+        .map(|s| format!("line {}: ", text[..s.start.min(text.len())].matches('\n').count() + 1))
+        .unwrap_or_default();
+    format!("{line}{}", e.message().replace('\n', " "))
+}
+
 /// `key = value is out of range (allowed lo..=hi)`.
 pub fn in_range<T: PartialOrd + std::fmt::Display>(key: &str, v: T, lo: T, hi: T) -> Result<(), String> {
     if v < lo || v > hi {
@@ -133,13 +142,7 @@ impl Config {
     }
 
     pub fn parse(text: &str) -> Result<Config, String> {
-        let cfg: Config = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| format!("line {}: ", text[..s.start.min(text.len())].matches('\n').count() + 1))
-                .unwrap_or_default();
-            format!("{line}{}", e.message().replace('\n', " "))
-        })?;
+        let cfg: Config = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         cfg.validate()?;
         Ok(cfg)
     }

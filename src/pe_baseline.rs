@@ -18,9 +18,8 @@ use serde::Serialize;
 
 use crate::config::QuantConfig;
 use crate::golden::{hex_signed, GoldenWriter};
-use crate::pe_line::{random_indices, random_k, write_dot, PeLineConfig, PeLineDerived, PePredicted};
+use crate::pe_line::{golden_dots, DotGolden, PeLineConfig, PeLineDerived, PePredicted};
 use crate::reference;
-use crate::rng::Rng;
 use crate::verilog::{clog2, if_, if_else, lit, nb, sext, ubits, Design, Item, Module};
 
 pub const TOP: &str = "kllm_dq_pe_line";
@@ -112,14 +111,9 @@ impl PeBaselineDerived {
             fifo_depth,
             latency_extra,
             register_bits,
-            predicted: PePredicted { single_kmax_cycles: 0, gemv64_kmax_cycles: 0, gemv64_one_beat_cycles: 0 },
+            predicted: PePredicted::default(),
         };
-        let kbeats = c.k_max.div_ceil(c.lanes);
-        d.predicted = PePredicted {
-            single_kmax_cycles: timing::cycles(&d, &[kbeats]),
-            gemv64_kmax_cycles: timing::cycles(&d, &[kbeats; 64]),
-            gemv64_one_beat_cycles: timing::cycles(&d, &[1; 64]),
-        };
+        d.predicted = PePredicted::from_model(c.k_max, c.lanes, |beats| timing::cycles(&d, beats));
         d
     }
 }
@@ -619,60 +613,37 @@ fn load_codebooks(w: &mut GoldenWriter, d: &PeBaselineDerived, ca: &[i64], cw: &
 /// sign), then the PE line's timed workloads with cycle counts from the cycle model.
 pub fn golden(q: &QuantConfig, c: &PeLineConfig, vectors: u32, seed: u64, w: &mut GoldenWriter) {
     let d = PeBaselineDerived::new(q, c);
-    let pe = PeLineDerived::new(q, c);
-    let mut rng = Rng::new(seed);
-    let (na, nw) = (q.na, q.nw);
-    w.header("dq_pe_line", &["idx_a", "idx_w", "keep", "last"], &["y"]);
-    let per_segment = 200u32;
-    let mut done = 0u32;
-    let mut seg = 0u32;
-    while done < vectors {
-        let n = per_segment.min(vectors - done);
-        let ca = reference::random_codebook(&mut rng, 1 << na, q.ac_bits);
-        let cw = reference::random_codebook(&mut rng, 1 << nw, q.wc_bits);
-        load_codebooks(w, &d, &ca, &cw);
-        for _ in 0..n {
-            let k = random_k(&mut rng, c.k_max);
-            let (ia, iw) = random_indices(&mut rng, k, na, nw);
-            write_dot(w, &mut rng, &pe, &ia, &iw, seg % 3 != 0);
-            w.out(&[hex_signed(reference::dot(&ca, &cw, &ia, &iw), d.y_bits)]);
-        }
-        w.sync();
-        done += n;
-        seg += 1;
-    }
-    // The overflow bound at both ends: K_MAX times the most negative centroids' product (the
-    // largest Y), and K_MAX times the most negative activation and the most positive weight.
-    let mut ca = reference::random_codebook(&mut rng, 1 << na, q.ac_bits);
-    let mut cw = reference::random_codebook(&mut rng, 1 << nw, q.wc_bits);
-    ca[0] = -(1i64 << (q.ac_bits - 1));
-    cw[0] = -(1i64 << (q.wc_bits - 1));
-    let last_w = cw.len() - 1;
-    if last_w > 0 {
-        cw[last_w] = (1i64 << (q.wc_bits - 1)) - 1;
-    }
-    load_codebooks(w, &d, &ca, &cw);
-    for iw in [0u32, last_w as u32] {
-        let k = c.k_max as usize;
-        let (ia, iw) = (vec![0u32; k], vec![iw; k]);
-        write_dot(w, &mut rng, &pe, &ia, &iw, false);
-        w.out(&[hex_signed(reference::dot(&ca, &cw, &ia, &iw), d.y_bits)]);
-    }
-    w.sync();
-    // Timed segments: the PE line's workloads, dense beats, no gaps.
-    let ca = reference::random_codebook(&mut rng, 1 << na, q.ac_bits);
-    let cw = reference::random_codebook(&mut rng, 1 << nw, q.wc_bits);
-    load_codebooks(w, &d, &ca, &cw);
-    for (count, k) in [(1usize, c.k_max), (64, c.k_max), (64, c.lanes.min(c.k_max))] {
-        let beats = vec![k.div_ceil(c.lanes); count];
-        w.timing(timing::cycles(&d, &beats));
-        for _ in 0..count {
-            let (ia, iw) = random_indices(&mut rng, k as usize, na, nw);
-            write_dot(w, &mut rng, &pe, &ia, &iw, false);
-            w.out(&[hex_signed(reference::dot(&ca, &cw, &ia, &iw), d.y_bits)]);
-        }
-        w.sync();
-    }
+    let k = c.k_max as usize;
+    golden_dots(
+        q,
+        c,
+        vectors,
+        seed,
+        w,
+        &DotGolden {
+            block: "dq_pe_line",
+            load: &|w, ca, cw| load_codebooks(w, &d, ca, cw),
+            cycles: &|beats| timing::cycles(&d, beats),
+            // The overflow bound at both ends: K_MAX times the most negative centroids' product
+            // (the largest Y), and K_MAX times the most negative activation and the most
+            // positive weight.
+            extra: &|w, rng, dot| {
+                let mut ca = reference::random_codebook(rng, 1 << q.na, q.ac_bits);
+                let mut cw = reference::random_codebook(rng, 1 << q.nw, q.wc_bits);
+                ca[0] = -(1i64 << (q.ac_bits - 1));
+                cw[0] = -(1i64 << (q.wc_bits - 1));
+                let last_w = cw.len() - 1;
+                if last_w > 0 {
+                    cw[last_w] = (1i64 << (q.wc_bits - 1)) - 1;
+                }
+                load_codebooks(w, &d, &ca, &cw);
+                for iw in [0u32, last_w as u32] {
+                    dot(w, rng, &ca, &cw, &vec![0u32; k], &vec![iw; k]);
+                }
+                w.sync();
+            },
+        },
+    );
 }
 
 #[cfg(test)]

@@ -93,7 +93,7 @@ pub struct PeLineDerived {
     pub predicted: PePredicted,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct PePredicted {
     /// One dot product of K = k_max on an idle line (cycles, inclusive).
     pub single_kmax_cycles: u64,
@@ -101,6 +101,19 @@ pub struct PePredicted {
     pub gemv64_kmax_cycles: u64,
     /// 64 dot products of K = lanes (one beat each): the weighing-bound case.
     pub gemv64_one_beat_cycles: u64,
+}
+
+impl PePredicted {
+    /// The manifest's three workloads, timed by a line's cycle model (`cycles(beats)`), so the
+    /// PE line and its baseline predict the same workloads.
+    pub fn from_model(k_max: u32, lanes: u32, cycles: impl Fn(&[u32]) -> u64) -> Self {
+        let kbeats = k_max.div_ceil(lanes);
+        PePredicted {
+            single_kmax_cycles: cycles(&[kbeats]),
+            gemv64_kmax_cycles: cycles(&[kbeats; 64]),
+            gemv64_one_beat_cycles: cycles(&[1; 64]),
+        }
+    }
 }
 
 /// Fixed pipeline cycles between the last input beat and the result, beyond the weigh steps.
@@ -145,14 +158,9 @@ impl PeLineDerived {
             k_max: c.k_max,
             latency_extra: steps + PIPE_EXTRA,
             register_bits,
-            predicted: PePredicted { single_kmax_cycles: 0, gemv64_kmax_cycles: 0, gemv64_one_beat_cycles: 0 },
+            predicted: PePredicted::default(),
         };
-        let kbeats = c.k_max.div_ceil(c.lanes);
-        d.predicted = PePredicted {
-            single_kmax_cycles: timing::cycles(&d, &[kbeats]),
-            gemv64_kmax_cycles: timing::cycles(&d, &[kbeats; 64]),
-            gemv64_one_beat_cycles: timing::cycles(&d, &[1; 64]),
-        };
+        d.predicted = PePredicted::from_model(c.k_max, c.lanes, |beats| timing::cycles(&d, beats));
         d
     }
 }
@@ -780,40 +788,72 @@ pub mod timing {
 /// come from the cycle model.
 pub fn golden(q: &QuantConfig, c: &PeLineConfig, vectors: u32, seed: u64, w: &mut GoldenWriter) {
     let d = PeLineDerived::new(q, c);
+    golden_dots(
+        q,
+        c,
+        vectors,
+        seed,
+        w,
+        &DotGolden {
+            block: "pe_line",
+            load: &|w, ca, cw| load_lut(w, &reference::lut(ca, cw, q.nw), q),
+            cycles: &|beats| timing::cycles(&d, beats),
+            extra: &|_, _, _| {},
+        },
+    );
+}
+
+/// What differs between the golden files of the PE line and of its dequantize-multiply
+/// baseline, which share stimulus and expectations: how a codebook pair reaches the block, the
+/// cycle model, and segments to insert before the timed ones (`extra(w, rng, dot)`, where
+/// `dot(w, rng, ca, cw, ia, iw)` writes one dense dot product and its result).
+pub(crate) struct DotGolden<'a> {
+    pub block: &'a str,
+    pub load: &'a dyn Fn(&mut GoldenWriter, &[i64], &[i64]),
+    pub cycles: &'a dyn Fn(&[u32]) -> u64,
+    #[allow(clippy::type_complexity)]
+    pub extra: &'a dyn Fn(&mut GoldenWriter, &mut Rng, &dyn Fn(&mut GoldenWriter, &mut Rng, &[i64], &[i64], &[u32], &[u32])),
+}
+
+/// Random dot products in segments of fresh random codebooks (a third of them dense, the rest
+/// with holes), then `extra`, then the three timed workloads of `PePredicted`.
+pub(crate) fn golden_dots(q: &QuantConfig, c: &PeLineConfig, vectors: u32, seed: u64, w: &mut GoldenWriter, g: &DotGolden) {
+    let d = PeLineDerived::new(q, c);
     let mut rng = Rng::new(seed);
     let (na, nw) = (q.na, q.nw);
-    w.header("pe_line", &["idx_a", "idx_w", "keep", "last"], &["y"]);
+    w.header(g.block, &["idx_a", "idx_w", "keep", "last"], &["y"]);
+    let dot = |w: &mut GoldenWriter, rng: &mut Rng, ca: &[i64], cw: &[i64], ia: &[u32], iw: &[u32], holes: bool| {
+        write_dot(w, rng, &d, ia, iw, holes);
+        w.out(&[hex_signed(reference::dot(ca, cw, ia, iw), d.y_bits)]);
+    };
+    let codebooks = |rng: &mut Rng| {
+        (reference::random_codebook(rng, 1 << na, q.ac_bits), reference::random_codebook(rng, 1 << nw, q.wc_bits))
+    };
     let per_segment = 200u32;
     let mut done = 0u32;
     let mut seg = 0u32;
     while done < vectors {
         let n = per_segment.min(vectors - done);
-        let ca = reference::random_codebook(&mut rng, 1 << na, q.ac_bits);
-        let cw = reference::random_codebook(&mut rng, 1 << nw, q.wc_bits);
-        let lut = reference::lut(&ca, &cw, nw);
-        load_lut(w, &lut, q);
+        let (ca, cw) = codebooks(&mut rng);
+        (g.load)(w, &ca, &cw);
         for _ in 0..n {
             let k = random_k(&mut rng, c.k_max);
             let (ia, iw) = random_indices(&mut rng, k, na, nw);
-            write_dot(w, &mut rng, &d, &ia, &iw, seg % 3 != 0);
-            w.out(&[hex_signed(reference::dot(&ca, &cw, &ia, &iw), d.y_bits)]);
+            dot(w, &mut rng, &ca, &cw, &ia, &iw, seg % 3 != 0);
         }
         w.sync();
         done += n;
         seg += 1;
     }
+    (g.extra)(w, &mut rng, &|w, rng, ca, cw, ia, iw| dot(w, rng, ca, cw, ia, iw, false));
     // Timed segments: the manifest's workloads, dense beats, no gaps.
-    let ca = reference::random_codebook(&mut rng, 1 << na, q.ac_bits);
-    let cw = reference::random_codebook(&mut rng, 1 << nw, q.wc_bits);
-    let lut = reference::lut(&ca, &cw, nw);
-    load_lut(w, &lut, q);
+    let (ca, cw) = codebooks(&mut rng);
+    (g.load)(w, &ca, &cw);
     for (count, k) in [(1usize, c.k_max), (64, c.k_max), (64, c.lanes.min(c.k_max))] {
-        let beats = vec![k.div_ceil(c.lanes); count];
-        w.timing(timing::cycles(&d, &beats));
+        w.timing((g.cycles)(&vec![k.div_ceil(c.lanes); count]));
         for _ in 0..count {
             let (ia, iw) = random_indices(&mut rng, k as usize, na, nw);
-            write_dot(w, &mut rng, &d, &ia, &iw, false);
-            w.out(&[hex_signed(reference::dot(&ca, &cw, &ia, &iw), d.y_bits)]);
+            dot(w, &mut rng, &ca, &cw, &ia, &iw, false);
         }
         w.sync();
     }
@@ -827,7 +867,7 @@ pub(crate) fn load_lut(w: &mut GoldenWriter, lut: &[i64], q: &QuantConfig) {
 
 /// A dot-product length: mostly short (log-uniform), some uniform over the range, and the
 /// edges K = 1 and K = k_max.
-pub(crate) fn random_k(rng: &mut Rng, k_max: u32) -> usize {
+fn random_k(rng: &mut Rng, k_max: u32) -> usize {
     let k = match rng.below(20) {
         0 => 1,
         1 => k_max as u64,
@@ -840,7 +880,7 @@ pub(crate) fn random_k(rng: &mut Rng, k_max: u32) -> usize {
     k as usize
 }
 
-pub(crate) fn random_indices(rng: &mut Rng, k: usize, na: u32, nw: u32) -> (Vec<u32>, Vec<u32>) {
+fn random_indices(rng: &mut Rng, k: usize, na: u32, nw: u32) -> (Vec<u32>, Vec<u32>) {
     // Some dot products use a single pair everywhere (all-same index: one bin counts to K).
     if rng.chance(1, 16) {
         let (a, b) = (rng.below(1 << na) as u32, rng.below(1 << nw) as u32);

@@ -156,13 +156,7 @@ impl Sweep {
     }
 
     pub fn parse(text: &str, name: &str, path: &Path) -> Result<Sweep, String> {
-        let file: SweepFile = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| format!("line {}: ", text[..s.start.min(text.len())].matches('\n').count() + 1))
-                .unwrap_or_default();
-            format!("{line}{}", e.message().replace('\n', " "))
-        })?;
+        let file: SweepFile = toml::from_str(text).map_err(|e| crate::config::toml_error(text, &e))?;
         let run = file.run;
         in_range("run.vectors", run.vectors, 1, 100_000)?;
         in_range("run.timeout_s", run.timeout_s, 10, 24 * 3600)?;
