@@ -539,10 +539,7 @@ pub mod timing {
     /// products of `beats[i]` beats streamed back to back.
     pub fn cycles(d: &PeBaselineDerived, beats: &[u32]) -> u64 {
         let (first, outs) = schedule(d, beats);
-        match (first, outs.last()) {
-            (Some(f), Some(l)) => l - f + 1,
-            _ => 0,
-        }
+        crate::pe_line::timing::span(first, &outs)
     }
 
     /// Returns the edge of the first input transfer and the edge of each result transfer.

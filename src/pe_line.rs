@@ -703,8 +703,13 @@ pub mod timing {
     /// Cycles from the first input transfer to the last result transfer, inclusive, for dot
     /// products of `beats[i]` beats streamed back to back.
     pub fn cycles(d: &PeLineDerived, beats: &[u32]) -> u64 {
-        let (first, last) = schedule(d, beats);
-        match (first, last.last()) {
+        let (first, outs) = schedule(d, beats);
+        span(first, &outs)
+    }
+
+    /// Cycles from the first input edge to the last result edge, inclusive (0 if none).
+    pub fn span(first: Option<u64>, outs: &[u64]) -> u64 {
+        match (first, outs.last()) {
             (Some(f), Some(l)) => l - f + 1,
             _ => 0,
         }
