@@ -133,11 +133,11 @@ pub fn run(sweep: &Sweep, args: &RunArgs) -> Result<Outcome> {
             }
         }
     };
+    let workers = if ran > 0 { format!(" on {} workers", args.jobs.min(ran)) } else { String::new() };
     say(format!(
-        "sweep {}: {} points, {total} jobs ({cached} cached, {ran} to run on {} workers)",
+        "sweep {}: {} points, {total} jobs ({cached} cached, {ran} to run{workers})",
         sweep.name,
         sweep.points.len(),
-        args.jobs.min(ran.max(1))
     ));
     let start = Instant::now();
     std::thread::scope(|s| {

@@ -99,6 +99,26 @@ fn tick_format(lo: f64, hi: f64) -> impl Fn(&f64) -> String {
 
 type Series = Vec<(String, Vec<(f64, f64, String)>)>;
 
+/// The plot corner with the fewest points near it, for the legend box.
+fn legend_corner(all: &[(f64, f64)], x: (f64, f64, bool), y: (f64, f64, bool)) -> SeriesLabelPosition {
+    let norm = |v: f64, (lo, hi, log): (f64, f64, bool)| {
+        if log { (v.ln() - lo.ln()) / (hi.ln() - lo.ln()) } else { (v - lo) / (hi - lo) }
+    };
+    let corners = [
+        (SeriesLabelPosition::UpperLeft, 0.0, 1.0),
+        (SeriesLabelPosition::UpperRight, 1.0, 1.0),
+        (SeriesLabelPosition::LowerRight, 1.0, 0.0),
+        (SeriesLabelPosition::LowerLeft, 0.0, 0.0),
+    ];
+    let crowd = |cx: f64, cy: f64| {
+        all.iter()
+            .filter(|p| (norm(p.0, x) - cx).abs() < 0.35 && (norm(p.1, y) - cy).abs() < 0.3)
+            .count()
+    };
+    let best = corners.iter().min_by_key(|(_, cx, cy)| crowd(*cx, *cy)).expect("four corners");
+    best.0.clone()
+}
+
 fn scatter(sweep: &Sweep, rows: &[Row], s: &PlotSpec) -> Option<String> {
     let mut series: Series = vec![];
     for r in rows.iter().filter(|r| r.ok()) {
@@ -152,16 +172,18 @@ fn scatter(sweep: &Sweep, rows: &[Row], s: &PlotSpec) -> Option<String> {
             format!("{}{}", axis_label(&s.y, rows), log_note(s.log_y)),
         );
         let (fx, fy) = (tick_format(x0, x1), tick_format(y0, y1));
+        let legend = legend_corner(&all, (x0, x1, s.log_x), (y0, y1, s.log_y));
         // plotters types a chart by its coordinate kinds, so each log/linear pair is its own call.
         match (s.log_x, s.log_y) {
-            (false, false) => draw(builder.build_cartesian_2d(x0..x1, y0..y1).ok()?, &series, &all, s.pareto, &desc, &fx, &fy)?,
-            (true, false) => draw(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).ok()?, &series, &all, s.pareto, &desc, &fx, &fy)?,
-            (false, true) => draw(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).ok()?, &series, &all, s.pareto, &desc, &fx, &fy)?,
+            (false, false) => draw(builder.build_cartesian_2d(x0..x1, y0..y1).ok()?, &series, &all, s.pareto, legend, &desc, &fx, &fy)?,
+            (true, false) => draw(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).ok()?, &series, &all, s.pareto, legend, &desc, &fx, &fy)?,
+            (false, true) => draw(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).ok()?, &series, &all, s.pareto, legend, &desc, &fx, &fy)?,
             (true, true) => draw(
                 builder.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).ok()?,
                 &series,
                 &all,
                 s.pareto,
+                legend,
                 &desc,
                 &fx,
                 &fy,
@@ -177,6 +199,7 @@ fn draw<'a, X, Y>(
     series: &Series,
     all: &[(f64, f64)],
     pareto: bool,
+    legend: SeriesLabelPosition,
     desc: &(String, String),
     fx: &dyn Fn(&f64) -> String,
     fy: &dyn Fn(&f64) -> String,
@@ -187,6 +210,9 @@ where
 {
     chart
         .configure_mesh()
+        .light_line_style(WHITE)
+        .x_labels(8)
+        .y_labels(8)
         .x_desc(desc.0.as_str())
         .y_desc(desc.1.as_str())
         .x_label_formatter(fx)
@@ -217,7 +243,7 @@ where
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(legend)
         .border_style(BLACK)
         .background_style(WHITE.mix(0.8))
         .draw()

@@ -153,7 +153,7 @@ fn ratios(sweep: &Sweep, rows: &[Row]) -> String {
             "throughput index", "throughput base", "throughput/cell ratio", "throughput/transistor ratio",
             "Fmax ratio", "status",
         ]);
-        s.push_str(&md_header(&cols, axes_n));
+        let mut table: Vec<Vec<String>> = vec![];
         for (a, b) in pairs {
             let mut c: Vec<String> = a.axes.iter().map(|(_, v)| v.clone()).collect();
             let r = |col: &str| fixed(ratio(numeric(a, col), numeric(b, col)), 2);
@@ -171,7 +171,15 @@ fn ratios(sweep: &Sweep, rows: &[Row]) -> String {
                 r("fmax_mhz"),
             ]);
             c.push(if a.ok() && b.ok() { "ok".into() } else { "a row FAILED".into() });
-            s.push_str(&md_row(&c));
+            table.push(c);
+        }
+        // A measure no pair has (LUT4 or Fmax when nothing fits an iCE40) is left out.
+        let keep: Vec<usize> =
+            (0..cols.len()).filter(|&i| i < axes_n || table.iter().any(|row| !row[i].is_empty())).collect();
+        let cols: Vec<&str> = keep.iter().map(|&i| cols[i]).collect();
+        s.push_str(&md_header(&cols, axes_n));
+        for row in table {
+            s.push_str(&md_row(&keep.iter().map(|&i| row[i].clone()).collect::<Vec<_>>()));
         }
     }
     s
@@ -207,7 +215,7 @@ pub fn files(sweep: &Sweep, rows: &[Row], tools: &Tools) -> Vec<(String, String)
         c.extend(r.axes.iter().map(|(_, v)| v.clone()));
         let fmax = match r.fmax_mhz {
             Some(f) => format!("{f:.1}"),
-            None if r.ice40_fit.starts_with("no") => "does not fit".into(),
+            None if r.ice40_fit.starts_with("no:") => "does not fit".into(),
             None if r.ice40_fit.starts_with("not mapped") => "not mapped".into(),
             None => String::new(),
         };
@@ -341,6 +349,7 @@ mod tests {
         let t = ratios(&sweep(), &rows);
         // cells 2.00, throughput per cell 0.50.
         assert!(t.contains("| 4 | 200 | 100 | 2.00 |"), "{t}");
-        assert!(t.contains("| 4.00 | 4.00 | 0.50 | 0.50 |  | ok |"), "{t}");
+        assert!(t.contains("| 4.00 | 4.00 | 0.50 | 0.50 | ok |"), "{t}");
+        assert!(!t.contains("Fmax ratio") && !t.contains("LUT4 ratio"), "empty measures are left out: {t}");
     }
 }
