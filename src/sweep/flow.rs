@@ -513,6 +513,15 @@ struct Workload {
     describe: String,
 }
 
+/// How many results (dot products, vectors) a block's timed workload produces.
+pub fn workload_items(block: &str) -> Option<u64> {
+    match block {
+        "pe_line" | "dq_pe_line" => Some(64),
+        "orizuru" | "topk_sorter" => Some(16),
+        _ => None,
+    }
+}
+
 /// The workload of a block family in words, for the report.
 pub fn workload_kind(block: &str) -> &'static str {
     match block {
@@ -530,7 +539,7 @@ fn workload(job: &Job) -> Option<Workload> {
             Some(Workload {
                 segment: 1,
                 predicted: "/predicted/gemv64_kmax_cycles",
-                items: 64,
+                items: workload_items(&job.block)?,
                 per_item: k,
                 unit: "MAC/cycle",
                 describe: format!("GEMV 64 x K={k}"),
@@ -541,7 +550,7 @@ fn workload(job: &Job) -> Option<Workload> {
             Some(Workload {
                 segment: 1,
                 predicted: "/predicted/stream16_cycles",
-                items: 16,
+                items: workload_items(&job.block)?,
                 per_item: n,
                 unit: "values/cycle",
                 describe: format!("16 vectors of N={n}"),

@@ -9,7 +9,7 @@ use super::Row;
 /// Columns a `[[plot]]` may use.
 pub const NUMERIC_COLUMNS: &[&str] = &[
     "cells", "ffs", "transistors", "ice40_lut4", "ice40_dff", "ice40_carry", "ice40_bram", "fmax_mhz",
-    "comparators", "multipliers", "register_bits", "cycles_predicted", "cycles_measured", "throughput",
+    "comparators", "multipliers", "register_bits", "cycles_predicted", "cycles_measured", "cycles_per_item", "throughput",
     "throughput_per_kcell", "throughput_per_mtransistor", "layer_err_kmeans", "layer_err_int", "seconds",
 ];
 
@@ -30,6 +30,7 @@ pub fn numeric(r: &Row, col: &str) -> Option<f64> {
         "register_bits" => f(r.register_bits),
         "cycles_predicted" => f(r.cycles_predicted),
         "cycles_measured" => f(r.cycles_measured),
+        "cycles_per_item" => Some(r.cycles_measured? as f64 / super::flow::workload_items(&r.block)? as f64),
         "throughput" => r.throughput,
         "throughput_per_kcell" => Some(r.throughput? * 1e3 / r.cells? as f64),
         "throughput_per_mtransistor" => Some(r.throughput? * 1e6 / r.transistors? as f64),
@@ -59,7 +60,8 @@ pub fn csv(sweep: &Sweep, rows: &[Row]) -> String {
         [
             "block", "top", "status", "reason", "cells", "ffs", "transistors", "ice40_lut4", "ice40_dff",
             "ice40_carry", "ice40_bram", "ice40_fit", "fmax_mhz", "comparators", "multipliers", "register_bits",
-            "workload", "cycles_predicted", "cycles_measured", "cycles_match", "throughput", "throughput_unit",
+            "workload", "cycles_predicted", "cycles_measured", "cycles_match", "cycles_per_item", "throughput",
+            "throughput_unit",
             "throughput_per_kcell", "throughput_per_mtransistor", "sim_outputs", "layer_err_kmeans",
             "layer_err_int", "config_hash", "seconds",
         ]
@@ -94,6 +96,7 @@ pub fn csv(sweep: &Sweep, rows: &[Row]) -> String {
             opt(r.cycles_predicted),
             opt(r.cycles_measured),
             matched,
+            fixed(numeric(r, "cycles_per_item"), 2),
             fixed(r.throughput, 4),
             r.throughput_unit.clone(),
             fixed(numeric(r, "throughput_per_kcell"), 4),
@@ -118,6 +121,20 @@ fn md_header(cols: &[&str], right_from: usize) -> String {
     let rule: Vec<String> =
         (0..cols.len()).map(|i| if i >= right_from { "---:".into() } else { "---".into() }).collect();
     s.push_str(&format!("|{}|\n", rule.join("|")));
+    s
+}
+
+/// A Markdown table whose columns from `optional_from` on are left out when no row fills them
+/// (iCE40 columns when nothing was mapped, comparators in a PE sweep).
+fn md_table(cols: &[&str], rows: &[Vec<String>], right_from: usize, optional_from: usize) -> String {
+    let keep: Vec<usize> =
+        (0..cols.len()).filter(|&i| i < optional_from || rows.iter().any(|row| !row[i].is_empty())).collect();
+    let kept: Vec<&str> = keep.iter().map(|&i| cols[i]).collect();
+    let right = keep.iter().filter(|&&i| i < right_from).count();
+    let mut s = md_header(&kept, right);
+    for row in rows {
+        s.push_str(&md_row(&keep.iter().map(|&i| row[i].clone()).collect::<Vec<_>>()));
+    }
     s
 }
 
@@ -174,13 +191,7 @@ fn ratios(sweep: &Sweep, rows: &[Row]) -> String {
             table.push(c);
         }
         // A measure no pair has (LUT4 or Fmax when nothing fits an iCE40) is left out.
-        let keep: Vec<usize> =
-            (0..cols.len()).filter(|&i| i < axes_n || table.iter().any(|row| !row[i].is_empty())).collect();
-        let cols: Vec<&str> = keep.iter().map(|&i| cols[i]).collect();
-        s.push_str(&md_header(&cols, axes_n));
-        for row in table {
-            s.push_str(&md_row(&keep.iter().map(|&i| row[i].clone()).collect::<Vec<_>>()));
-        }
+        s.push_str(&md_table(&cols, &table, axes_n, axes_n));
     }
     s
 }
@@ -206,10 +217,10 @@ pub fn files(sweep: &Sweep, rows: &[Row], tools: &Tools) -> Vec<(String, String)
     cols.extend(sweep.axes.iter().map(|a| a.label.as_str()));
     let first_num = cols.len() + 1;
     cols.extend([
-        "block", "cells", "FFs", "transistors", "LUT4", "DFF", "Fmax MHz", "cycles", "predicted", "throughput",
-        "per kcell", "layer err K-Means", "layer err INT", "status",
+        "block", "status", "cells", "FFs", "transistors", "LUT4", "DFF", "Fmax MHz", "comparators", "cycles",
+        "predicted", "cycles/item", "throughput", "per kcell", "layer err K-Means", "layer err INT",
     ]);
-    md.push_str(&md_header(&cols, first_num));
+    let mut table = vec![];
     for r in rows {
         let mut c = vec![format!("p{:02}", r.point)];
         c.extend(r.axes.iter().map(|(_, v)| v.clone()));
@@ -221,22 +232,26 @@ pub fn files(sweep: &Sweep, rows: &[Row], tools: &Tools) -> Vec<(String, String)
         };
         c.extend([
             r.block.clone(),
+            if r.ok() { "ok".into() } else { "FAILED".into() },
             opt(r.cells),
             opt(r.ffs),
             opt(r.transistors),
             opt(r.ice40_lut4),
             opt(r.ice40_dff),
             fmax,
+            opt(r.comparators),
             opt(r.cycles_measured),
             opt(r.cycles_predicted),
+            fixed(numeric(r, "cycles_per_item"), 1),
             fixed(r.throughput, 2),
             fixed(numeric(r, "throughput_per_kcell"), 3),
             fixed(r.layer_err_kmeans, 4),
             fixed(r.layer_err_int, 4),
-            if r.ok() { "ok".into() } else { "FAILED".into() },
         ]);
-        md.push_str(&md_row(&c));
+        table.push(c);
     }
+    // Everything after the block and status may be empty for a whole sweep (steps switched off).
+    md.push_str(&md_table(&cols, &table, first_num + 1, first_num + 1));
     let mut workloads: Vec<String> = rows
         .iter()
         .filter(|r| !r.workload.is_empty())
