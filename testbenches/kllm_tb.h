@@ -451,3 +451,24 @@ class Bench {
         }
     }
 };
+
+// The PE-line port contract, shared by kllm_pe_line and its dequantize-multiply baseline
+// kllm_dq_pe_line: table writes on cfg_* (LUT entries or codebook entries, as the golden file
+// says), beats of (idx_a, idx_w, keep, last) on s_*, one signed m_y per dot product.
+template <class Top>
+void bind_pe_line_ports(Bench<Top>& b) {
+    Top* t = b.top.get();
+    b.cfg_write = [t](uint64_t addr, const Bits& data) {
+        t->cfg_we = 1;
+        t->cfg_addr = addr;
+        put(t->cfg_wdata, data);
+    };
+    b.cfg_idle = [t]() { t->cfg_we = 0; };
+    b.add_in("", &t->s_valid, &t->s_ready, [t](const Fields& f) {
+        put(t->s_idx_a, f.at(0));
+        put(t->s_idx_w, f.at(1));
+        put(t->s_keep, f.at(2));
+        put(t->s_last, f.at(3));
+    });
+    b.add_out("", &t->m_valid, &t->m_ready, [t]() { return Fields{get(t->m_y)}; });
+}
