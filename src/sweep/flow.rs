@@ -140,7 +140,8 @@ pub fn prepare(sweep: &Sweep, args: &RunArgs, tools: &Tools) -> Result<Vec<Job>>
             };
             let top_module = d.get(b.top).ok_or_else(|| anyhow!("block {} has no top {}", b.name, b.top))?;
             let wrapper = fmax_wrapper(top_module)?;
-            // The files this top needs, in dependency order.
+            // Every Verilog file of the design, in dependency order; synthesis keeps what the
+            // top uses.
             let files: Vec<PathBuf> = rendered
                 .files
                 .iter()

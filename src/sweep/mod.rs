@@ -14,7 +14,7 @@ pub mod spec;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
@@ -103,20 +103,19 @@ pub fn run(sweep: &Sweep, args: &RunArgs) -> Result<Outcome> {
         bail!("no point of the sweep selects a block listed in `run.blocks`");
     }
     let mut rows = vec![];
-    let mut queue = VecDeque::new();
+    let mut todo = vec![];
     for job in jobs {
         match (!args.fresh).then(|| flow::cached(&job)).flatten() {
             Some(row) => rows.push(row),
-            None => queue.push_back(job),
+            None => todo.push(job),
         }
     }
     let cached = rows.len();
-    let ran = queue.len();
+    let ran = todo.len();
     // Longest first, so a big point does not start last and leave a core idle at the end.
-    let mut q: Vec<_> = queue.into_iter().collect();
-    q.sort_by_key(|j| std::cmp::Reverse(j.weight));
-    let queue = Arc::new(Mutex::new(VecDeque::from(q)));
-    let results = Arc::new(Mutex::new(vec![]));
+    todo.sort_by_key(|j| std::cmp::Reverse(j.weight));
+    let queue = Mutex::new(VecDeque::from(todo));
+    let results = Mutex::new(vec![]);
     let bar = indicatif::ProgressBar::new(total as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} jobs  {elapsed_precise}  {msg}")
@@ -142,7 +141,7 @@ pub fn run(sweep: &Sweep, args: &RunArgs) -> Result<Outcome> {
     let start = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..args.jobs.min(ran) {
-            let (queue, results, bar, tools, say) = (queue.clone(), results.clone(), bar.clone(), &tools, say.clone());
+            let (queue, results, bar, tools, say) = (&queue, &results, bar.clone(), &tools, say.clone());
             s.spawn(move || loop {
                 let Some(job) = queue.lock().unwrap().pop_front() else { break };
                 bar.set_message(format!("{} {}", job.point_name, job.block));
@@ -163,7 +162,7 @@ pub fn run(sweep: &Sweep, args: &RunArgs) -> Result<Outcome> {
         }
     });
     bar.finish_and_clear();
-    rows.extend(results.lock().unwrap().drain(..));
+    rows.extend(results.into_inner().unwrap());
     let order: BTreeMap<&str, usize> =
         spec::KNOWN_BLOCKS.iter().enumerate().map(|(i, b)| (*b, i)).collect();
     rows.sort_by_key(|r| (r.point, order.get(r.block.as_str()).copied().unwrap_or(usize::MAX)));
