@@ -472,3 +472,20 @@ void bind_pe_line_ports(Bench<Top>& b) {
     });
     b.add_out("", &t->m_valid, &t->m_ready, [t]() { return Fields{get(t->m_y)}; });
 }
+
+// The top-k port contract, shared by kllm_orizuru and its bitonic baseline kllm_topk_sorter:
+// no tables, vectors in on s_x, the k largest on m_max_* and the k smallest on m_min_*, each
+// stream with its own back-pressure.
+template <class Top>
+void bind_topk_ports(Bench<Top>& b) {
+    Top* t = b.top.get();
+    b.cfg_write = [](uint64_t, const Bits&) {};
+    b.cfg_idle = []() {};
+    b.add_in("", &t->s_valid, &t->s_ready, [t](const Fields& f) { put(t->s_x, f.at(0)); });
+    b.add_out("max", &t->m_max_valid, &t->m_max_ready, [t]() {
+        return Fields{get(t->m_max_value), get(t->m_max_pos), get(t->m_max_last)};
+    });
+    b.add_out("min", &t->m_min_valid, &t->m_min_ready, [t]() {
+        return Fields{get(t->m_min_value), get(t->m_min_pos), get(t->m_min_last)};
+    });
+}

@@ -6,15 +6,6 @@
 
 int main(int argc, char** argv) {
     Bench<Vkllm_orizuru> b(argc, argv, "orizuru");
-    Vkllm_orizuru* t = b.top.get();
-    b.cfg_write = [](uint64_t, const Bits&) {};
-    b.cfg_idle = []() {};
-    b.add_in("", &t->s_valid, &t->s_ready, [t](const Fields& f) { put(t->s_x, f.at(0)); });
-    b.add_out("max", &t->m_max_valid, &t->m_max_ready, [t]() {
-        return Fields{get(t->m_max_value), get(t->m_max_pos), get(t->m_max_last)};
-    });
-    b.add_out("min", &t->m_min_valid, &t->m_min_ready, [t]() {
-        return Fields{get(t->m_min_value), get(t->m_min_pos), get(t->m_min_last)};
-    });
+    bind_topk_ports(b);
     return b.run();
 }

@@ -503,60 +503,43 @@ pub fn fmax_wrapper(top: &Module) -> Result<String> {
     Ok(format!("`default_nettype none\n\n{}\n`default_nettype wire\n", crate::verilog::emit_module(&m)))
 }
 
-/// The timed workload whose cycles a block's row reports: which timing segment of its golden
-/// file, which manifest prediction, and how much work it is.
-struct Workload {
+/// The timed workload whose cycles a block family's rows report: which timing segment of its
+/// golden file, which manifest prediction, how many results it produces and how much work
+/// each is.
+pub struct Workload {
     segment: usize,
     predicted: &'static str,
-    items: u64,
-    per_item: u64,
+    pub items: u64,
+    /// Work of one result (MACs of a dot product, values of a vector) from the config.
+    per_item: fn(&Config) -> Option<u64>,
     unit: &'static str,
-    describe: String,
+    /// The workload in words, for the report.
+    pub kind: &'static str,
+    /// Prefix of the row's workload text, followed by the per-item size.
+    size: &'static str,
 }
 
-/// How many results (dot products, vectors) a block's timed workload produces.
-pub fn workload_items(block: &str) -> Option<u64> {
+/// The workload of a block, `None` for blocks without one (their cycle columns stay empty).
+pub fn workload(block: &str) -> Option<Workload> {
     match block {
-        "pe_line" | "dq_pe_line" => Some(64),
-        "orizuru" | "topk_sorter" => Some(16),
-        _ => None,
-    }
-}
-
-/// The workload of a block family in words, for the report.
-pub fn workload_kind(block: &str) -> &'static str {
-    match block {
-        "pe_line" | "dq_pe_line" => "a GEMV of 64 dot products of K = k_max, back to back",
-        "orizuru" | "topk_sorter" => "16 vectors of N values, back to back",
-        _ => "",
-    }
-}
-
-fn workload(job: &Job) -> Option<Workload> {
-    let c = &job.config;
-    match job.block.as_str() {
-        "pe_line" | "dq_pe_line" => {
-            let k = c.pe_line.as_ref()?.k_max as u64;
-            Some(Workload {
-                segment: 1,
-                predicted: "/predicted/gemv64_kmax_cycles",
-                items: workload_items(&job.block)?,
-                per_item: k,
-                unit: "MAC/cycle",
-                describe: format!("GEMV 64 x K={k}"),
-            })
-        }
-        "orizuru" | "topk_sorter" => {
-            let n = c.orizuru.as_ref()?.n as u64;
-            Some(Workload {
-                segment: 1,
-                predicted: "/predicted/stream16_cycles",
-                items: workload_items(&job.block)?,
-                per_item: n,
-                unit: "values/cycle",
-                describe: format!("16 vectors of N={n}"),
-            })
-        }
+        "pe_line" | "dq_pe_line" => Some(Workload {
+            segment: 1,
+            predicted: "/predicted/gemv64_kmax_cycles",
+            items: 64,
+            per_item: |c| Some(c.pe_line.as_ref()?.k_max as u64),
+            unit: "MAC/cycle",
+            kind: "a GEMV of 64 dot products of K = k_max, back to back",
+            size: "GEMV 64 x K=",
+        }),
+        "orizuru" | "topk_sorter" => Some(Workload {
+            segment: 1,
+            predicted: "/predicted/stream16_cycles",
+            items: 16,
+            per_item: |c| Some(c.orizuru.as_ref()?.n as u64),
+            unit: "values/cycle",
+            kind: "16 vectors of N values, back to back",
+            size: "16 vectors of N=",
+        }),
         _ => None,
     }
 }
@@ -622,8 +605,9 @@ fn simulate(job: &Job, run: &RunOptions, tools: &Tools, row: &mut Row) {
     if !r.ok || !verdict.starts_with("PASS") {
         row.fail(format!("sim: {}", if verdict.is_empty() { first_error(&r.output) } else { verdict.to_string() }));
     }
-    let Some(w) = workload(job) else { return };
-    row.workload = w.describe.clone();
+    let Some(w) = workload(&job.block) else { return };
+    let Some(per_item) = (w.per_item)(&job.config) else { return };
+    row.workload = format!("{}{per_item}", w.size);
     row.throughput_unit = w.unit.to_string();
     row.cycles_predicted = job.derived.pointer(w.predicted).and_then(Value::as_u64);
     let timings = timing_lines(&r.output);
@@ -632,7 +616,7 @@ fn simulate(job: &Job, run: &RunOptions, tools: &Tools, row: &mut Row) {
         return;
     };
     row.cycles_measured = Some(measured);
-    row.throughput = Some((w.items * w.per_item) as f64 / measured.max(1) as f64);
+    row.throughput = Some((w.items * per_item) as f64 / measured.max(1) as f64);
     if Some(measured) != row.cycles_predicted || Some(golden_pred) != row.cycles_predicted {
         row.fail(format!(
             "cycles: measured {measured}, manifest predicts {:?} (golden file {golden_pred})",

@@ -30,7 +30,7 @@ pub fn numeric(r: &Row, col: &str) -> Option<f64> {
         "register_bits" => f(r.register_bits),
         "cycles_predicted" => f(r.cycles_predicted),
         "cycles_measured" => f(r.cycles_measured),
-        "cycles_per_item" => Some(r.cycles_measured? as f64 / super::flow::workload_items(&r.block)? as f64),
+        "cycles_per_item" => Some(r.cycles_measured? as f64 / super::flow::workload(&r.block)?.items as f64),
         "throughput" => r.throughput,
         "throughput_per_kcell" => Some(r.throughput? * 1e3 / r.cells? as f64),
         "throughput_per_mtransistor" => Some(r.throughput? * 1e6 / r.transistors? as f64),
@@ -255,7 +255,7 @@ pub fn files(sweep: &Sweep, rows: &[Row], tools: &Tools) -> Vec<(String, String)
     let mut workloads: Vec<String> = rows
         .iter()
         .filter(|r| !r.workload.is_empty())
-        .map(|r| format!("`{}`: {} ({})", r.block, super::flow::workload_kind(&r.block), r.throughput_unit))
+        .filter_map(|r| Some(format!("`{}`: {} ({})", r.block, super::flow::workload(&r.block)?.kind, r.throughput_unit)))
         .collect();
     workloads.sort();
     workloads.dedup();
