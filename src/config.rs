@@ -150,29 +150,15 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         self.quant.validate()?;
         self.test.validate()?;
-        if let Some(pe) = &self.pe_line {
-            pe.validate(&self.quant)?;
+        let mut any = false;
+        for b in crate::registry::BLOCKS.iter().filter(|b| b.selected(self)) {
+            b.validate(self)?;
+            any = true;
         }
-        if let Some(enc) = &self.encoder {
-            enc.validate(&self.quant)?;
-        }
-        if let Some(c) = &self.nl_map {
-            c.validate(&self.quant)?;
-        }
-        if let Some(c) = &self.nl_map2 {
-            c.validate(&self.quant)?;
-        }
-        if let Some(c) = &self.nl_reduce {
-            c.validate(&self.quant)?;
-        }
-        if let Some(o) = &self.orizuru {
-            o.validate(&self.quant)?;
-        }
-        let nl = self.nl_map.is_some() || self.nl_map2.is_some() || self.nl_reduce.is_some();
-        if self.pe_line.is_none() && self.encoder.is_none() && self.orizuru.is_none() && !nl {
-            return Err("the config selects no block: add at least one of [pe_line], [encoder], \
-                        [orizuru], [nl_map], [nl_map2], [nl_reduce]"
-                .into());
+        if !any {
+            let sections: Vec<String> =
+                crate::registry::sections().iter().map(|s| format!("[{s}]")).collect();
+            return Err(format!("the config selects no block: add at least one of {}", sections.join(", ")));
         }
         Ok(())
     }

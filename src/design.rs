@@ -9,77 +9,27 @@ use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::golden::GoldenWriter;
+use crate::registry::{BlockKind, BLOCKS};
 use crate::verilog::{emit_module, Design};
-use crate::{encoder, orizuru, pe_baseline, pe_line};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// One generated block: its top module, derived parameters and golden-vector writer.
+/// One block a config selects: its registry entry, top module and derived numbers.
 pub struct Block {
+    pub kind: &'static dyn BlockKind,
     /// Short name used by the Makefile, the golden file and the testbench (`pe_line`).
     pub name: &'static str,
     pub top: &'static str,
     pub derived: Value,
-    pub generate: Box<dyn Fn(&mut Design)>,
-    pub golden: Box<dyn Fn(u32, u64, &mut GoldenWriter)>,
 }
 
-/// The blocks a config selects, in a fixed order.
+/// The blocks a config selects, in registry order.
 pub fn blocks(cfg: &Config) -> Vec<Block> {
-    let mut out = vec![];
-    let q = cfg.quant.clone();
-    if let Some(c) = cfg.pe_line.clone() {
-        let (q1, c1, q2, c2) = (q.clone(), c.clone(), q.clone(), c.clone());
-        out.push(Block {
-            name: "pe_line",
-            top: pe_line::TOP,
-            derived: serde_json::to_value(pe_line::PeLineDerived::new(&q, &c)).unwrap(),
-            generate: Box::new(move |d| pe_line::generate(d, &q1, &c1)),
-            golden: Box::new(move |n, s, w| pe_line::golden(&q2, &c2, n, s, w)),
-        });
-        if c.baseline {
-            let (q1, c1, q2, c2) = (q.clone(), c.clone(), q.clone(), c.clone());
-            out.push(Block {
-                name: "dq_pe_line",
-                top: pe_baseline::TOP,
-                derived: serde_json::to_value(pe_baseline::PeBaselineDerived::new(&q, &c)).unwrap(),
-                generate: Box::new(move |d| pe_baseline::generate(d, &q1, &c1)),
-                golden: Box::new(move |n, s, w| pe_baseline::golden(&q2, &c2, n, s, w)),
-            });
-        }
-    }
-    if let Some(c) = cfg.encoder.clone() {
-        let (q1, c1, q2, c2) = (q.clone(), c.clone(), q.clone(), c.clone());
-        out.push(Block {
-            name: "act_encoder",
-            top: encoder::TOP,
-            derived: serde_json::to_value(encoder::EncoderDerived::new(&q, &c)).unwrap(),
-            generate: Box::new(move |d| encoder::generate(d, &q1, &c1)),
-            golden: Box::new(move |n, s, w| encoder::golden(&q2, &c2, n, s, w)),
-        });
-    }
-    if let Some(c) = cfg.orizuru.clone() {
-        let (q1, c1, q2, c2) = (q.clone(), c.clone(), q.clone(), c.clone());
-        out.push(Block {
-            name: "orizuru",
-            top: orizuru::TOP,
-            derived: serde_json::to_value(orizuru::OrizuruDerived::new(&q, &c)).unwrap(),
-            generate: Box::new(move |d| orizuru::generate(d, &q1, &c1)),
-            golden: Box::new(move |n, s, w| orizuru::golden(&q2, &c2, n, s, w, "orizuru")),
-        });
-        if c.baseline {
-            let (q1, c1, q2, c2) = (q.clone(), c.clone(), q.clone(), c.clone());
-            out.push(Block {
-                name: "topk_sorter",
-                top: orizuru::SORTER_TOP,
-                derived: serde_json::to_value(orizuru::SorterDerived::new(&q, &c)).unwrap(),
-                generate: Box::new(move |d| orizuru::generate_sorter(d, &q1, &c1)),
-                golden: Box::new(move |n, s, w| orizuru::golden(&q2, &c2, n, s, w, "topk_sorter")),
-            });
-        }
-    }
-    crate::nonlinear::blocks(cfg, &mut out);
-    out
+    BLOCKS
+        .iter()
+        .filter(|k| k.selected(cfg))
+        .map(|&kind| Block { kind, name: kind.name(), top: kind.top(), derived: kind.derived(cfg) })
+        .collect()
 }
 
 /// The rendered design: relative file name → contents, in the order they are listed.
@@ -106,7 +56,7 @@ pub fn render(cfg: &Config, name: &str) -> Result<Rendered> {
     let blocks = blocks(cfg);
     let mut design = Design::default();
     for b in &blocks {
-        (b.generate)(&mut design);
+        b.kind.generate(&mut design, cfg, b.top);
     }
     design.check().map_err(|e| anyhow::anyhow!("generator produced an invalid design: {e}"))?;
     let hash = cfg.hash();
@@ -234,8 +184,7 @@ pub fn generate(config: &Path, out: &Path) -> Result<PathBuf> {
 /// Golden text for one block.
 pub fn golden_text(cfg: &Config, name: &str, block: &Block, vectors: u32, seed: u64) -> String {
     let mut w = GoldenWriter::new(name, seed);
-    let _ = cfg;
-    (block.golden)(vectors, seed, &mut w);
+    block.kind.golden(cfg, vectors, seed, &mut w);
     w.finish()
 }
 

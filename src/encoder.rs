@@ -7,11 +7,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{in_range, QuantConfig};
+use crate::config::{in_range, Config, QuantConfig};
+use crate::registry::BlockKind;
 use crate::golden::{hex_lanes, hex_signed, GoldenWriter};
 use crate::reference;
 use crate::rng::Rng;
-use crate::verilog::{if_, if_else, nb, sext, Design, Item, Module};
+use crate::verilog::{if_, if_else, nb, sext, Design, Handle, Item, Module};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -75,10 +76,10 @@ pub fn stream_cycles(latency: u32, beats: u64) -> u64 {
 
 pub const TOP: &str = "kllm_act_encoder";
 
-pub fn generate(d: &mut Design, q: &QuantConfig, c: &EncoderConfig) {
+pub fn generate(d: &mut Design, q: &QuantConfig, c: &EncoderConfig, module: &str) -> Handle {
     let g = EncoderDerived::new(q, c);
     let (l, na, xb, ab) = (c.lanes, q.na, q.x_bits, q.ac_bits);
-    let mut m = Module::new(TOP);
+    let mut m = Module::new(module);
     m.doc(format!(
         "Activation encoder: {l} values of {xb} bits per cycle to {na}-bit indices by a \
          binary-search comparator tree over {} midpoints.",
@@ -193,6 +194,43 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &EncoderConfig) {
     m.assign("m_idx", format!("idx{na}_q"));
     m.assign("m_last", format!("last{na}_q"));
     d.add(m);
+    Handle::of(d, module, serde_json::to_value(EncoderDerived::new(q, c)).unwrap())
+}
+
+/// Registry entry.
+pub struct EncoderBlock;
+
+impl EncoderBlock {
+    fn section(cfg: &Config) -> &EncoderConfig {
+        cfg.encoder.as_ref().expect("block selected only when [encoder] is present")
+    }
+}
+
+impl BlockKind for EncoderBlock {
+    fn name(&self) -> &'static str {
+        "act_encoder"
+    }
+    fn top(&self) -> &'static str {
+        TOP
+    }
+    fn section(&self) -> &'static str {
+        "encoder"
+    }
+    fn selected(&self, cfg: &Config) -> bool {
+        cfg.encoder.is_some()
+    }
+    fn validate(&self, cfg: &Config) -> Result<(), String> {
+        Self::section(cfg).validate(&cfg.quant)
+    }
+    fn derived(&self, cfg: &Config) -> serde_json::Value {
+        serde_json::to_value(EncoderDerived::new(&cfg.quant, Self::section(cfg))).unwrap()
+    }
+    fn generate(&self, d: &mut Design, cfg: &Config, module: &str) -> Handle {
+        generate(d, &cfg.quant, Self::section(cfg), module)
+    }
+    fn golden(&self, cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
+        golden(&cfg.quant, Self::section(cfg), vectors, seed, w)
+    }
 }
 
 /// Random segments, each with a new codebook: values near and on every midpoint (ties decide

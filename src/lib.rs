@@ -16,6 +16,7 @@ pub mod orizuru;
 pub mod pe_baseline;
 pub mod pe_line;
 pub mod reference;
+pub mod registry;
 pub mod rng;
 pub mod sweep;
 pub mod verilog;

@@ -24,10 +24,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{in_range, power_of_two, QuantConfig};
+use crate::config::{in_range, power_of_two, Config, QuantConfig};
+use crate::registry::{BlockKind, Workload};
 use crate::golden::{hex_lanes, hex_signed, GoldenWriter};
 use crate::rng::Rng;
-use crate::verilog::{if_, if_else, lit, nb, ubits, Design, Item, Module, Stmt};
+use crate::verilog::{if_, if_else, lit, nb, ubits, Design, Handle, Item, Module};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -489,12 +490,12 @@ fn shift_in(leaf: &str, n: u32, lanes: u32) -> String {
     if lanes == n { "s_x".to_string() } else { format!("{{s_x, {leaf}[N*X_W-1:LANES*X_W]}}") }
 }
 
-pub fn generate(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig) {
+pub fn generate(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig, module: &str) -> Handle {
     let g = OrizuruDerived::new(q, c);
     let (n, k, lanes, xb, pb, l, r, s, b) =
         (c.n, c.k, c.lanes, q.x_bits, g.pos_bits, g.levels, g.unit_levels, g.stages, g.beats_per_vector);
     let cw = ubits(k as u64);
-    let mut m = Module::new(TOP);
+    let mut m = Module::new(module);
     m.doc(format!(
         "Orizuru top-k: the {k} largest and the {k} smallest of {n} signed {xb}-bit values, with positions."
     ));
@@ -742,6 +743,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig) {
     }
     m.clocked("control", vec![if_else("rst", ctrl_reset, ctrl)]);
     d.add(m);
+    Handle::of(d, module, serde_json::to_value(&g).unwrap())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -786,13 +788,13 @@ pub fn bitonic_pruned(n: u32, k: u32) -> Vec<Vec<(u32, u32, bool, bool, bool)>> 
     layers
 }
 
-pub fn generate_sorter(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig) {
+pub fn generate_sorter(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig, module: &str) -> Handle {
     let g = SorterDerived::new(q, c);
     let (n, k, lanes, xb, pb, b) = (c.n, c.k, c.lanes, q.x_bits, g.pos_bits, g.beats_per_vector);
     let ew = xb + pb;
     let cw = ubits(k as u64);
     let layers = bitonic_pruned(n, k);
-    let mut m = Module::new(SORTER_TOP);
+    let mut m = Module::new(module);
     m.doc(format!(
         "Top-k baseline: the {k} largest and {k} smallest of {n} signed {xb}-bit values by two bitonic \
          sorting networks (one per order), same ports and result contract as kllm_orizuru."
@@ -904,8 +906,104 @@ pub fn generate_sorter(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig) {
         ));
     }
     m.clocked("control", vec![if_else("rst", ctrl_reset, ctrl)]);
-    let _: Vec<Stmt> = vec![];
     d.add(m);
+    Handle::of(d, module, serde_json::to_value(&g).unwrap())
+}
+
+/// The `[orizuru]` section of a config that selects Orizuru (or its sorter baseline).
+fn section(cfg: &Config) -> &OrizuruConfig {
+    cfg.orizuru.as_ref().expect("block selected only when [orizuru] is present")
+}
+
+/// The timed workload of Orizuru and the sorter: 16 vectors streamed back to back.
+fn stream_workload() -> Workload {
+    Workload {
+        segment: 1,
+        predicted: "/predicted/stream16_cycles",
+        items: 16,
+        per_item: |c| Some(c.orizuru.as_ref()?.n as u64),
+        unit: "values/cycle",
+        kind: "16 vectors of N values, back to back",
+        size: "16 vectors of N=",
+    }
+}
+
+/// The layer a sweep scores Orizuru with keeps k of every n values as outliers.
+fn outlier_fraction(cfg: &Config) -> Option<f64> {
+    let o = cfg.orizuru.as_ref()?;
+    Some(o.k as f64 / o.n as f64)
+}
+
+/// Registry entry.
+pub struct OrizuruBlock;
+
+impl BlockKind for OrizuruBlock {
+    fn name(&self) -> &'static str {
+        "orizuru"
+    }
+    fn top(&self) -> &'static str {
+        TOP
+    }
+    fn section(&self) -> &'static str {
+        "orizuru"
+    }
+    fn selected(&self, cfg: &Config) -> bool {
+        cfg.orizuru.is_some()
+    }
+    fn validate(&self, cfg: &Config) -> Result<(), String> {
+        section(cfg).validate(&cfg.quant)
+    }
+    fn derived(&self, cfg: &Config) -> serde_json::Value {
+        serde_json::to_value(OrizuruDerived::new(&cfg.quant, section(cfg))).unwrap()
+    }
+    fn generate(&self, d: &mut Design, cfg: &Config, module: &str) -> Handle {
+        generate(d, &cfg.quant, section(cfg), module)
+    }
+    fn golden(&self, cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
+        golden(&cfg.quant, section(cfg), vectors, seed, w, self.name())
+    }
+    fn workload(&self) -> Option<Workload> {
+        Some(stream_workload())
+    }
+    fn accuracy_outliers(&self, cfg: &Config) -> Option<f64> {
+        outlier_fraction(cfg)
+    }
+}
+
+/// Registry entry: Orizuru's bitonic baseline, selected by `[orizuru] baseline = true`.
+pub struct SorterBlock;
+
+impl BlockKind for SorterBlock {
+    fn name(&self) -> &'static str {
+        "topk_sorter"
+    }
+    fn top(&self) -> &'static str {
+        SORTER_TOP
+    }
+    fn section(&self) -> &'static str {
+        "orizuru"
+    }
+    fn selected(&self, cfg: &Config) -> bool {
+        cfg.orizuru.as_ref().is_some_and(|c| c.baseline)
+    }
+    fn derived(&self, cfg: &Config) -> serde_json::Value {
+        serde_json::to_value(SorterDerived::new(&cfg.quant, section(cfg))).unwrap()
+    }
+    fn generate(&self, d: &mut Design, cfg: &Config, module: &str) -> Handle {
+        generate_sorter(d, &cfg.quant, section(cfg), module)
+    }
+    fn golden(&self, cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
+        golden(&cfg.quant, section(cfg), vectors, seed, w, self.name())
+    }
+    fn workload(&self) -> Option<Workload> {
+        Some(stream_workload())
+    }
+    fn baseline_of(&self) -> Option<&'static str> {
+        Some("orizuru")
+    }
+    fn accuracy_outliers(&self, cfg: &Config) -> Option<f64> {
+        outlier_fraction(cfg)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,11 +16,13 @@
 
 use serde::Serialize;
 
-use crate::config::QuantConfig;
+use crate::config::{Config, QuantConfig};
+use crate::pe_line;
+use crate::registry::{BlockKind, Workload};
 use crate::golden::{hex_signed, GoldenWriter};
 use crate::pe_line::{golden_dots, DotGolden, PeLineConfig, PeLineDerived, PePredicted};
 use crate::reference;
-use crate::verilog::{clog2, if_, if_else, lit, nb, sext, ubits, Design, Item, Module};
+use crate::verilog::{clog2, if_, if_else, lit, nb, sext, ubits, Design, Handle, Item, Module};
 
 pub const TOP: &str = "kllm_dq_pe_line";
 
@@ -249,15 +251,16 @@ fn plural(n: u32, word: &str) -> String {
     if n == 1 { word.to_string() } else { format!("{word}s") }
 }
 
-/// Builds `kllm_dq_pe_line` and its sub-modules into `d`.
-pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig) {
+/// Builds the baseline as module `module` (`kllm_dq_pe_line` as a design's top) and its
+/// sub-modules into `d`.
+pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str) -> Handle {
     let g = PeBaselineDerived::new(q, c);
     let (l, ab, wb, pb, yb) = (g.lanes, g.ac_bits, g.wc_bits, g.product_bits, g.y_bits);
     let (aw, dw, depth) = (g.cfg_addr_bits, g.cfg_data_bits, g.fifo_depth);
     let ob = ubits(depth as u64);
     let ts = g.tree_stages;
 
-    let mut m = Module::new(TOP);
+    let mut m = Module::new(module);
     m.doc(format!(
         "Dequantize-multiply baseline PE line: {l} index pairs per cycle (na={}, nw={}), {l} \
          multipliers of {ab} x {wb} bits, K <= {}.",
@@ -528,6 +531,43 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig) {
         ),
     );
     d.add(m);
+    Handle::of(d, module, serde_json::to_value(&g).unwrap())
+}
+
+/// Registry entry: the PE line's conventional baseline, selected by `[pe_line] baseline = true`.
+pub struct DqPeLineBlock;
+
+impl BlockKind for DqPeLineBlock {
+    fn name(&self) -> &'static str {
+        "dq_pe_line"
+    }
+    fn top(&self) -> &'static str {
+        TOP
+    }
+    fn section(&self) -> &'static str {
+        "pe_line"
+    }
+    fn selected(&self, cfg: &Config) -> bool {
+        cfg.pe_line.as_ref().is_some_and(|c| c.baseline)
+    }
+    fn derived(&self, cfg: &Config) -> serde_json::Value {
+        serde_json::to_value(PeBaselineDerived::new(&cfg.quant, pe_line::section(cfg))).unwrap()
+    }
+    fn generate(&self, d: &mut Design, cfg: &Config, module: &str) -> Handle {
+        generate(d, &cfg.quant, pe_line::section(cfg), module)
+    }
+    fn golden(&self, cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
+        golden(&cfg.quant, pe_line::section(cfg), vectors, seed, w)
+    }
+    fn workload(&self) -> Option<Workload> {
+        Some(pe_line::gemv_workload())
+    }
+    fn baseline_of(&self) -> Option<&'static str> {
+        Some("pe_line")
+    }
+    fn accuracy_outliers(&self, _cfg: &Config) -> Option<f64> {
+        Some(0.0)
+    }
 }
 
 /// Cycle model of the baseline's control, register for register, with an always-valid source

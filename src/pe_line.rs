@@ -16,12 +16,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{in_range, power_of_two, QuantConfig};
+use crate::config::{in_range, power_of_two, Config, QuantConfig};
+use crate::registry::{BlockKind, Workload};
 use crate::golden::{hex_lanes, hex_signed, GoldenWriter};
 use crate::reference;
 use crate::rng::Rng;
 use crate::verilog::{
-    bl, clog2, if_, if_else, lit, nb, sext, ubits, zext, Design, Item, Module, Stmt,
+    bl, clog2, if_, if_else, lit, nb, sext, ubits, zext, Design, Handle, Item, Module, Stmt,
 };
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -174,15 +175,16 @@ fn fifo_depth(steps: u32) -> u32 {
 
 pub const TOP: &str = "kllm_pe_line";
 
-/// Builds `kllm_pe_line` and its sub-modules into `d`.
-pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig) {
+/// Builds the PE line as module `module` (`kllm_pe_line` as a design's top) and its sub-modules
+/// into `d`.
+pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str) -> Handle {
     let g = PeLineDerived::new(q, c);
 
     let (l, b, pb, pcw, cw, lb, yb, r) = (
         g.lanes, g.bins, g.pair_bits, g.popcount_bits, g.count_bits, g.lut_bits, g.y_bits,
         g.reduce_width,
     );
-    let mut m = Module::new(TOP);
+    let mut m = Module::new(module);
     m.doc(format!(
         "Index-accumulation PE line: {l} index pairs per cycle, {b} bins (na={}, nw={}), \
          {r} multipliers, K <= {}.",
@@ -249,6 +251,73 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig) {
         },
     );
     d.add(m);
+    Handle::of(d, module, serde_json::to_value(&g).unwrap())
+}
+
+/// The module name of a PE line that must coexist with differently parameterized lines in one
+/// design: every parameter that changes its body is in the name.
+pub fn module_name(q: &QuantConfig, c: &PeLineConfig) -> String {
+    format!(
+        "kllm_pe_line_a{}w{}_c{}x{}_l{}_r{}_k{}",
+        q.na, q.nw, q.ac_bits, q.wc_bits, c.lanes, c.reduce_width, c.k_max
+    )
+}
+
+/// Registry entry.
+pub struct PeLineBlock;
+
+impl BlockKind for PeLineBlock {
+    fn name(&self) -> &'static str {
+        "pe_line"
+    }
+    fn top(&self) -> &'static str {
+        TOP
+    }
+    fn section(&self) -> &'static str {
+        "pe_line"
+    }
+    fn selected(&self, cfg: &Config) -> bool {
+        cfg.pe_line.is_some()
+    }
+    fn validate(&self, cfg: &Config) -> Result<(), String> {
+        cfg.pe_line.as_ref().map_or(Ok(()), |c| c.validate(&cfg.quant))
+    }
+    fn derived(&self, cfg: &Config) -> serde_json::Value {
+        serde_json::to_value(PeLineDerived::new(&cfg.quant, section(cfg))).unwrap()
+    }
+    fn generate(&self, d: &mut Design, cfg: &Config, module: &str) -> Handle {
+        generate(d, &cfg.quant, section(cfg), module)
+    }
+    fn golden(&self, cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
+        golden(&cfg.quant, section(cfg), vectors, seed, w)
+    }
+    fn workload(&self) -> Option<Workload> {
+        Some(gemv_workload())
+    }
+    fn multipliers(&self, derived: &serde_json::Value) -> Option<u64> {
+        derived.get("reduce_width").and_then(serde_json::Value::as_u64)
+    }
+    fn accuracy_outliers(&self, _cfg: &Config) -> Option<f64> {
+        Some(0.0)
+    }
+}
+
+/// The `[pe_line]` section of a config that selects a PE line (or its baseline).
+pub fn section(cfg: &Config) -> &PeLineConfig {
+    cfg.pe_line.as_ref().expect("block selected only when [pe_line] is present")
+}
+
+/// The timed workload of a PE line and its baseline: a GEMV of 64 dot products of K = k_max.
+pub fn gemv_workload() -> Workload {
+    Workload {
+        segment: 1,
+        predicted: "/predicted/gemv64_kmax_cycles",
+        items: 64,
+        per_item: |c| Some(c.pe_line.as_ref()?.k_max as u64),
+        unit: "MAC/cycle",
+        kind: "a GEMV of 64 dot products of K = k_max, back to back",
+        size: "GEMV 64 x K=",
+    }
 }
 
 /// What differs between the users of the count-and-weigh back end: generated comments and the

@@ -193,6 +193,28 @@ impl Module {
     }
 }
 
+/// What a generator returns: the module it built under the name it was given, that module's
+/// ports (direction, width, signedness) and the generator's derived numbers, so that another
+/// generator can instantiate it with checked connections ([`Module::instantiate`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Handle {
+    pub module: String,
+    pub ports: Vec<Port>,
+    pub derived: serde_json::Value,
+}
+
+impl Handle {
+    /// The handle of module `module`, which must already be in `d`.
+    pub fn of(d: &Design, module: &str, derived: serde_json::Value) -> Handle {
+        let m = d.get(module).unwrap_or_else(|| panic!("generator bug: no module {module} to hand out"));
+        Handle { module: module.into(), ports: m.ports.clone(), derived }
+    }
+
+    pub fn port(&self, name: &str) -> Option<&Port> {
+        self.ports.iter().find(|p| p.name == name)
+    }
+}
+
 /// A set of modules with one or more tops; one module per distinct name.
 #[derive(Default, Debug)]
 pub struct Design {

@@ -16,7 +16,7 @@ use super::MapSpec;
 use crate::golden::{hex_lanes, GoldenWriter};
 use crate::reference;
 use crate::rng::Rng;
-use crate::verilog::{if_, if_else, nb, Design, Item, Module};
+use crate::verilog::{if_, if_else, nb, Design, Handle, Item, Module};
 
 /// Register stages from input to output.
 pub const LATENCY: u32 = 2;
@@ -76,10 +76,10 @@ fn operand_ports(s: &MapSpec) -> Vec<String> {
     if s.in_bits.len() == 1 { vec!["s_idx".into()] } else { vec!["s_idx_a".into(), "s_idx_b".into()] }
 }
 
-pub fn generate(d: &mut Design, s: &MapSpec, top: &str) {
+pub fn generate(d: &mut Design, s: &MapSpec, module: &str) -> Handle {
     let (l, aw, ow) = (s.lanes, s.addr_bits(), s.out_bits);
     let ports = operand_ports(s);
-    let mut m = Module::new(top);
+    let mut m = Module::new(module);
     let what = if s.in_bits.len() == 1 { "index" } else { "index pair" };
     m.doc(format!(
         "Centroid-table map: {l} lanes per cycle, {what} ({} bits) -> {} of {ow} bits through a \
@@ -164,6 +164,7 @@ pub fn generate(d: &mut Design, s: &MapSpec, top: &str) {
     m.assign("m_last", "last1_q");
     m.assign("idle", "~v0_q & ~v1_q");
     d.add(m);
+    Handle::of(d, module, serde_json::to_value(NlMapDerived::new(s)).unwrap())
 }
 
 // ---------------------------------------------------------------------------------------------

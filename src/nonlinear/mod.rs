@@ -18,7 +18,10 @@ pub mod tables;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{in_range, QuantConfig};
+use crate::config::{in_range, Config, QuantConfig};
+use crate::golden::GoldenWriter;
+use crate::registry::BlockKind;
+use crate::verilog::{Design, Handle};
 use tables::{Accuracy, Func, Out};
 
 fn default_in_scale() -> f64 {
@@ -449,34 +452,89 @@ mod tests {
     }
 }
 
-/// Registry entries for the selected nonlinear units (called from `design::blocks`).
-pub fn blocks(cfg: &crate::config::Config, out: &mut Vec<crate::design::Block>) {
-    use crate::design::Block;
+/// Registry entry of `kllm_nl_map` (index → index or value through a run-time table).
+pub struct NlMapBlock;
+/// Registry entry of `kllm_nl_map2` (index pair → index through a run-time table).
+pub struct NlMap2Block;
+/// Registry entry of `kllm_nl_reduce` (Σ table[idx] over a vector, by counting).
+pub struct NlReduceBlock;
+
+fn map_spec_of(cfg: &crate::config::Config, binary: bool) -> MapSpec {
     let q = &cfg.quant;
-    for (name, top, spec) in [
-        ("nl_map", "kllm_nl_map", cfg.nl_map.as_ref().map(|c| c.spec(q))),
-        ("nl_map2", "kllm_nl_map2", cfg.nl_map2.as_ref().map(|c| c.spec(q))),
-    ] {
-        let Some(spec) = spec else { continue };
-        let spec = spec.expect("validated config");
-        let (s1, s2) = (spec.clone(), spec.clone());
-        out.push(Block {
-            name,
-            top,
-            derived: serde_json::to_value(map::NlMapDerived::new(&spec)).unwrap(),
-            generate: Box::new(move |d| map::generate(d, &s1, top)),
-            golden: Box::new(move |n, s, w| map::golden(&s2, name, n, s, w)),
-        });
+    let spec = if binary {
+        cfg.nl_map2.as_ref().map(|c| c.spec(q))
+    } else {
+        cfg.nl_map.as_ref().map(|c| c.spec(q))
+    };
+    spec.expect("block selected only when its section is present").expect("validated config")
+}
+
+fn reduce_of(cfg: &crate::config::Config) -> (MapSpec, &NlReduceConfig) {
+    let c = cfg.nl_reduce.as_ref().expect("block selected only when [nl_reduce] is present");
+    (c.spec(&cfg.quant).expect("validated config"), c)
+}
+
+/// `nl_map` and `nl_map2` share one generator and golden writer; the last argument picks the
+/// section (`nl_map2` when true).
+macro_rules! map_block {
+    ($kind:ty, $name:literal, $top:literal, $field:ident, $binary:literal) => {
+        impl BlockKind for $kind {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn top(&self) -> &'static str {
+                $top
+            }
+            fn section(&self) -> &'static str {
+                $name
+            }
+            fn selected(&self, cfg: &Config) -> bool {
+                cfg.$field.is_some()
+            }
+            fn validate(&self, cfg: &Config) -> Result<(), String> {
+                cfg.$field.as_ref().map_or(Ok(()), |c| c.validate(&cfg.quant))
+            }
+            fn derived(&self, cfg: &Config) -> serde_json::Value {
+                serde_json::to_value(map::NlMapDerived::new(&map_spec_of(cfg, $binary))).unwrap()
+            }
+            fn generate(&self, d: &mut Design, cfg: &Config, module: &str) -> Handle {
+                map::generate(d, &map_spec_of(cfg, $binary), module)
+            }
+            fn golden(&self, cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
+                map::golden(&map_spec_of(cfg, $binary), $name, vectors, seed, w)
+            }
+        }
+    };
+}
+map_block!(NlMapBlock, "nl_map", "kllm_nl_map", nl_map, false);
+map_block!(NlMap2Block, "nl_map2", "kllm_nl_map2", nl_map2, true);
+
+impl BlockKind for NlReduceBlock {
+    fn name(&self) -> &'static str {
+        "nl_reduce"
     }
-    if let Some(c) = cfg.nl_reduce.clone() {
-        let spec = c.spec(q).expect("validated config");
-        let (s1, c1, s2, c2) = (spec.clone(), c.clone(), spec.clone(), c.clone());
-        out.push(Block {
-            name: "nl_reduce",
-            top: reduce::TOP,
-            derived: serde_json::to_value(reduce::NlReduceDerived::new(&spec, &c)).unwrap(),
-            generate: Box::new(move |d| reduce::generate(d, &s1, &c1)),
-            golden: Box::new(move |n, s, w| reduce::golden(&s2, &c2, n, s, w)),
-        });
+    fn top(&self) -> &'static str {
+        reduce::TOP
+    }
+    fn section(&self) -> &'static str {
+        "nl_reduce"
+    }
+    fn selected(&self, cfg: &Config) -> bool {
+        cfg.nl_reduce.is_some()
+    }
+    fn validate(&self, cfg: &Config) -> Result<(), String> {
+        cfg.nl_reduce.as_ref().map_or(Ok(()), |c| c.validate(&cfg.quant))
+    }
+    fn derived(&self, cfg: &Config) -> serde_json::Value {
+        let (spec, c) = reduce_of(cfg);
+        serde_json::to_value(reduce::NlReduceDerived::new(&spec, c)).unwrap()
+    }
+    fn generate(&self, d: &mut Design, cfg: &Config, module: &str) -> Handle {
+        let (spec, c) = reduce_of(cfg);
+        reduce::generate(d, &spec, c, module)
+    }
+    fn golden(&self, cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
+        let (spec, c) = reduce_of(cfg);
+        reduce::golden(&spec, c, vectors, seed, w)
     }
 }

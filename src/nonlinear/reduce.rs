@@ -26,9 +26,7 @@ use crate::pe_line::{
 };
 use crate::reference;
 use crate::rng::Rng;
-use crate::verilog::{
-    clog2, ubits, Design, Module,
-};
+use crate::verilog::{clog2, ubits, Design, Handle, Module};
 
 pub const TOP: &str = "kllm_nl_reduce";
 
@@ -104,14 +102,14 @@ impl NlReduceDerived {
     }
 }
 
-pub fn generate(d: &mut Design, spec: &MapSpec, c: &NlReduceConfig) {
+pub fn generate(d: &mut Design, spec: &MapSpec, c: &NlReduceConfig, module: &str) -> Handle {
     let g = NlReduceDerived::new(spec, c);
 
     let (l, b, pb, pcw, cw, lb, yb, r) = (
         g.lanes, g.bins, g.in_bits, g.popcount_bits, g.count_bits, g.entry_bits, g.sum_bits,
         g.reduce_width,
     );
-    let mut m = Module::new(TOP);
+    let mut m = Module::new(module);
     m.doc(format!(
         "Centroid-table reduction by counting: {l} indices per cycle, {b} bins (in_bits={pb}), \
          {r} multipliers, N <= {}.",
@@ -166,6 +164,7 @@ pub fn generate(d: &mut Design, spec: &MapSpec, c: &NlReduceConfig) {
         },
     );
     d.add(m);
+    Handle::of(d, module, serde_json::to_value(&g).unwrap())
 }
 // ---------------------------------------------------------------------------------------------
 // Golden vectors

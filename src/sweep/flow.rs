@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use super::spec::{RunOptions, Sweep};
 use super::{Row, RunArgs};
 use crate::config::Config;
+use crate::registry::Workload;
 use crate::design;
 use crate::verilog::{nb, Design, Dir, Module};
 
@@ -106,7 +107,7 @@ pub fn prepare(sweep: &Sweep, args: &RunArgs, tools: &Tools) -> Result<Vec<Job>>
         let mut d = Design::default();
         let blocks = design::blocks(cfg);
         for b in &blocks {
-            (b.generate)(&mut d);
+            b.kind.generate(&mut d, cfg, b.top);
         }
         let mut rtl_hash = Sha256::new();
         for (f, text) in &rendered.files {
@@ -278,10 +279,7 @@ pub fn run_job(job: &Job, tools: &Tools, run: &RunOptions) -> Row {
     };
     let d = &job.derived;
     row.comparators = d.get("comparators").and_then(Value::as_u64);
-    row.multipliers = d
-        .get("multipliers")
-        .and_then(Value::as_u64)
-        .or_else(|| (job.block == "pe_line").then(|| d.get("reduce_width").and_then(Value::as_u64)).flatten());
+    row.multipliers = crate::registry::find(&job.block).and_then(|k| k.multipliers(d));
     row.register_bits = d.get("register_bits").and_then(Value::as_u64);
     if run.lint {
         lint(job, run, &mut row);
@@ -503,45 +501,9 @@ pub fn fmax_wrapper(top: &Module) -> Result<String> {
     Ok(format!("`default_nettype none\n\n{}\n`default_nettype wire\n", crate::verilog::emit_module(&m)))
 }
 
-/// The timed workload whose cycles a block family's rows report: which timing segment of its
-/// golden file, which manifest prediction, how many results it produces and how much work
-/// each is.
-pub struct Workload {
-    segment: usize,
-    predicted: &'static str,
-    pub items: u64,
-    /// Work of one result (MACs of a dot product, values of a vector) from the config.
-    per_item: fn(&Config) -> Option<u64>,
-    unit: &'static str,
-    /// The workload in words, for the report.
-    pub kind: &'static str,
-    /// Prefix of the row's workload text, followed by the per-item size.
-    size: &'static str,
-}
-
 /// The workload of a block, `None` for blocks without one (their cycle columns stay empty).
 pub fn workload(block: &str) -> Option<Workload> {
-    match block {
-        "pe_line" | "dq_pe_line" => Some(Workload {
-            segment: 1,
-            predicted: "/predicted/gemv64_kmax_cycles",
-            items: 64,
-            per_item: |c| Some(c.pe_line.as_ref()?.k_max as u64),
-            unit: "MAC/cycle",
-            kind: "a GEMV of 64 dot products of K = k_max, back to back",
-            size: "GEMV 64 x K=",
-        }),
-        "orizuru" | "topk_sorter" => Some(Workload {
-            segment: 1,
-            predicted: "/predicted/stream16_cycles",
-            items: 16,
-            per_item: |c| Some(c.orizuru.as_ref()?.n as u64),
-            unit: "values/cycle",
-            kind: "16 vectors of N values, back to back",
-            size: "16 vectors of N=",
-        }),
-        _ => None,
-    }
+    crate::registry::find(block)?.workload()
 }
 
 /// `(predicted, measured)` of every `timing:` line of a bench log.
@@ -641,13 +603,8 @@ pub fn add_accuracy(sweep: &Sweep, rows: &mut [Row]) {
     for row in rows.iter_mut() {
         let Some(p) = sweep.points.get(row.point) else { continue };
         let q = &p.config.quant;
-        let frac = match row.block.as_str() {
-            "pe_line" | "dq_pe_line" => 0.0,
-            "orizuru" | "topk_sorter" => match &p.config.orizuru {
-                Some(o) => o.k as f64 / o.n as f64,
-                None => continue,
-            },
-            _ => continue,
+        let Some(frac) = crate::registry::find(&row.block).and_then(|k| k.accuracy_outliers(&p.config)) else {
+            continue;
         };
         let key = (q.nw, q.na, q.wc_bits, q.ac_bits, q.x_bits, frac.to_bits());
         let v = *memo.entry(key).or_insert_with(|| {

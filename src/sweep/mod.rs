@@ -164,7 +164,7 @@ pub fn run(sweep: &Sweep, args: &RunArgs) -> Result<Outcome> {
     bar.finish_and_clear();
     rows.extend(results.into_inner().unwrap());
     let order: BTreeMap<&str, usize> =
-        spec::KNOWN_BLOCKS.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+        crate::registry::names().into_iter().enumerate().map(|(i, b)| (b, i)).collect();
     rows.sort_by_key(|r| (r.point, order.get(r.block.as_str()).copied().unwrap_or(usize::MAX)));
     flow::add_accuracy(sweep, &mut rows);
     let files = report::files(sweep, &rows, &tools);

@@ -41,8 +41,6 @@ pub fn numeric(r: &Row, col: &str) -> Option<f64> {
     }
 }
 
-/// (index block, its baseline): the pairs whose ratios the report shows.
-pub const PAIRS: &[(&str, &str)] = &[("pe_line", "dq_pe_line"), ("orizuru", "topk_sorter")];
 
 fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
@@ -148,11 +146,11 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 /// The ratio table: one line per point that has both an index block and its baseline.
 fn ratios(sweep: &Sweep, rows: &[Row]) -> String {
     let mut s = String::new();
-    for (idx, base) in PAIRS {
+    for (idx, base) in crate::registry::baseline_pairs() {
         let pairs: Vec<(&Row, &Row)> = rows
             .iter()
-            .filter(|r| r.block == *idx)
-            .filter_map(|a| rows.iter().find(|b| b.block == *base && b.point == a.point).map(|b| (a, b)))
+            .filter(|r| r.block == idx)
+            .filter_map(|a| rows.iter().find(|b| b.block == base && b.point == a.point).map(|b| (a, b)))
             .collect();
         if pairs.is_empty() {
             continue;
