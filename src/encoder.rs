@@ -98,7 +98,8 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &EncoderConfig, module: &str
         .output("m_valid", 1, "")
         .input("m_ready", 1, "")
         .output("m_idx", l * na, "index of lane i at [i*NA +: NA]")
-        .output("m_last", 1, "");
+        .output("m_last", 1, "")
+        .output("idle", 1, "nothing in flight: midpoint writes are safe");
     m.localparam("X_W", 0, xb as i64);
 
     m.comment("Midpoints, loaded at run time; sorted ascending because the centroids are.");
@@ -193,6 +194,8 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &EncoderConfig, module: &str
     m.assign("m_valid", format!("v{na}_q"));
     m.assign("m_idx", format!("idx{na}_q"));
     m.assign("m_last", format!("last{na}_q"));
+    let stages: Vec<String> = (0..=na).map(|k| format!("~v{k}_q")).collect();
+    m.assign("idle", stages.join(" & "));
     d.add(m);
     Handle::of(d, module, serde_json::to_value(EncoderDerived::new(q, c)).unwrap())
 }

@@ -5,6 +5,7 @@
 //! `reference` states SPEC.md's arithmetic in plain Rust; `verilog` is the typed IR and emitter;
 //! `design` turns a config into a design directory; `cli` is the command line.
 
+pub mod benchgen;
 pub mod cli;
 pub mod common;
 pub mod config;

@@ -1,13 +1,19 @@
 // Shared Verilator testbench driver for kllm-gen blocks.
 //
-// A bench names its streams and its cfg port; this header reads the golden file that
-// `kllm-gen golden` wrote (format: src/golden.rs), drives every input stream with random gaps,
-// every output stream with random back-pressure, compares each output beat with the next
-// expected one, checks `timing` segments cycle-exactly, and prints one PASS or FAIL line.
-// The process exits non-zero on any mismatch, a missing or unexpected output, a timeout, or a
-// timing difference, so a missing PASS line always means failure.
+// A bench binds its streams, fields and cfg/idle ports with the `kllm_bind_<block>` function
+// that kllm-gen generates from the module's ports (kllm_bench.h in the design folder); this
+// header reads the golden file that `kllm-gen golden` wrote (format: src/golden.rs), drives every
+// input stream with random gaps, every output stream with random back-pressure, compares each
+// output beat with the next expected one, checks `timing` segments cycle-exactly, and prints one
+// PASS or FAIL line. It fails on any mismatch, a missing or unexpected output, a timeout, a
+// timing difference, a golden file whose `fields` lines differ from the ports, a golden file with
+// no expected output, a cycle count the manifest predicts that no timed segment checks, and a
+// cfg write while the block's `idle` is low. The process exits non-zero then, so a missing PASS
+// line always means failure.
 //
 // Plusargs: +golden=FILE (required) +seed=N +gap=PCT +stall=PCT +timeout=CYCLES +waves=FILE.fst
+//           +timed=0 (a golden file that is not a regression file, e.g. a layer's MatMuls, need
+//           not contain the manifest's timed workloads)
 #pragma once
 
 #include <verilated.h>
@@ -115,8 +121,17 @@ struct Beat {
     long line;
 };
 
+// A table write; `at` input beats of stream 0 come before it in its segment (0: before the
+// segment starts, when the bench first waits for `idle`).
+struct CfgWrite {
+    size_t at;
+    uint64_t addr;
+    Bits data;
+    long line;
+};
+
 struct Segment {
-    std::vector<std::pair<uint64_t, Bits>> cfg;
+    std::vector<CfgWrite> cfg;
     std::vector<std::deque<Beat>> in;   // per input stream
     std::vector<std::deque<Beat>> out;  // per output stream
     long timing = -1;
@@ -126,6 +141,7 @@ struct InStream {
     std::string name;
     uint8_t* valid;
     const uint8_t* ready;
+    std::vector<std::string> fields;
     std::function<void(const Fields&)> drive;
 };
 
@@ -133,8 +149,15 @@ struct OutStream {
     std::string name;
     const uint8_t* valid;
     uint8_t* ready;
+    std::vector<std::string> fields;
     std::function<Fields()> sample;
 };
+
+inline std::string join(const std::vector<std::string>& v) {
+    std::string s;
+    for (auto& x : v) s += (s.empty() ? "" : " ") + x;
+    return s;
+}
 
 inline std::string plusarg(VerilatedContext* ctx, const char* name, const char* dflt) {
     const char* v = ctx->commandArgsPlusMatch(name);
@@ -151,9 +174,10 @@ class Bench {
     std::string block;
     std::vector<InStream> ins;
     std::vector<OutStream> outs;
-    std::function<void(uint64_t, const Bits&)> cfg_write;  // drive one cfg write
-    std::function<void()> cfg_idle;                         // deassert cfg_we
-    std::vector<std::string> in_fields, out_fields;
+    std::function<void(uint64_t, const Bits&)> cfg_write;  // drive one cfg write (none: no cfg port)
+    std::function<void()> cfg_idle = []() {};              // deassert cfg_we
+    std::function<bool()> idle;                             // the block's idle port
+    std::vector<uint64_t> predicted;                        // the manifest's timed workloads
 
     Bench(int argc, char** argv, const char* block_name) : block(block_name) {
         ctx.reset(new VerilatedContext);
@@ -162,12 +186,12 @@ class Bench {
     }
 
     void add_in(const std::string& name, uint8_t* valid, const uint8_t* ready,
-                std::function<void(const Fields&)> drive) {
-        ins.push_back({name, valid, ready, drive});
+                std::vector<std::string> fields, std::function<void(const Fields&)> drive) {
+        ins.push_back({name, valid, ready, fields, drive});
     }
     void add_out(const std::string& name, const uint8_t* valid, uint8_t* ready,
-                 std::function<Fields()> sample) {
-        outs.push_back({name, valid, ready, sample});
+                 std::vector<std::string> fields, std::function<Fields()> sample) {
+        outs.push_back({name, valid, ready, fields, sample});
     }
 
     int run() {
@@ -176,6 +200,7 @@ class Bench {
         gap_pct = std::stoi(plusarg(ctx.get(), "gap", "30"));
         stall_pct = std::stoi(plusarg(ctx.get(), "stall", "30"));
         timeout = std::stol(plusarg(ctx.get(), "timeout", "20000"));
+        timed = plusarg(ctx.get(), "timed", "1") != "0";
         if (golden_path.empty()) return fail_now("no +golden=FILE given");
         rng.seed(seed);
 #if VM_TRACE
@@ -196,12 +221,15 @@ class Bench {
 #endif
         top->final();
         bool ok = !aborted && mismatches == 0 && missing == 0 && unexpected == 0 &&
-                  timing_bad == 0 && checked == expected_total;
+                  timing_bad == 0 && cfg_busy == 0 && checked == expected_total;
+        std::string extra;
+        if (cfg_busy) extra += " cfg_writes_while_busy=" + std::to_string(cfg_busy);
+        if (aborted) extra += " (aborted)";
         printf("%s: %s golden=%s seed=%" PRIu64 " outputs=%ld/%ld mismatches=%ld unexpected=%ld "
                "missing=%ld cycles=%" PRIu64 " timing_segments=%ld timing_mismatches=%ld%s\n",
                ok ? "PASS" : "FAIL", block.c_str(), golden_path.c_str(), seed, checked,
                expected_total, mismatches, unexpected, missing, cycle, timing_ok + timing_bad,
-               timing_bad, aborted ? " (aborted)" : "");
+               timing_bad, extra.c_str());
         return ok ? 0 : 1;
     }
 
@@ -214,8 +242,8 @@ class Bench {
     std::vector<Segment> segments;
     uint64_t cycle = 0;
     long checked = 0, expected_total = 0, mismatches = 0, unexpected = 0, missing = 0;
-    long timing_ok = 0, timing_bad = 0, reported = 0;
-    bool aborted = false;
+    long timing_ok = 0, timing_bad = 0, reported = 0, cfg_busy = 0;
+    bool aborted = false, timed = true;
 #if VM_TRACE
     std::unique_ptr<VerilatedFstC> tfp;
 #endif
@@ -269,9 +297,37 @@ class Bench {
                 }
                 return i;
             };
-            if (cmd == "fields") continue;
+            if (cmd == "fields") {
+                // `fields in: a b c` / `fields out: y`: every stream of that side must carry
+                // exactly these fields, in this order.
+                std::string side = tok.empty() ? "" : tok[0];
+                std::vector<std::string> names(tok.begin() + (tok.empty() ? 0 : 1), tok.end());
+                bool in = side == "in:";
+                if (!in && side != "out:") {
+                    fprintf(stderr, "FAIL: %s line %ld: bad fields line\n", golden_path.c_str(), lineno);
+                    return false;
+                }
+                (in ? seen_in_fields : seen_out_fields) = true;
+                auto check = [&](const std::string& stream, const std::vector<std::string>& want) {
+                    if (want == names) return true;
+                    fail_now("golden file line " + std::to_string(lineno) + " names fields '" + join(names) +
+                             "' but stream '" + stream + "' of the module has '" + join(want) + "'");
+                    return false;
+                };
+                for (auto& st : ins)
+                    if (in && !check(st.name, st.fields)) return false;
+                for (auto& st : outs)
+                    if (!in && !check(st.name, st.fields)) return false;
+                continue;
+            }
             if (cmd == "cfg") {
-                cur.cfg.push_back({std::stoull(tok.at(0), nullptr, 16), Bits::from_hex(tok.at(1))});
+                if (!cfg_write) {
+                    fail_now("golden file writes cfg (line " + std::to_string(lineno) +
+                             ") but the block has no cfg port");
+                    return false;
+                }
+                size_t at = ins.empty() ? 0 : cur.in[0].size();
+                cur.cfg.push_back({at, std::stoull(tok.at(0), nullptr, 16), Bits::from_hex(tok.at(1)), lineno});
             } else if (cmd.rfind("in", 0) == 0 && (cmd.size() == 2 || cmd[2] == '.')) {
                 int i = stream_of(cmd, "in", in_names);
                 if (i < 0) return false;
@@ -304,8 +360,26 @@ class Bench {
             fail_now("golden file is truncated (no matching 'end' line)");
             return false;
         }
+        if (!seen_in_fields || !seen_out_fields) {
+            fail_now("golden file has no 'fields in:' and 'fields out:' lines");
+            return false;
+        }
+        if (expected_total == 0) {
+            fail_now("golden file has no expected output: it could not fail");
+            return false;
+        }
+        for (uint64_t p : predicted) {
+            bool found = false;
+            for (auto& sg : segments) found |= sg.timing == (long)p;
+            if (timed && !found) {
+                fail_now("the manifest predicts a timed workload of " + std::to_string(p) +
+                         " cycles that the golden file does not contain");
+                return false;
+            }
+        }
         return true;
     }
+    bool seen_in_fields = false, seen_out_fields = false;
 
     void eval_half(int clk) {
         top->clk = clk;
@@ -356,14 +430,50 @@ class Bench {
         }
     }
 
-    void run_segment(Segment& seg) {
-        for (auto& c : seg.cfg) {
-            cfg_write(c.first, c.second);
+    // Waits (inputs quiet, outputs ready) until the block says it is idle.
+    void wait_idle() {
+        for (auto& s : ins) *s.valid = 0;
+        for (auto& o : outs) *o.ready = 1;
+        for (long waited = 0; idle && !idle(); waited++) {
+            if (waited > timeout) {
+                printf("  timeout: the block did not become idle within %ld cycles at cycle %" PRIu64 "\n",
+                       timeout, cycle);
+                aborted = true;
+                return;
+            }
             eval_half(0);
+            for (auto& o : outs)
+                if (*o.valid) {
+                    unexpected++;
+                    if (reported++ < 10) printf("  unexpected output on stream '%s' while waiting for idle\n", o.name.c_str());
+                }
             eval_half(1);
             cycle++;
         }
+    }
+
+    // One table write, in a cycle of its own with every input quiet; `idle` must be high.
+    void write_cfg(const CfgWrite& c) {
+        for (auto& s : ins) *s.valid = 0;
+        cfg_write(c.addr, c.data);
+        eval_half(0);
+        if (idle && !idle()) {
+            cfg_busy++;
+            if (reported++ < 10)
+                printf("  cfg write while busy (idle low) at cycle %" PRIu64 ", golden line %ld\n", cycle, c.line);
+        }
+        eval_half(1);
+        cycle++;
         cfg_idle();
+    }
+
+    void run_segment(Segment& seg) {
+        size_t next_cfg = 0;
+        if (!seg.cfg.empty() && seg.cfg[0].at == 0) wait_idle();
+        if (aborted) return;
+        while (next_cfg < seg.cfg.size() && seg.cfg[next_cfg].at == 0) write_cfg(seg.cfg[next_cfg++]);
+        cfg_idle();
+        size_t sent0 = 0;  // beats of input stream 0 taken in this segment
         bool timed = seg.timing >= 0;
         std::vector<bool> holding(ins.size(), false);
         long idle = 0;
@@ -376,6 +486,9 @@ class Bench {
             return false;
         };
         while (pending()) {
+            // A write the golden file places after some of this segment's beats happens now,
+            // while the block is busy: the bench must report it.
+            while (next_cfg < seg.cfg.size() && seg.cfg[next_cfg].at <= sent0) write_cfg(seg.cfg[next_cfg++]);
             for (size_t i = 0; i < ins.size(); i++) {
                 bool v = false;
                 if (!seg.in[i].empty()) {
@@ -401,6 +514,7 @@ class Bench {
                 if (in_fire[i]) {
                     seg.in[i].pop_front();
                     holding[i] = false;
+                    if (i == 0) sent0++;
                     progress = true;
                     if (first_in < 0) first_in = (int64_t)cycle;
                 }
@@ -451,41 +565,3 @@ class Bench {
         }
     }
 };
-
-// The PE-line port contract, shared by kllm_pe_line and its dequantize-multiply baseline
-// kllm_dq_pe_line: table writes on cfg_* (LUT entries or codebook entries, as the golden file
-// says), beats of (idx_a, idx_w, keep, last) on s_*, one signed m_y per dot product.
-template <class Top>
-void bind_pe_line_ports(Bench<Top>& b) {
-    Top* t = b.top.get();
-    b.cfg_write = [t](uint64_t addr, const Bits& data) {
-        t->cfg_we = 1;
-        t->cfg_addr = addr;
-        put(t->cfg_wdata, data);
-    };
-    b.cfg_idle = [t]() { t->cfg_we = 0; };
-    b.add_in("", &t->s_valid, &t->s_ready, [t](const Fields& f) {
-        put(t->s_idx_a, f.at(0));
-        put(t->s_idx_w, f.at(1));
-        put(t->s_keep, f.at(2));
-        put(t->s_last, f.at(3));
-    });
-    b.add_out("", &t->m_valid, &t->m_ready, [t]() { return Fields{get(t->m_y)}; });
-}
-
-// The top-k port contract, shared by kllm_orizuru and its bitonic baseline kllm_topk_sorter:
-// no tables, vectors in on s_x, the k largest on m_max_* and the k smallest on m_min_*, each
-// stream with its own back-pressure.
-template <class Top>
-void bind_topk_ports(Bench<Top>& b) {
-    Top* t = b.top.get();
-    b.cfg_write = [](uint64_t, const Bits&) {};
-    b.cfg_idle = []() {};
-    b.add_in("", &t->s_valid, &t->s_ready, [t](const Fields& f) { put(t->s_x, f.at(0)); });
-    b.add_out("max", &t->m_max_valid, &t->m_max_ready, [t]() {
-        return Fields{get(t->m_max_value), get(t->m_max_pos), get(t->m_max_last)};
-    });
-    b.add_out("min", &t->m_min_valid, &t->m_min_ready, [t]() {
-        return Fields{get(t->m_min_value), get(t->m_min_pos), get(t->m_min_last)};
-    });
-}

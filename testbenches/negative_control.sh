@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Negative controls: the bench must FAIL when the golden file is wrong. Each case corrupts a
+# Negative controls: the bench must FAIL when the golden file is wrong or the protocol is broken. Each case corrupts a
 # copy of the tiny config's golden vectors in one way and requires a non-zero exit and a FAIL
 # line; a bench that passed any of them could not catch a real bug.
 set -uo pipefail
@@ -50,7 +50,22 @@ run dropped-expectation "$build/missing_out.txt" "mismatches=[1-9]\|unexpected=[
 # 4. A truncated file is refused outright.
 head -n -20 "$good" >"$build/truncated.txt"
 run truncated "$build/truncated.txt" "truncated"
-# 5. The dequantize-multiply baseline's bench: a wrong result word and a wrong centroid (weight
+# 5. A golden file with no expected output could never fail: refused.
+grep -v '^out ' "$good" | sed "s/^end .*/end 0/" >"$build/no_outputs.txt"
+run no-expected-output "$build/no_outputs.txt" "no expected output"
+# 6. A timed workload the manifest predicts is missing: refused, so a cycle model can't go unchecked.
+n=$(grep -n -m1 '^timing ' "$good" | cut -d: -f1)
+sed "${n}d" "$good" >"$build/no_timing.txt"
+run missing-timed-segment "$build/no_timing.txt" "predicts a timed workload"
+# 7. A table write while the line is busy (a copy of an entry it already holds, placed after the
+#    third input beat): the bench sees `idle` low and fails, though no result changes.
+n=$(grep -n '^in ' "$good" | sed -n 3p | cut -d: -f1); c=$(grep -m1 '^cfg ' "$good")
+sed "${n}a $c" "$good" >"$build/cfg_busy.txt"
+run cfg-write-while-busy "$build/cfg_busy.txt" "cfg_writes_while_busy=1"
+# 8. Fields in another order than the module's ports: refused before any beat is driven.
+sed 's/^fields in: idx_a idx_w/fields in: idx_w idx_a/' "$good" >"$build/fields_swapped.txt"
+run fields-swapped "$build/fields_swapped.txt" "names fields"
+# 9. The dequantize-multiply baseline's bench: a wrong result word and a wrong centroid (weight
 #    codebook entry 0, first segment) must fail too.
 block=dq_pe_line
 "$KLLM" golden --config "$config" --out "$build" --block dq_pe_line --vectors 300 --seed 7 >/dev/null

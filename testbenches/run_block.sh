@@ -13,7 +13,7 @@ trace=()
 if [ "${WAVES:-0}" = 1 ]; then trace=(--trace-fst); set -- "$@" "+waves=$build/$block.fst"; fi
 files=$(sed "s|^|$design/|" "$design/files.f")
 stamp="$obj/.inputs"
-want=$(cat "$here/kllm_tb.h" "$here/tb_$block.cpp" $files | sha256sum | cut -c1-16)
+want=$(cat "$here/kllm_tb.h" "$here/tb_$block.cpp" "$design/kllm_bench.h" "$design/kllm_params.h" $files | sha256sum | cut -c1-16)
 if [ ! -x "$obj/V$top" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   rm -rf "$obj"
   verilator --cc --exe --build -j "${JOBS:-2}" -O2 --x-assign unique --x-initial unique \

@@ -1,12 +1,11 @@
-// Verilator bench for kllm_dq_pe_line (the dequantize-multiply baseline of kllm_pe_line): golden
-// dot products with random gaps and back-pressure; cfg writes load the two codebooks.
+// Verilator bench for kllm_dq_pe_line: the golden file's vectors with random gaps and back-pressure.
+// Its port binding is generated from the module's ports (kllm_bench.h, src/benchgen.rs).
 #include "Vkllm_dq_pe_line.h"
 #include "kllm_params.h"
-#include "kllm_tb.h"
+#include "kllm_bench.h"
 
 int main(int argc, char** argv) {
     Bench<Vkllm_dq_pe_line> b(argc, argv, "dq_pe_line");
-    bind_pe_line_ports(b);
-    static_assert(KLLM_DQ_PE_LINE_Y_BITS <= 64, "m_y is read as one integer");
+    kllm_bind_dq_pe_line(b);
     return b.run();
 }

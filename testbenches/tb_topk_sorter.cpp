@@ -1,11 +1,11 @@
-// Verilator bench for kllm_topk_sorter (bitonic baseline): the same golden vectors and streams
-// as tb_orizuru.cpp, so both tops are held to one result contract.
+// Verilator bench for kllm_topk_sorter: the golden file's vectors with random gaps and back-pressure.
+// Its port binding is generated from the module's ports (kllm_bench.h, src/benchgen.rs).
 #include "Vkllm_topk_sorter.h"
 #include "kllm_params.h"
-#include "kllm_tb.h"
+#include "kllm_bench.h"
 
 int main(int argc, char** argv) {
     Bench<Vkllm_topk_sorter> b(argc, argv, "topk_sorter");
-    bind_topk_ports(b);
+    kllm_bind_topk_sorter(b);
     return b.run();
 }

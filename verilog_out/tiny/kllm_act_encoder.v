@@ -23,7 +23,8 @@ module kllm_act_encoder (
     output wire m_valid,
     input  wire m_ready,
     output wire [7:0] m_idx,            // index of lane i at [i*NA +: NA]
-    output wire m_last
+    output wire m_last,
+    output wire idle                    // nothing in flight: midpoint writes are safe
 );
 
   genvar lane;
@@ -95,6 +96,7 @@ module kllm_act_encoder (
   assign m_valid = v2_q;
   assign m_idx = idx2_q;
   assign m_last = last2_q;
+  assign idle = ~v0_q & ~v1_q & ~v2_q;
 
 endmodule
 

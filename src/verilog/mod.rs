@@ -12,6 +12,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+mod check;
+
 /// Number of bits needed to hold values `0..n` (at least 1).
 pub fn clog2(n: u64) -> u32 {
     if n <= 1 { 0 } else { 64 - (n - 1).leading_zeros() }
@@ -191,6 +193,66 @@ impl Module {
     pub fn port_named(&self, name: &str) -> Option<&Port> {
         self.ports.iter().find(|p| p.name == name)
     }
+    /// The handle of a port, or of a wire or reg declared at module level: its name, width and
+    /// signedness, to build expressions from.
+    pub fn sig(&self, name: &str) -> Option<Sig> {
+        if let Some(p) = self.port_named(name) {
+            return Some(Sig { name: p.name.clone(), width: p.width, signed: p.signed });
+        }
+        self.items.iter().find_map(|it| match it {
+            Item::Wire { name: n, width, signed, depth: None, .. } | Item::Reg { name: n, width, signed, depth: None }
+                if n == name =>
+            {
+                Some(Sig { name: n.clone(), width: *width, signed: *signed })
+            }
+            _ => None,
+        })
+    }
+    /// Declares a wire and returns its handle.
+    pub fn new_wire(&mut self, name: &str, width: u32, signed: bool) -> Sig {
+        self.push(Item::Wire { name: name.into(), width, signed, depth: None, init: None });
+        Sig { name: name.into(), width, signed }
+    }
+    /// Declares a reg and returns its handle.
+    pub fn new_reg(&mut self, name: &str, width: u32, signed: bool) -> Sig {
+        self.push(Item::Reg { name: name.into(), width, signed, depth: None });
+        Sig { name: name.into(), width, signed }
+    }
+    /// An instance of the module a generator returned `h` for. Every port must be connected;
+    /// widths and signedness are checked against `h`'s ports when the design is built.
+    pub fn instantiate(&mut self, h: &Handle, name: &str, conns: &[(&str, String)]) -> &mut Self {
+        self.instance(&h.module, name, conns)
+    }
+}
+
+/// A declared signal as a generator holds it: name, width and signedness. Expressions built
+/// from it are Verilog text; the design check sizes them and rejects a mismatch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sig {
+    pub name: String,
+    pub width: u32,
+    pub signed: bool,
+}
+
+impl Sig {
+    /// `name[hi:lo]`.
+    pub fn bits(&self, hi: u32, lo: u32) -> String {
+        format!("{}[{hi}:{lo}]", self.name)
+    }
+    /// `name[i]`.
+    pub fn bit(&self, i: u32) -> String {
+        format!("{}[{i}]", self.name)
+    }
+    /// `name[base +: w]`, an indexed part select (`base` may be a genvar expression).
+    pub fn part(&self, base: impl std::fmt::Display, w: u32) -> String {
+        format!("{}[{base} +: {w}]", self.name)
+    }
+}
+
+impl std::fmt::Display for Sig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
 }
 
 /// What a generator returns: the module it built under the name it was given, that module's
@@ -274,7 +336,7 @@ impl Design {
     /// Structural checks the emitter can make without a Verilog parser.
     pub fn check(&self) -> Result<(), String> {
         for m in self.modules.values() {
-            check_module(self, m)?;
+            check::check_module(self, m)?;
         }
         Ok(())
     }
@@ -296,159 +358,6 @@ fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// The identifier a left-hand side assigns (`a[3:0]` → `a`, `{a, b}` is not supported).
-fn lhs_root(lhs: &str) -> &str {
-    lhs.split(['[', ' ']).next().unwrap_or(lhs)
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Kind {
-    Net,
-    Var,
-    Input,
-    Const,
-}
-
-fn declare(
-    scope: &mut BTreeMap<String, Kind>,
-    m: &str,
-    name: &str,
-    kind: Kind,
-) -> Result<(), String> {
-    if !is_identifier(name) {
-        return Err(format!("module {m}: '{name}' is not a Verilog identifier"));
-    }
-    if scope.insert(name.to_string(), kind).is_some() {
-        return Err(format!("module {m}: '{name}' is declared twice"));
-    }
-    Ok(())
-}
-
-fn check_module(d: &Design, m: &Module) -> Result<(), String> {
-    if !m.name.starts_with("kllm_") || !is_identifier(&m.name) {
-        return Err(format!("module name '{}' must be an identifier starting with kllm_", m.name));
-    }
-    let mut scope = BTreeMap::new();
-    for p in &m.ports {
-        let kind = match (p.dir, p.is_reg) {
-            (Dir::Input, _) => Kind::Input,
-            (Dir::Output, true) => Kind::Var,
-            (Dir::Output, false) => Kind::Net,
-        };
-        declare(&mut scope, &m.name, &p.name, kind)?;
-        if p.width == 0 {
-            return Err(format!("module {}: port {} has width 0", m.name, p.name));
-        }
-    }
-    check_items(d, m, &m.items, &mut scope)
-}
-
-fn check_items(
-    d: &Design,
-    m: &Module,
-    items: &[Item],
-    scope: &mut BTreeMap<String, Kind>,
-) -> Result<(), String> {
-    // Declarations first: Verilog allows use before the declaration only for nets in some tools,
-    // and we do not rely on it, but a whole-scope pass keeps the check order-independent.
-    for it in items {
-        match it {
-            Item::Localparam { name, .. } | Item::GenParam { name, .. } => {
-                declare(scope, &m.name, name, Kind::Const)?
-            }
-            Item::Wire { name, width, .. } | Item::Reg { name, width, .. } => {
-                let kind = if matches!(it, Item::Wire { .. }) { Kind::Net } else { Kind::Var };
-                declare(scope, &m.name, name, kind)?;
-                if *width == 0 {
-                    return Err(format!("module {}: {name} has width 0", m.name));
-                }
-            }
-            Item::Integer(name) => declare(scope, &m.name, name, Kind::Var)?,
-            _ => {}
-        }
-    }
-    for it in items {
-        match it {
-            Item::Assign { lhs, .. } => {
-                let root = lhs_root(lhs);
-                match scope.get(root) {
-                    Some(Kind::Net) => {}
-                    _ => {
-                        return Err(format!(
-                            "module {}: assign to '{root}', which is not a wire of this module",
-                            m.name
-                        ));
-                    }
-                }
-            }
-            Item::Clocked { body, .. } | Item::Comb { body, .. } => {
-                check_stmts(m, body, scope)?;
-            }
-            Item::Instance { module, name, conns } => {
-                let Some(target) = d.get(module) else {
-                    return Err(format!("module {}: instance {name} of unknown module {module}", m.name));
-                };
-                declare(scope, &m.name, name, Kind::Const)?;
-                for p in &target.ports {
-                    if !conns.iter().any(|(c, _)| c == &p.name) {
-                        return Err(format!(
-                            "module {}: instance {name} leaves port {} of {module} open",
-                            m.name, p.name
-                        ));
-                    }
-                }
-                for (c, _) in conns {
-                    if target.port_named(c).is_none() {
-                        return Err(format!(
-                            "module {}: instance {name} connects {c}, which {module} does not have",
-                            m.name
-                        ));
-                    }
-                }
-            }
-            Item::GenFor { var, body, label, .. } => {
-                let mut inner = scope.clone();
-                declare(&mut inner, &m.name, var, Kind::Const)?;
-                if !is_identifier(label) {
-                    return Err(format!("module {}: bad generate label '{label}'", m.name));
-                }
-                check_items(d, m, body, &mut inner)?;
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-fn check_stmts(m: &Module, body: &[Stmt], scope: &BTreeMap<String, Kind>) -> Result<(), String> {
-    for s in body {
-        match s {
-            Stmt::Nb(lhs, _) | Stmt::Bl(lhs, _) => {
-                let root = lhs_root(lhs);
-                if scope.get(root) != Some(&Kind::Var) {
-                    return Err(format!(
-                        "module {}: procedural assign to '{root}', which is not a reg of this module",
-                        m.name
-                    ));
-                }
-            }
-            Stmt::If { then, els, .. } => {
-                check_stmts(m, then, scope)?;
-                check_stmts(m, els, scope)?;
-            }
-            Stmt::For { body, .. } => check_stmts(m, body, scope)?,
-            Stmt::Case { arms, default, .. } => {
-                for (_, b) in arms {
-                    check_stmts(m, b, scope)?;
-                }
-                check_stmts(m, default, scope)?;
-            }
-            Stmt::Comment(_) => {}
-        }
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -718,7 +627,105 @@ mod tests {
         m.input("a", 1, "").output_reg("y", 1, "");
         m.assign("y", "a");
         d.add(m);
-        assert!(d.check().unwrap_err().contains("not a wire"));
+        assert!(d.check().unwrap_err().contains("needs a wire"));
+    }
+
+    /// A leaf with an 8-bit unsigned input and a 4-bit signed output, and a top that the test
+    /// edits one mistake into.
+    fn with_top(edit: impl Fn(&mut Module, &Handle)) -> Result<(), String> {
+        let mut d = Design::default();
+        let mut leaf = Module::new("kllm_leaf");
+        leaf.input("a", 8, "").output_signed("y", 4, "");
+        leaf.assign("y", "a[3:0]");
+        d.add(leaf);
+        let h = Handle::of(&d, "kllm_leaf", serde_json::Value::Null);
+        let mut top = Module::new("kllm_top");
+        top.input("x", 8, "").output_signed("z", 4, "");
+        edit(&mut top, &h);
+        d.add(top);
+        d.check()
+    }
+
+    #[test]
+    fn a_correct_top_passes_the_check() {
+        with_top(|m, h| {
+            let x = m.sig("x").unwrap();
+            let w = m.new_wire("w", 4, true);
+            m.instantiate(h, "u_leaf", &[("a", x.to_string()), ("y", w.to_string())]);
+            m.assign("z", w.to_string());
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn mistakes_are_rejected_naming_module_and_signal() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut Module, &Handle)>)> = vec![
+            (
+                "module kllm_top: signal u_leaf.a: 8-bit port a of kllm_leaf is connected to the 4-bit 'x[3:0]'",
+                Box::new(|m, h| {
+                    let x = m.sig("x").unwrap();
+                    let w = m.new_wire("w", 4, true);
+                    m.instantiate(h, "u_leaf", &[("a", x.bits(3, 0)), ("y", w.to_string())]);
+                    m.assign("z", "w");
+                }),
+            ),
+            (
+                "module kllm_top: signal u_leaf.y: signed port y of kllm_leaf is connected to the unsigned 'w'",
+                Box::new(|m, h| {
+                    m.new_wire("w", 4, false);
+                    m.instantiate(h, "u_leaf", &[("a", "x".into()), ("y", "w".into())]);
+                    m.assign("z", "$signed(w)");
+                }),
+            ),
+            (
+                "module kllm_top: signal z: 4-bit target gets a 8-bit value 'x'",
+                Box::new(|m, _| {
+                    m.assign("z", "x");
+                }),
+            ),
+            (
+                "module kllm_top: signal z: literal '4'd16' does not fit in 4 bits",
+                Box::new(|m, _| {
+                    m.assign("z", "4'd16");
+                }),
+            ),
+            (
+                "module kllm_top: signal z: 'q' is not declared",
+                Box::new(|m, _| {
+                    m.assign("z", "q[3:0]");
+                }),
+            ),
+            (
+                "module kllm_top: signal z: has two drivers",
+                Box::new(|m, _| {
+                    m.assign("z", "x[3:0]");
+                    m.assign("z", "x[7:4]");
+                }),
+            ),
+            (
+                "module kllm_top: signal r: has two drivers",
+                Box::new(|m, _| {
+                    m.input("clk", 1, "");
+                    m.new_reg("r", 4, false);
+                    m.clocked("one", vec![nb("r", "x[3:0]")]);
+                    m.clocked("two", vec![nb("r", "x[7:4]")]);
+                    m.assign("z", "$signed(r)");
+                }),
+            ),
+            (
+                "module kllm_top: signal z: 'x[8]' is outside its 8 bits",
+                Box::new(|m, _| {
+                    m.assign("z", "{3'd0, x[8]}");
+                }),
+            ),
+            (
+                "module kllm_top: signal z: output port is never driven",
+                Box::new(|_, _| {}),
+            ),
+        ];
+        for (want, edit) in cases {
+            assert_eq!(with_top(edit).unwrap_err(), want);
+        }
     }
 
     #[test]
