@@ -9,6 +9,7 @@ pub mod benchgen;
 pub mod cli;
 pub mod common;
 pub mod config;
+pub mod count_weigh;
 pub mod design;
 pub mod encoder;
 pub mod golden;

@@ -719,7 +719,7 @@ mod tests {
 
     #[test]
     fn same_result_width_as_the_pe_line() {
-        for (na, nw, lanes, kmax) in [(2, 2, 4, 256), (3, 4, 64, 4096), (4, 4, 16, 1), (1, 8, 512, 1 << 20)] {
+        for (na, nw, lanes, kmax) in [(2, 2, 4, 256), (3, 4, 64, 4096), (4, 4, 16, 16), (1, 8, 512, 1 << 20)] {
             let q = QuantConfig { na, nw, ..QuantConfig::default() };
             let c = PeLineConfig { lanes, reduce_width: 1, k_max: kmax, baseline: true };
             assert_eq!(PeBaselineDerived::new(&q, &c).y_bits, PeLineDerived::new(&q, &c).y_bits);

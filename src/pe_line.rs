@@ -21,8 +21,9 @@ use crate::registry::{BlockKind, Workload};
 use crate::golden::{hex_lanes, hex_signed, GoldenWriter};
 use crate::reference;
 use crate::rng::Rng;
+use crate::count_weigh::{self, CountWeigh};
 use crate::verilog::{
-    bl, clog2, if_, if_else, lit, nb, sext, ubits, zext, Design, Handle, Item, Module, Stmt,
+    bl, clog2, lit, ubits, zext, Design, Handle, Item, Module, Stmt,
 };
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -92,6 +93,9 @@ pub struct PeLineDerived {
     /// FIFO's read into a registered memory port).
     pub register_bits: u64,
     pub predicted: PePredicted,
+    /// The counting core the line instantiates (its numbers are the fields above).
+    #[serde(skip)]
+    pub core: CountWeigh,
 }
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -117,22 +121,17 @@ impl PePredicted {
     }
 }
 
-/// Fixed pipeline cycles between the last input beat and the result, beyond the weigh steps.
-const PIPE_EXTRA: u32 = 6;
-
 impl PeLineDerived {
     pub fn new(q: &QuantConfig, c: &PeLineConfig) -> Self {
-        let bins = q.bins();
-        let steps = bins / c.reduce_width;
-        let count_bits = ubits(c.k_max as u64);
         let lut_bits = q.lut_bits();
-        let y_bits = lut_bits - 1 + count_bits;
-        let pc_bits = ubits(c.lanes as u64);
+        let y_bits = lut_bits - 1 + ubits(c.k_max as u64);
         let pair_bits = q.na + q.nw;
-        let fifo_depth = fifo_depth(steps);
-        let (l, b, r) = (c.lanes as u64, bins as u64, c.reduce_width as u64);
-        let (cw, lb, yb, pcw) = (count_bits as u64, lut_bits as u64, y_bits as u64, pc_bits as u64);
-        let step_bits = clog2(steps as u64) as u64;
+        let core = CountWeigh::new(c.lanes, pair_bits, c.k_max, lut_bits, y_bits, c.reduce_width)
+            .expect("a validated [pe_line] gives a valid counting core");
+        let (l, b, r) = (c.lanes as u64, core.bins as u64, c.reduce_width as u64);
+        let (cw, lb, yb, pcw) = (core.count_bits as u64, lut_bits as u64, y_bits as u64, core.popcount_bits as u64);
+        let fifo_depth = core.fifo_depth;
+        let step_bits = clog2(core.weigh_steps as u64) as u64;
         let register_bits = (2 + l * (pair_bits as u64 + 1)) // S1: valid, last, pairs, keep
             + (2 + b * pcw) // S2: valid, last, per-bin popcounts
             + 2 * b * cw // two count banks
@@ -147,30 +146,24 @@ impl PeLineDerived {
             lanes: c.lanes,
             na: q.na,
             nw: q.nw,
-            bins,
+            bins: core.bins,
             pair_bits,
             lut_bits,
-            popcount_bits: pc_bits,
-            count_bits,
+            popcount_bits: core.popcount_bits,
+            count_bits: core.count_bits,
             y_bits,
             reduce_width: c.reduce_width,
-            weigh_steps: steps,
+            weigh_steps: core.weigh_steps,
             fifo_depth,
             k_max: c.k_max,
-            latency_extra: steps + PIPE_EXTRA,
+            latency_extra: core.latency_extra,
             register_bits,
             predicted: PePredicted::default(),
+            core,
         };
-        d.predicted = PePredicted::from_model(c.k_max, c.lanes, |beats| timing::cycles(&d, beats));
+        d.predicted = PePredicted::from_model(c.k_max, c.lanes, |beats| timing::cycles(&d.core, beats));
         d
     }
-}
-
-/// Output FIFO depth so that, with a ready sink, results never wait for a slot: a result holds
-/// its credit from weigh start to pop, `steps + 3` cycles, while new starts come every `steps`.
-fn fifo_depth(steps: u32) -> u32 {
-    let outstanding = (steps + 2) / steps + 1;
-    outstanding.next_power_of_two().max(2)
 }
 
 pub const TOP: &str = "kllm_pe_line";
@@ -180,10 +173,7 @@ pub const TOP: &str = "kllm_pe_line";
 pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str) -> Handle {
     let g = PeLineDerived::new(q, c);
 
-    let (l, b, pb, pcw, cw, lb, yb, r) = (
-        g.lanes, g.bins, g.pair_bits, g.popcount_bits, g.count_bits, g.lut_bits, g.y_bits,
-        g.reduce_width,
-    );
+    let (l, b, pb, lb, yb, r) = (g.lanes, g.bins, g.pair_bits, g.lut_bits, g.y_bits, g.reduce_width);
     let mut m = Module::new(module);
     m.doc(format!(
         "Index-accumulation PE line: {l} index pairs per cycle, {b} bins (na={}, nw={}), \
@@ -207,10 +197,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str)
         .output_signed("m_y", yb, "dot product, signed")
         .output("idle", 1, "nothing in flight: LUT writes are safe");
 
-    for (name, value) in [
-        ("LANES", l), ("NA", q.na), ("NW", q.nw), ("PAIR_W", pb), ("PCNT_W", pcw), ("CNT_W", cw),
-        ("LUT_W", lb), ("Y_W", yb), ("R", r),
-    ] {
+    for (name, value) in [("NA", q.na), ("NW", q.nw), ("PAIR_W", pb)] {
         m.localparam(name, 0, value as i64);
     }
 
@@ -225,30 +212,33 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str)
             rhs: "{s_idx_a[lane*NA +: NA], s_idx_w[lane*NW +: NW]}".into(),
         }],
     });
-    count_and_weigh(
-        &mut m,
-        d,
-        &WeighShape {
-            lanes: l,
-            idx_bits: pb,
-            bins: b,
-            popcount_bits: pcw,
-            count_bits: cw,
-            table_bits: lb,
-            y_bits: yb,
-            reduce_width: r,
-            fifo_depth: g.fifo_depth,
-        },
-        &WeighText {
-            item: "dot product",
-            table: "Centroid-product table, loaded at run time.",
-            bound: "Products at Y_W bits: |count * LUT| <= K_MAX * 2^(LUT_W-2) < 2^(Y_W-1).",
-            out_port: "m_y",
-            element: "pair",
-            idx_reg: "s1_pairs_q",
-            idx_param: "PAIR_W",
-            idx_source: "in_pairs",
-        },
+    m.comment(format!(
+        "Counting and weighing. The table is LUT[j] = ca[j >> nw] * cw[j & (2^nw-1)] and\n\
+         |count * LUT| <= {} * 2^{} < 2^{}, so no product or sum overflows the {yb}-bit result.",
+        c.k_max,
+        lb - 2,
+        yb - 1
+    ));
+    let core = count_weigh::generate(d, &g.core);
+    m.instantiate(
+        &core,
+        "u_count_weigh",
+        &[
+            ("clk", "clk".into()),
+            ("rst", "rst".into()),
+            ("cfg_we", "cfg_we".into()),
+            ("cfg_addr", "cfg_addr".into()),
+            ("cfg_wdata", "cfg_wdata".into()),
+            ("s_valid", "s_valid".into()),
+            ("s_ready", "s_ready".into()),
+            ("s_idx", "in_pairs".into()),
+            ("s_keep", "s_keep".into()),
+            ("s_last", "s_last".into()),
+            ("m_valid", "m_valid".into()),
+            ("m_ready", "m_ready".into()),
+            ("m_y", "m_y".into()),
+            ("idle", "idle".into()),
+        ],
     );
     d.add(m);
     Handle::of(d, module, serde_json::to_value(&g).unwrap())
@@ -320,381 +310,6 @@ pub fn gemv_workload() -> Workload {
     }
 }
 
-/// What differs between the users of the count-and-weigh back end: generated comments and the
-/// result port's name.
-pub(crate) struct WeighText<'a> {
-    /// What one result is of ("dot product", "vector").
-    pub item: &'a str,
-    /// Comment on the run-time table.
-    pub table: &'a str,
-    /// Comment stating why the products cannot overflow Y_W.
-    pub bound: &'a str,
-    pub out_port: &'a str,
-    /// What a lane carries ("pair", "index").
-    pub element: &'a str,
-    /// The S1 register holding the lanes' indices, the localparam of its lane width, and the
-    /// expression it is loaded from.
-    pub idx_reg: &'a str,
-    pub idx_param: &'a str,
-    pub idx_source: &'a str,
-}
-
-/// The numbers the back end is built from.
-pub(crate) struct WeighShape {
-    pub lanes: u32,
-    /// Bits of what one lane carries into the one-hot decode (a pair index, or an index).
-    pub idx_bits: u32,
-    pub bins: u32,
-    pub popcount_bits: u32,
-    pub count_bits: u32,
-    pub table_bits: u32,
-    pub y_bits: u32,
-    pub reduce_width: u32,
-    pub fifo_depth: u32,
-}
-
-/// Everything from the input registers on: handshake, one-hot decode and per-bin popcount,
-/// count banks, weighing issue, operand/product/accumulate stages, the result FIFO, credits and
-/// `idle`; shared by `kllm_pe_line` and `kllm_nl_reduce`. The caller declares the ports
-/// (`s_valid`, `s_ready`, `s_keep`, `s_last`, `cfg_*`, `m_valid`, `m_ready`, `idle`, the result
-/// port), the localparams LANES, PCNT_W, CNT_W, LUT_W, Y_W, R and `idx_param`, and whatever
-/// `idx_source` names.
-pub(crate) fn count_and_weigh(m: &mut Module, d: &mut Design, g: &WeighShape, t: &WeighText) {
-    let (b, pcw, cw, lb, yb, r) =
-        (g.bins, g.popcount_bits, g.count_bits, g.table_bits, g.y_bits, g.reduce_width);
-    let s = b / r;
-    let sb = clog2(s as u64);
-    let rb = clog2(r as u64);
-    let ob = ubits(g.fifo_depth as u64);
-    let tree = add_tree_module(d, r, yb);
-    let fifo = crate::common::fifo_module(d, yb, g.fifo_depth);
-    let (l, pb, popcount) = (g.lanes, g.idx_bits, popcount_module(d, g.lanes));
-    // ---------------------------------------------------------------- S1: input registers
-    m.comment(format!(
-        "Input handshake. A beat is accepted only if the bank it will count into is free:\n\
-         at most one finished-but-unweighed {} may exist besides the one streaming.",
-        t.item
-    ));
-    m.reg("s1_valid_q", 1).reg("s1_last_q", 1).reg(t.idx_reg, l * pb).reg("s1_keep_q", l);
-    m.reg("s2_valid_q", 1).reg("s2_last_q", 1).reg("s2_count_q", b * pcw);
-    m.reg("bank_full_q", 2).reg("fill_bank_q", 1).reg("fill_fresh_q", 1);
-    m.wire_eq(
-        "pending",
-        2,
-        "{1'b0, bank_full_q[0]} + {1'b0, bank_full_q[1]} + {1'b0, s1_valid_q & s1_last_q} \
-         + {1'b0, s2_valid_q & s2_last_q}",
-    );
-    m.assign("s_ready", "(pending < 2'd2)");
-    m.wire_eq("in_fire", 1, "s_valid & s_ready");
-    m.clocked(
-        "stage1",
-        vec![
-            nb("s1_valid_q", "rst ? 1'b0 : in_fire"),
-            if_(
-                "in_fire",
-                vec![nb("s1_last_q", "s_last"), nb(t.idx_reg, t.idx_source), nb("s1_keep_q", "s_keep")],
-            ),
-        ],
-    );
-
-    // ---------------------------------------------------------------- S2: decode + popcount
-    m.comment(format!(
-        "One-hot decode of every lane's {}, transposed so each bin sees one bit per lane.",
-        t.element
-    ));
-    m.wire("bin_hits", b * l).wire("bin_count", b * pcw);
-    m.push(Item::GenFor {
-        label: "g_decode".into(),
-        var: "lane".into(),
-        count: l,
-        body: vec![
-            Item::Wire {
-                name: "onehot".into(),
-                width: b,
-                signed: false,
-                depth: None,
-                init: Some(format!(
-                    "{{{{{}{{1'b0}}}}, s1_keep_q[lane]}} << {}[lane*{} +: {}]",
-                    b - 1,
-                    t.idx_reg,
-                    t.idx_param,
-                    t.idx_param
-                )),
-            },
-            Item::GenFor {
-                label: "g_transpose".into(),
-                var: "bin".into(),
-                count: b,
-                body: vec![Item::Assign {
-                    lhs: "bin_hits[bin*LANES + lane]".into(),
-                    rhs: "onehot[bin]".into(),
-                }],
-            },
-        ],
-    });
-    m.push(Item::GenFor {
-        label: "g_popcount".into(),
-        var: "bin".into(),
-        count: b,
-        body: vec![Item::Instance {
-            module: popcount.clone(),
-            name: "u_popcount".into(),
-            conns: vec![
-                ("i_bits".into(), "bin_hits[bin*LANES +: LANES]".into()),
-                ("o_count".into(), "bin_count[bin*PCNT_W +: PCNT_W]".into()),
-            ],
-        }],
-    });
-    m.clocked(
-        "stage2",
-        vec![
-            nb("s2_valid_q", "rst ? 1'b0 : s1_valid_q"),
-            nb("s2_last_q", "s1_last_q"),
-            nb("s2_count_q", "bin_count"),
-        ],
-    );
-
-    // ---------------------------------------------------------------- count banks
-    m.comment(format!(
-        "Two count banks: one counts while the other is weighed. The first beat of a {}\n\
-         loads its bank instead of adding, so no clear cycle is needed.",
-        t.item
-    ));
-    m.reg("bank0_q", b * cw).reg("bank1_q", b * cw);
-    m.push(Item::Integer("i".into()));
-    let add = |bank: &str| {
-        nb(
-            format!("{bank}[i*CNT_W +: CNT_W]"),
-            format!(
-                "(fill_fresh_q ? {} : {bank}[i*CNT_W +: CNT_W]) + {}",
-                lit(cw, 0),
-                zext("s2_count_q[i*PCNT_W +: PCNT_W]", pcw, cw)
-            ),
-        )
-    };
-    m.clocked(
-        "accumulate",
-        vec![if_(
-            "s2_valid_q",
-            vec![Stmt::For {
-                var: "i".into(),
-                count: b,
-                body: vec![if_else("fill_bank_q", vec![add("bank1_q")], vec![add("bank0_q")])],
-            }],
-        )],
-    );
-    m.wire_eq("bank_set", 2, "{2{s2_valid_q & s2_last_q}} & (fill_bank_q ? 2'b10 : 2'b01)");
-    m.clocked(
-        "fill_control",
-        vec![if_else(
-            "rst",
-            vec![nb("fill_bank_q", "1'b0"), nb("fill_fresh_q", "1'b1")],
-            vec![if_(
-                "s2_valid_q",
-                vec![
-                    nb("fill_fresh_q", "s2_last_q"),
-                    nb("fill_bank_q", "fill_bank_q ^ s2_last_q"),
-                ],
-            )],
-        )],
-    );
-
-    // ---------------------------------------------------------------- weigh issue
-    m.comment(format!(
-        "Weighing: step s multiplies bins s*R .. s*R+R-1 by their table entries; {s} steps per {item}.\n\
-         A {item}'s weighing starts only with a free result-FIFO credit, so the pipeline never stalls.",
-        item = t.item
-    ));
-    m.reg("ws_busy_q", 1).reg("ws_bank_q", 1).reg("drain_bank_q", 1);
-    let step_expr = if s > 1 {
-        m.reg("ws_step_q", sb);
-        m.wire_eq("ws_final", 1, format!("ws_busy_q & (ws_step_q == {})", lit(sb, (s - 1) as u64)));
-        "ws_step_q"
-    } else {
-        m.wire_eq("ws_final", 1, "ws_busy_q");
-        ""
-    };
-    m.reg("outstanding_q", ob);
-    m.wire_eq(
-        "ws_start",
-        1,
-        format!(
-            "bank_full_q[drain_bank_q] & (~ws_busy_q | ws_final) & (outstanding_q < {})",
-            lit(ob, g.fifo_depth as u64)
-        ),
-    );
-    m.wire_eq("bank_clear", 2, "{2{ws_final}} & (ws_bank_q ? 2'b10 : 2'b01)");
-    let mut issue = vec![
-        nb("ws_busy_q", "ws_start | (ws_busy_q & ~ws_final)"),
-        if_(
-            "ws_start",
-            vec![nb("ws_bank_q", "drain_bank_q"), nb("drain_bank_q", "~drain_bank_q")],
-        ),
-        nb("bank_full_q", "(bank_full_q | bank_set) & ~bank_clear"),
-    ];
-    if s > 1 {
-        issue.push(if_else(
-            "ws_start",
-            vec![nb("ws_step_q", lit(sb, 0))],
-            vec![if_("ws_busy_q", vec![nb("ws_step_q", format!("ws_step_q + {}", lit(sb, 1)))])],
-        ));
-    }
-    m.clocked(
-        "weigh_control",
-        vec![if_else(
-            "rst",
-            vec![
-                nb("ws_busy_q", "1'b0"),
-                nb("ws_bank_q", "1'b0"),
-                nb("drain_bank_q", "1'b0"),
-                nb("bank_full_q", "2'b00"),
-            ],
-            issue,
-        )],
-    );
-
-    // Table: written through cfg, read R entries per step.
-    m.comment(t.table);
-    m.push(Item::Reg { name: "lut_q".into(), width: lb, signed: true, depth: Some(b) });
-    m.clocked("lut_write", vec![if_("cfg_we", vec![nb("lut_q[cfg_addr]", "cfg_wdata")])]);
-
-    // Stage A: operand select per multiplier lane.
-    m.reg("a_valid_q", 1).reg("a_first_q", 1).reg("a_last_q", 1);
-    m.reg("a_count_q", r * cw).reg("a_lut_q", r * lb);
-    let lut_index = match (sb, rb) {
-        (0, _) => "MUL_LANE".to_string(),
-        (_, 0) => step_expr.to_string(),
-        _ => format!("{{{step_expr}, MUL_LANE}}"),
-    };
-    let mut lane_body = vec![];
-    if rb > 0 {
-        // The multiplier lane as a constant of the width the LUT address needs.
-        lane_body.push(Item::GenParam { name: "MUL_LANE".into(), width: rb, expr: "mul".into() });
-    }
-    lane_body.push(Item::Reg { name: "op_count".into(), width: cw, signed: false, depth: None });
-    let pick = |st: u32| {
-        let idx = format!("({st} * R + mul) * CNT_W");
-        bl("op_count", format!("ws_bank_q ? bank1_q[{idx} +: CNT_W] : bank0_q[{idx} +: CNT_W]"))
-    };
-    let select = if s > 1 {
-        vec![Stmt::Case {
-            sel: "ws_step_q".into(),
-            arms: (0..s - 1).map(|st| (lit(sb, st as u64), vec![pick(st)])).collect(),
-            default: vec![pick(s - 1)],
-        }]
-    } else {
-        vec![pick(0)]
-    };
-    lane_body.push(Item::Comb { label: "select_count".into(), body: select });
-    lane_body.push(Item::Clocked {
-        label: "operands".into(),
-        body: vec![
-            nb("a_count_q[mul*CNT_W +: CNT_W]", "op_count"),
-            nb("a_lut_q[mul*LUT_W +: LUT_W]", format!("lut_q[{lut_index}]")),
-        ],
-    });
-    m.push(Item::GenFor { label: "g_operand".into(), var: "mul".into(), count: r, body: lane_body });
-    m.clocked(
-        "stage_a",
-        vec![
-            nb("a_valid_q", "rst ? 1'b0 : ws_busy_q"),
-            nb("a_first_q", if s > 1 { format!("ws_step_q == {}", lit(sb, 0)) } else { "1'b1".into() }),
-            nb("a_last_q", "ws_final"),
-        ],
-    );
-
-    // Stage B: products. Counts are non-negative: zero-extend, then multiply signed at Y_W,
-    // where the caller's width derivation rules out overflow.
-    m.comment(t.bound);
-    m.reg("b_valid_q", 1).reg("b_first_q", 1).reg("b_last_q", 1).reg("b_prod_q", r * yb);
-    m.push(Item::GenFor {
-        label: "g_multiply".into(),
-        var: "mul".into(),
-        count: r,
-        body: vec![
-            Item::Wire {
-                name: "count_ext".into(),
-                width: yb,
-                signed: true,
-                depth: None,
-                init: Some(zext("a_count_q[mul*CNT_W +: CNT_W]", cw, yb)),
-            },
-            Item::Wire {
-                name: "lut_entry".into(),
-                width: lb,
-                signed: true,
-                depth: None,
-                init: Some("a_lut_q[mul*LUT_W +: LUT_W]".into()),
-            },
-            Item::Wire {
-                name: "lut_ext".into(),
-                width: yb,
-                signed: true,
-                depth: None,
-                init: Some(sext("lut_entry", lb, yb)),
-            },
-            Item::Clocked {
-                label: "product".into(),
-                body: vec![nb("b_prod_q[mul*Y_W +: Y_W]", "count_ext * lut_ext")],
-            },
-        ],
-    });
-    m.clocked(
-        "stage_b",
-        vec![
-            nb("b_valid_q", "rst ? 1'b0 : a_valid_q"),
-            nb("b_first_q", "a_first_q"),
-            nb("b_last_q", "a_last_q"),
-        ],
-    );
-
-    // Stage C: adder tree + accumulate; the last step's sum goes straight into the FIFO.
-    m.comment(format!("Sum of the step's products, accumulated over the steps of one {}.", t.item));
-    m.wire("step_sum", yb).reg("acc_q", yb);
-    m.instance(&tree, "u_add_tree", &[("i_terms", "b_prod_q".into()), ("o_sum", "step_sum".into())]);
-    m.wire_eq("acc_next", yb, "(b_first_q ? {Y_W{1'b0}} : acc_q) + step_sum");
-    m.clocked("stage_c", vec![if_("b_valid_q", vec![nb("acc_q", "acc_next")])]);
-
-    m.comment("Results wait here for the sink; credits guarantee a free slot for every push.");
-    m.wire_eq("push", 1, "b_valid_q & b_last_q");
-    m.wire_eq("pop", 1, "m_valid & m_ready");
-    m.wire("fifo_data", yb);
-    m.instance(
-        &fifo,
-        "u_result_fifo",
-        &[
-            ("clk", "clk".into()),
-            ("rst", "rst".into()),
-            ("push", "push".into()),
-            ("push_data", "acc_next".into()),
-            ("pop", "pop".into()),
-            ("m_valid", "m_valid".into()),
-            ("m_data", "fifo_data".into()),
-        ],
-    );
-    m.assign(t.out_port, "fifo_data");
-    m.clocked(
-        "credits",
-        vec![if_else(
-            "rst",
-            vec![nb("outstanding_q", lit(ob, 0))],
-            vec![nb(
-                "outstanding_q",
-                format!("outstanding_q + {{{}'d0, ws_start}} - {{{}'d0, pop}}", ob - 1, ob - 1),
-            )],
-        )],
-    );
-    m.assign(
-        "idle",
-        format!(
-            "~s1_valid_q & ~s2_valid_q & fill_fresh_q & (bank_full_q == 2'b00) & ~ws_busy_q \
-             & ~a_valid_q & ~b_valid_q & (outstanding_q == {})",
-            lit(ob, 0)
-        ),
-    );
-
-}
-
 /// `kllm_popcount_w{n}`: number of set bits, as a balanced tree of smaller popcounts.
 pub fn popcount_module(d: &mut Design, n: u32) -> String {
     let name = format!("kllm_popcount_w{n}");
@@ -764,95 +379,7 @@ pub fn add_tree_module(d: &mut Design, n: u32, w: u32) -> String {
     name
 }
 
-/// Cycle model of the line's control, register for register, with an always-valid source and
-/// an always-ready sink. It predicts what the testbench measures.
-pub mod timing {
-    use super::PeLineDerived;
-
-    /// Cycles from the first input transfer to the last result transfer, inclusive, for dot
-    /// products of `beats[i]` beats streamed back to back.
-    pub fn cycles(d: &PeLineDerived, beats: &[u32]) -> u64 {
-        let (first, outs) = schedule(d, beats);
-        span(first, &outs)
-    }
-
-    /// Cycles from the first input edge to the last result edge, inclusive (0 if none).
-    pub fn span(first: Option<u64>, outs: &[u64]) -> u64 {
-        match (first, outs.last()) {
-            (Some(f), Some(l)) => l - f + 1,
-            _ => 0,
-        }
-    }
-
-    /// Returns the edge of the first input transfer and the edge of each result transfer.
-    pub fn schedule(d: &PeLineDerived, beats: &[u32]) -> (Option<u64>, Vec<u64>) {
-        let steps = d.weigh_steps;
-        let (mut s1v, mut s1l, mut s2v, mut s2l) = (false, false, false, false);
-        let mut full = [false; 2];
-        let mut fill_bank = 0usize;
-        let (mut busy, mut step, mut ws_bank, mut drain) = (false, 0u32, 0usize, 0usize);
-        let (mut av, mut al, mut bv, mut bl) = (false, false, false, false);
-        let (mut outstanding, mut fifo) = (0u32, 0u32);
-        let (mut dot, mut beat) = (0usize, 0u32);
-        let mut first = None;
-        let mut outs = vec![];
-        let mut edge = 0u64;
-        let total_beats: u64 = beats.iter().map(|&b| b.max(1) as u64).sum();
-        let limit = 100 + total_beats * 4 + beats.len() as u64 * (steps as u64 + 10) * 2;
-        while outs.len() < beats.len() {
-            assert!(edge < limit, "timing model did not finish");
-            // Combinational values before the edge.
-            let pending = full[0] as u32 + full[1] as u32 + (s1v && s1l) as u32 + (s2v && s2l) as u32;
-            let have = dot < beats.len();
-            let in_fire = have && pending < 2;
-            let final_ = busy && step == steps - 1;
-            let start = full[drain] && (!busy || final_) && outstanding < d.fifo_depth;
-            let pop = fifo > 0;
-            let push = bv && bl;
-            // The edge.
-            let mut in_last = false;
-            if in_fire {
-                first.get_or_insert(edge);
-                beat += 1;
-                in_last = beat >= beats[dot].max(1);
-                if in_last {
-                    dot += 1;
-                    beat = 0;
-                }
-            }
-            let set = s2v && s2l;
-            let set_bank = fill_bank;
-            if s2v && s2l {
-                fill_bank ^= 1;
-            }
-            (s2v, s2l) = (s1v, s1l);
-            (s1v, s1l) = (in_fire, in_last);
-            (bv, bl) = (av, al);
-            (av, al) = (busy, final_);
-            if final_ {
-                full[ws_bank] = false;
-            }
-            if set {
-                full[set_bank] = true;
-            }
-            if start {
-                ws_bank = drain;
-                drain ^= 1;
-                step = 0;
-            } else if busy {
-                step += 1;
-            }
-            busy = start || (busy && !final_);
-            outstanding = outstanding + start as u32 - pop as u32;
-            fifo = fifo + push as u32 - pop as u32;
-            if pop {
-                outs.push(edge);
-            }
-            edge += 1;
-        }
-        (first, outs)
-    }
-}
+pub use crate::count_weigh::timing;
 
 // ---------------------------------------------------------------------------------------------
 // Golden vectors
@@ -871,7 +398,7 @@ pub fn golden(q: &QuantConfig, c: &PeLineConfig, vectors: u32, seed: u64, w: &mu
         &DotGolden {
             block: "pe_line",
             load: &|w, ca, cw| load_lut(w, &reference::lut(ca, cw, q.nw), q),
-            cycles: &|beats| timing::cycles(&d, beats),
+            cycles: &|beats| timing::cycles(&d.core, beats),
             extra: &|_, _, _| {},
         },
     );
@@ -1009,35 +536,29 @@ mod tests {
     }
 
     #[test]
-    fn single_dot_latency_is_beats_plus_extra() {
-        for (lanes, r) in [(16, 8), (4, 256), (64, 1), (16, 32)] {
-            let d = derived(lanes, r, 4096);
-            for n in [1, 2, 7, 256] {
-                assert_eq!(timing::cycles(&d, &[n]), (n + d.latency_extra) as u64);
-            }
-        }
-    }
-
-    #[test]
     fn steady_state_interval_is_max_of_beats_and_steps() {
         for (lanes, r) in [(16, 8), (4, 256), (64, 1), (16, 32)] {
             let d = derived(lanes, r, 4096);
             for n in [1, 3, 32, 100] {
-                let (_, outs) = timing::schedule(&d, &[n; 40]);
+                let (_, outs) = timing::schedule(&d.core, &[n; 40]);
                 let interval = outs[39] - outs[38];
                 assert_eq!(interval, n.max(d.weigh_steps) as u64, "lanes={lanes} r={r} n={n}");
             }
         }
     }
 
+    /// The manifest's register count (a formula over the config) equals the flip-flop bits
+    /// counted by walking the generated modules, for lines of many shapes.
     #[test]
-    fn widths_follow_the_overflow_bound() {
-        let d = derived(16, 8, 4096);
-        assert_eq!((d.count_bits, d.y_bits, d.popcount_bits, d.weigh_steps), (13, 28, 5, 32));
-        // By hand: S1 146 + S2 1282 + banks 6656 + 4 + control 10 + LUT 4096 + A 235 + B 227 + acc 28 + FIFO 60.
-        assert_eq!(d.register_bits, 12744);
-        // Worst case: K_MAX times the largest |LUT| = (-128)*(-128) must fit Y_W signed.
-        assert!(4096i64 * 16384 < 1 << (d.y_bits - 1));
+    fn manifest_register_bits_equal_the_flops_of_the_generated_line() {
+        for (na, nw, lanes, r, kmax) in [(4, 4, 16, 8, 4096), (2, 2, 4, 4, 256), (3, 4, 64, 16, 4096), (1, 1, 2, 1, 2), (3, 3, 32, 64, 1000)] {
+            let q = QuantConfig { na, nw, ..QuantConfig::default() };
+            let c = PeLineConfig { lanes, reduce_width: r, k_max: kmax, baseline: false };
+            let mut d = Design::default();
+            let h = generate(&mut d, &q, &c, TOP);
+            let g = PeLineDerived::new(&q, &c);
+            assert_eq!(d.flop_bits(&h.module), g.register_bits, "na={na} nw={nw} lanes={lanes} r={r} k_max={kmax}");
+        }
     }
 
     #[test]

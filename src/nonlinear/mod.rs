@@ -372,6 +372,10 @@ impl NlReduceConfig {
             ac_bits: q.ac_bits,
         };
         check_value_width("nl_reduce", "nl_reduce.entry_bits", func, q.ac_bits, self.in_scale, spec.value_scale(), self.entry_bits)?;
+        // The counting core has its own config; a shape it cannot build is this section's error.
+        let sum_bits = self.entry_bits + crate::verilog::clog2(self.n_max as u64);
+        crate::count_weigh::CountWeigh::new(self.lanes, b, self.n_max, self.entry_bits, sum_bits, self.reduce_width)
+            .map_err(|e| format!("[nl_reduce] lanes = {}, n_max = {}, entry_bits = {}: {e}", self.lanes, self.n_max, self.entry_bits))?;
         report(&spec)?;
         Ok(spec)
     }

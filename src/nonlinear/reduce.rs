@@ -1,13 +1,12 @@
 //! `kllm_nl_reduce`: Σ over an index vector of TABLE[idx], computed by counting (SPEC: the
 //! softmax denominator Σ count[q]·exp_table[q], the RMSNorm Σ count[q]·ca[q]²).
 //!
-//! It is the PE line's datapath with a single operand: per-bin popcount across lanes, two count
-//! banks (one counts while the other is weighed), `reduce_width` multipliers weighing
-//! `2^in_bits / reduce_width` steps, adder tree, credit-guarded result FIFO. The sub-blocks are
-//! the PE line's own (`kllm_popcount_w*`, `kllm_add_tree_n*_w*`, `kllm_fifo_w*_d*`), and the
-//! control is register-for-register the PE line's, so its cycle model
-//! (`pe_line::timing::schedule`) predicts this unit too; the tests and the bench's timed
-//! segments hold it to that.
+//! It instantiates the counting-and-weighing core the PE line uses (`crate::count_weigh`) with
+//! its own core config (`in_bits`-bit indices, `n_max`, `entry_bits`, `sum_bits`): per-bin
+//! popcount across lanes, two count banks (one counts while the other is weighed),
+//! `reduce_width` multipliers weighing `2^in_bits / reduce_width` steps, adder tree,
+//! credit-guarded result FIFO. The core's cycle model (`count_weigh::timing`) predicts it; the
+//! bench's timed segments hold it to that.
 //!
 //! ```text
 //!  s_idx/s_keep ──► S1 regs ──► S2 per-bin popcount regs ──► count bank 0/1
@@ -19,14 +18,11 @@ use serde::Serialize;
 
 use super::tables::{self, Accuracy, Out};
 use super::{MapSpec, NlReduceConfig};
-use crate::config::QuantConfig;
 use crate::golden::{hex_lanes, hex_signed, GoldenWriter};
-use crate::pe_line::{
-    count_and_weigh, timing, PeLineConfig, PeLineDerived, WeighShape, WeighText,
-};
+use crate::count_weigh::{self, timing, CountWeigh};
 use crate::reference;
 use crate::rng::Rng;
-use crate::verilog::{clog2, ubits, Design, Handle, Module};
+use crate::verilog::{clog2, Design, Handle, Module};
 
 pub const TOP: &str = "kllm_nl_reduce";
 
@@ -53,6 +49,9 @@ pub struct NlReduceDerived {
     pub predicted: ReducePredicted,
     /// The configured function's table (value mode, entry_bits) over the Gaussian codebook.
     pub accuracy: Accuracy,
+    /// The counting core it instantiates.
+    #[serde(skip)]
+    pub core: CountWeigh,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -65,39 +64,34 @@ pub struct ReducePredicted {
     pub batch64_one_beat_cycles: u64,
 }
 
-/// The PE line with nW = 0 has exactly this unit's control; its derived numbers give the
-/// weigh steps, FIFO depth and the cycle model.
-pub fn pe_equivalent(s: &MapSpec, c: &NlReduceConfig) -> PeLineDerived {
-    let q = QuantConfig { na: s.in_bits[0], nw: 0, ac_bits: s.ac_bits, ..QuantConfig::default() };
-    PeLineDerived::new(&q, &PeLineConfig { lanes: c.lanes, reduce_width: c.reduce_width, k_max: c.n_max, baseline: false })
-}
-
 impl NlReduceDerived {
     pub fn new(s: &MapSpec, c: &NlReduceConfig) -> Self {
-        let pe = pe_equivalent(s, c);
         let (accuracy, _) = super::report(s).expect("validated config");
-        let count_bits = ubits(c.n_max as u64);
+        let sum_bits = c.entry_bits + clog2(c.n_max as u64);
+        let core = CountWeigh::new(c.lanes, s.in_bits[0], c.n_max, c.entry_bits, sum_bits, c.reduce_width)
+            .expect("a validated [nl_reduce] gives a valid counting core");
         let beats = c.n_max.div_ceil(c.lanes);
         NlReduceDerived {
             lanes: c.lanes,
             in_bits: s.in_bits[0],
-            bins: pe.bins,
+            bins: core.bins,
             entry_bits: c.entry_bits,
-            popcount_bits: pe.popcount_bits,
-            count_bits,
-            sum_bits: c.entry_bits + clog2(c.n_max as u64),
+            popcount_bits: core.popcount_bits,
+            count_bits: core.count_bits,
+            sum_bits,
             reduce_width: c.reduce_width,
-            weigh_steps: pe.weigh_steps,
-            fifo_depth: pe.fifo_depth,
+            weigh_steps: core.weigh_steps,
+            fifo_depth: core.fifo_depth,
             n_max: c.n_max,
-            latency_extra: pe.latency_extra,
-            table_bits: pe.bins * c.entry_bits,
+            latency_extra: core.latency_extra,
+            table_bits: core.bins * c.entry_bits,
             predicted: ReducePredicted {
-                single_nmax_cycles: timing::cycles(&pe, &[beats]),
-                batch64_nmax_cycles: timing::cycles(&pe, &[beats; 64]),
-                batch64_one_beat_cycles: timing::cycles(&pe, &[1; 64]),
+                single_nmax_cycles: timing::cycles(&core, &[beats]),
+                batch64_nmax_cycles: timing::cycles(&core, &[beats; 64]),
+                batch64_one_beat_cycles: timing::cycles(&core, &[1; 64]),
             },
             accuracy,
+            core,
         }
     }
 }
@@ -105,10 +99,7 @@ impl NlReduceDerived {
 pub fn generate(d: &mut Design, spec: &MapSpec, c: &NlReduceConfig, module: &str) -> Handle {
     let g = NlReduceDerived::new(spec, c);
 
-    let (l, b, pb, pcw, cw, lb, yb, r) = (
-        g.lanes, g.bins, g.in_bits, g.popcount_bits, g.count_bits, g.entry_bits, g.sum_bits,
-        g.reduce_width,
-    );
+    let (l, b, pb, lb, yb, r) = (g.lanes, g.bins, g.in_bits, g.entry_bits, g.sum_bits, g.reduce_width);
     let mut m = Module::new(module);
     m.doc(format!(
         "Centroid-table reduction by counting: {l} indices per cycle, {b} bins (in_bits={pb}), \
@@ -132,36 +123,26 @@ pub fn generate(d: &mut Design, spec: &MapSpec, c: &NlReduceConfig, module: &str
         .output_signed("m_sum", yb, "sum of TABLE[idx] over the vector, signed")
         .output("idle", 1, "nothing in flight: table writes are safe");
 
-    for (name, value) in [
-        ("LANES", l), ("IDX_W", pb), ("PCNT_W", pcw), ("CNT_W", cw), ("LUT_W", lb), ("Y_W", yb), ("R", r),
-    ] {
-        m.localparam(name, 0, value as i64);
-    }
-
-    count_and_weigh(
-        &mut m,
-        d,
-        &WeighShape {
-            lanes: l,
-            idx_bits: pb,
-            bins: b,
-            popcount_bits: pcw,
-            count_bits: cw,
-            table_bits: lb,
-            y_bits: yb,
-            reduce_width: r,
-            fifo_depth: g.fifo_depth,
-        },
-        &WeighText {
-            item: "vector",
-            table: "f(centroid) table, loaded at run time.",
-            bound: "Products at Y_W bits: -2^(Y_W-1) <= count * TABLE < 2^(Y_W-1) for count <= N_MAX.",
-            out_port: "m_sum",
-            element: "index",
-            idx_reg: "s1_idx_q",
-            idx_param: "IDX_W",
-            idx_source: "s_idx",
-        },
+    let core = count_weigh::generate(d, &g.core);
+    m.instantiate(
+        &core,
+        "u_count_weigh",
+        &[
+            ("clk", "clk".into()),
+            ("rst", "rst".into()),
+            ("cfg_we", "cfg_we".into()),
+            ("cfg_addr", "cfg_addr".into()),
+            ("cfg_wdata", "cfg_wdata".into()),
+            ("s_valid", "s_valid".into()),
+            ("s_ready", "s_ready".into()),
+            ("s_idx", "s_idx".into()),
+            ("s_keep", "s_keep".into()),
+            ("s_last", "s_last".into()),
+            ("m_valid", "m_valid".into()),
+            ("m_ready", "m_ready".into()),
+            ("m_y", "m_sum".into()),
+            ("idle", "idle".into()),
+        ],
     );
     d.add(m);
     Handle::of(d, module, serde_json::to_value(&g).unwrap())
@@ -208,7 +189,6 @@ fn load(w: &mut GoldenWriter, t: &[i64], bits: u32) {
 /// segments (the manifest's workloads, dense beats).
 pub fn golden(s: &MapSpec, c: &NlReduceConfig, vectors: u32, seed: u64, w: &mut GoldenWriter) {
     let d = NlReduceDerived::new(s, c);
-    let pe = pe_equivalent(s, c);
     let mut rng = Rng::new(seed);
     w.header("nl_reduce", &["idx", "keep", "last"], &["sum"]);
     let (mut done, mut seg) = (0u32, 0u32);
@@ -230,7 +210,7 @@ pub fn golden(s: &MapSpec, c: &NlReduceConfig, vectors: u32, seed: u64, w: &mut 
     load(w, &t, d.entry_bits);
     for (count, k) in [(1usize, c.n_max), (64, c.n_max), (64, c.lanes.min(c.n_max))] {
         let beats = vec![k.div_ceil(c.lanes); count];
-        w.timing(timing::cycles(&pe, &beats));
+        w.timing(timing::cycles(&d.core, &beats));
         for _ in 0..count {
             let idx = random_indices(&mut rng, k as usize, d.in_bits);
             write_vector(w, &mut rng, &d, &idx, false);
@@ -290,6 +270,7 @@ fn write_vector(w: &mut GoldenWriter, rng: &mut Rng, d: &NlReduceDerived, idx: &
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::QuantConfig;
 
     #[test]
     fn result_width_holds_the_extremes() {
@@ -324,17 +305,6 @@ mod tests {
             }
             let by_count: i64 = count.iter().zip(&t).map(|(c, v)| c * v).sum();
             assert_eq!(by_count, direct_sum(&t, &idx));
-        }
-    }
-
-    #[test]
-    fn latency_matches_the_pe_line_model() {
-        let q = QuantConfig { na: 3, ..QuantConfig::default() };
-        let c = NlReduceConfig { reduce_width: 4, lanes: 8, ..NlReduceConfig::default() };
-        let d = NlReduceDerived::new(&c.spec(&q).unwrap(), &c);
-        let pe = pe_equivalent(&c.spec(&q).unwrap(), &c);
-        for n in [1, 5, 128] {
-            assert_eq!(timing::cycles(&pe, &[n]), (n + d.latency_extra) as u64);
         }
     }
 }

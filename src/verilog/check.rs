@@ -493,6 +493,9 @@ struct Ctx<'a> {
     blocks: usize,
     /// Labels of the generate blocks being checked, `g_a.g_b.`.
     prefix: String,
+    /// Declarations some expression uses (by key), and the localparams declared (key, name).
+    used: std::cell::RefCell<BTreeSet<String>>,
+    params: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -522,9 +525,19 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Sizes `text` and records the names it uses.
+    fn eval(&self, text: &str, scope: &Scope) -> Result<Val, String> {
+        let (v, names) = eval(text, scope)?;
+        let mut used = self.used.borrow_mut();
+        for n in names {
+            used.insert(scope[&n].key.clone());
+        }
+        Ok(v)
+    }
+
     /// Checks `rhs` and, when both widths are known, that it is as wide as `want`.
     fn value(&self, scope: &Scope, signal: &str, want: Width, rhs: &str) -> Result<Val, String> {
-        let (v, _) = eval(rhs, scope).map_err(|e| self.err(signal, e))?;
+        let v = self.eval(rhs, scope).map_err(|e| self.err(signal, e))?;
         if let (Width::Known(w), Width::Known(got)) = (want, v.width)
             && w != got
             && !v.product.is_some_and(|p| got < w && w <= p)
@@ -537,7 +550,7 @@ impl Ctx<'_> {
     /// Checks an assignment target and returns its root name and width.
     fn target(&self, scope: &Scope, lhs: &str, allowed: Kind) -> Result<(String, Width, bool), String> {
         let root = lhs.split(['[', ' ']).next().unwrap_or(lhs).to_string();
-        let (v, _) = eval(lhs, scope).map_err(|e| self.err(&root, e))?;
+        let v = self.eval(lhs, scope).map_err(|e| self.err(&root, e))?;
         let kind = scope[&root].kind;
         if kind != allowed {
             let what = if allowed == Kind::Net {
@@ -570,11 +583,14 @@ impl Ctx<'_> {
         // Declarations first, so the check does not depend on declaration order.
         for it in items {
             match it {
-                Item::Localparam { name, width, value } => self.declare(
-                    scope,
-                    name,
-                    Decl { kind: Kind::Const, width: *width, signed: *width == 0, depth: None, value: Some(*value), key: String::new() },
-                )?,
+                Item::Localparam { name, width, value } => {
+                    self.declare(
+                        scope,
+                        name,
+                        Decl { kind: Kind::Const, width: *width, signed: *width == 0, depth: None, value: Some(*value), key: String::new() },
+                    )?;
+                    self.params.push((scope[name].key.clone(), name.clone()));
+                }
                 Item::GenParam { name, width, .. } => self.declare(
                     scope,
                     name,
@@ -659,7 +675,7 @@ impl Ctx<'_> {
                 return Err(format!("module {m}: instance {name} connects {c}, which {module} does not have"));
             };
             let what = format!("{name}.{c}");
-            let (v, _) = eval(e, scope).map_err(|err| self.err(&what, err))?;
+            let v = self.eval(e, scope).map_err(|err| self.err(&what, err))?;
             if let Width::Known(w) = v.width
                 && w != p.width
             {
@@ -699,7 +715,7 @@ impl Ctx<'_> {
                     self.stmts(body, scope, block)?;
                 }
                 Stmt::Case { sel, arms, default } => {
-                    let (v, _) = eval(sel, scope).map_err(|e| self.err("(case)", e))?;
+                    let v = self.eval(sel, scope).map_err(|e| self.err("(case)", e))?;
                     for (label, b) in arms {
                         self.value(scope, "(case label)", v.width, label)?;
                         self.stmts(b, scope, block)?;
@@ -718,7 +734,15 @@ pub fn check_module(d: &Design, m: &Module) -> Result<(), String> {
     if !m.name.starts_with("kllm_") || !is_identifier(&m.name) {
         return Err(format!("module name '{}' must be an identifier starting with kllm_", m.name));
     }
-    let mut ctx = Ctx { design: d, m, drivers: BTreeMap::new(), blocks: 0, prefix: String::new() };
+    let mut ctx = Ctx {
+        design: d,
+        m,
+        drivers: BTreeMap::new(),
+        blocks: 0,
+        prefix: String::new(),
+        used: Default::default(),
+        params: vec![],
+    };
     let mut scope = Scope::new();
     for p in &m.ports {
         let kind = match (p.dir, p.is_reg) {
@@ -732,6 +756,12 @@ pub fn check_module(d: &Design, m: &Module) -> Result<(), String> {
         ctx.declare(&mut scope, &p.name, Decl { kind, width: p.width, signed: p.signed, depth: None, value: None, key: String::new() })?;
     }
     ctx.items(&m.items, &mut scope)?;
+    // Every localparam is used (an unused one is a leftover, and a lint warning).
+    for (key, name) in &ctx.params {
+        if !ctx.used.borrow().contains(key) {
+            return Err(ctx.err(name, "localparam is never used"));
+        }
+    }
     // Every output must be driven.
     for p in m.ports.iter().filter(|p| p.dir == Dir::Output) {
         if !ctx.drivers.contains_key(&scope[&p.name].key) {

@@ -333,12 +333,72 @@ impl Design {
         out.push(m);
     }
 
+    /// Flip-flop bits of `module` and everything it instantiates: every reg (and `output reg`)
+    /// a clocked block assigns, times its array depth and the count of every generate loop
+    /// around its declaration, plus the instances' own, counted from the built modules.
+    pub fn flop_bits(&self, module: &str) -> u64 {
+        let m = &self.modules[module];
+        let mut clocked = BTreeSet::new();
+        clocked_targets(&m.items, &mut clocked);
+        let ports: u64 = m.ports.iter().filter(|p| p.is_reg && clocked.contains(&p.name)).map(|p| p.width as u64).sum();
+        ports + self.flop_bits_in(&m.items, 1)
+    }
+
+    fn flop_bits_in(&self, items: &[Item], mult: u64) -> u64 {
+        let mut clocked = BTreeSet::new();
+        clocked_targets(items, &mut clocked);
+        let mut bits = 0;
+        for it in items {
+            match it {
+                Item::Reg { name, width, depth, .. } if clocked.contains(name) => {
+                    bits += mult * *width as u64 * depth.unwrap_or(1) as u64;
+                }
+                Item::Instance { module, .. } => bits += mult * self.flop_bits(module),
+                Item::GenFor { count, body, .. } => bits += self.flop_bits_in(body, mult * *count as u64),
+                _ => {}
+            }
+        }
+        bits
+    }
+
     /// Structural checks the emitter can make without a Verilog parser.
     pub fn check(&self) -> Result<(), String> {
         for m in self.modules.values() {
             check::check_module(self, m)?;
         }
         Ok(())
+    }
+}
+
+/// Names assigned in clocked blocks of `items` (and of the generate loops inside them).
+fn clocked_targets(items: &[Item], into: &mut BTreeSet<String>) {
+    fn stmts(body: &[Stmt], into: &mut BTreeSet<String>) {
+        for s in body {
+            match s {
+                Stmt::Nb(l, _) | Stmt::Bl(l, _) => {
+                    into.insert(l.split(['[', ' ']).next().unwrap_or(l).to_string());
+                }
+                Stmt::If { then, els, .. } => {
+                    stmts(then, into);
+                    stmts(els, into);
+                }
+                Stmt::For { body, .. } => stmts(body, into),
+                Stmt::Case { arms, default, .. } => {
+                    for (_, b) in arms {
+                        stmts(b, into);
+                    }
+                    stmts(default, into);
+                }
+                Stmt::Comment(_) => {}
+            }
+        }
+    }
+    for it in items {
+        match it {
+            Item::Clocked { body, .. } => stmts(body, into),
+            Item::GenFor { body, .. } => clocked_targets(body, into),
+            _ => {}
+        }
     }
 }
 
@@ -716,6 +776,13 @@ mod tests {
                 "module kllm_top: signal z: 'x[8]' is outside its 8 bits",
                 Box::new(|m, _| {
                     m.assign("z", "{3'd0, x[8]}");
+                }),
+            ),
+            (
+                "module kllm_top: signal UNUSED: localparam is never used",
+                Box::new(|m, _| {
+                    m.localparam("UNUSED", 0, 3);
+                    m.assign("z", "x[3:0]");
                 }),
             ),
             (

@@ -7,4 +7,5 @@ kllm_fifo_w28_d2.v
 kllm_popcount_w4.v
 kllm_popcount_w8.v
 kllm_popcount_w16.v
+kllm_count_weigh_l16_i8_c13_t16_y28_r8.v
 kllm_pe_line.v

@@ -28,16 +28,10 @@ module kllm_pe_line (
     output wire idle                     // nothing in flight: LUT writes are safe
 );
 
-  genvar bin, lane, mul;
-  localparam LANES = 64;
+  genvar lane;
   localparam NA = 3;
   localparam NW = 4;
   localparam PAIR_W = 7;
-  localparam PCNT_W = 7;
-  localparam CNT_W = 13;
-  localparam LUT_W = 16;
-  localparam Y_W = 28;
-  localparam R = 16;
   wire [447:0] in_pairs;
   generate
     for (lane = 0; lane < 64; lane = lane + 1) begin : g_in_lane
@@ -45,226 +39,24 @@ module kllm_pe_line (
     end
   endgenerate
 
-  // Input handshake. A beat is accepted only if the bank it will count into is free:
-  // at most one finished-but-unweighed dot product may exist besides the one streaming.
-  reg  s1_valid_q;
-  reg  s1_last_q;
-  reg  [447:0] s1_pairs_q;
-  reg  [63:0] s1_keep_q;
-  reg  s2_valid_q;
-  reg  s2_last_q;
-  reg  [895:0] s2_count_q;
-  reg  [1:0] bank_full_q;
-  reg  fill_bank_q;
-  reg  fill_fresh_q;
-  wire [1:0] pending = {1'b0, bank_full_q[0]} + {1'b0, bank_full_q[1]} + {1'b0, s1_valid_q & s1_last_q} + {1'b0, s2_valid_q & s2_last_q};
-  assign s_ready = (pending < 2'd2);
-  wire in_fire = s_valid & s_ready;
-  always @(posedge clk) begin : stage1
-    s1_valid_q <= rst ? 1'b0 : in_fire;
-    if (in_fire) begin
-      s1_last_q <= s_last;
-      s1_pairs_q <= in_pairs;
-      s1_keep_q <= s_keep;
-    end
-  end
-
-  // One-hot decode of every lane's pair, transposed so each bin sees one bit per lane.
-  wire [8191:0] bin_hits;
-  wire [895:0] bin_count;
-  generate
-    for (lane = 0; lane < 64; lane = lane + 1) begin : g_decode
-      wire [127:0] onehot = {{127{1'b0}}, s1_keep_q[lane]} << s1_pairs_q[lane*PAIR_W +: PAIR_W];
-      for (bin = 0; bin < 128; bin = bin + 1) begin : g_transpose
-        assign bin_hits[bin*LANES + lane] = onehot[bin];
-      end
-    end
-  endgenerate
-  generate
-    for (bin = 0; bin < 128; bin = bin + 1) begin : g_popcount
-      kllm_popcount_w64 u_popcount (
-          .i_bits  (bin_hits[bin*LANES +: LANES]),
-          .o_count (bin_count[bin*PCNT_W +: PCNT_W])
-      );
-    end
-  endgenerate
-  always @(posedge clk) begin : stage2
-    s2_valid_q <= rst ? 1'b0 : s1_valid_q;
-    s2_last_q <= s1_last_q;
-    s2_count_q <= bin_count;
-  end
-
-  // Two count banks: one counts while the other is weighed. The first beat of a dot product
-  // loads its bank instead of adding, so no clear cycle is needed.
-  reg  [1663:0] bank0_q;
-  reg  [1663:0] bank1_q;
-  integer i;
-  always @(posedge clk) begin : accumulate
-    if (s2_valid_q) begin
-      for (i = 0; i < 128; i = i + 1) begin
-        if (fill_bank_q) begin
-          bank1_q[i*CNT_W +: CNT_W] <= (fill_fresh_q ? 13'd0 : bank1_q[i*CNT_W +: CNT_W]) + {6'd0, s2_count_q[i*PCNT_W +: PCNT_W]};
-        end else begin
-          bank0_q[i*CNT_W +: CNT_W] <= (fill_fresh_q ? 13'd0 : bank0_q[i*CNT_W +: CNT_W]) + {6'd0, s2_count_q[i*PCNT_W +: PCNT_W]};
-        end
-      end
-    end
-  end
-  wire [1:0] bank_set = {2{s2_valid_q & s2_last_q}} & (fill_bank_q ? 2'b10 : 2'b01);
-  always @(posedge clk) begin : fill_control
-    if (rst) begin
-      fill_bank_q <= 1'b0;
-      fill_fresh_q <= 1'b1;
-    end else if (s2_valid_q) begin
-      fill_fresh_q <= s2_last_q;
-      fill_bank_q <= fill_bank_q ^ s2_last_q;
-    end
-  end
-
-  // Weighing: step s multiplies bins s*R .. s*R+R-1 by their table entries; 8 steps per dot product.
-  // A dot product's weighing starts only with a free result-FIFO credit, so the pipeline never stalls.
-  reg  ws_busy_q;
-  reg  ws_bank_q;
-  reg  drain_bank_q;
-  reg  [2:0] ws_step_q;
-  wire ws_final = ws_busy_q & (ws_step_q == 3'd7);
-  reg  [1:0] outstanding_q;
-  wire ws_start = bank_full_q[drain_bank_q] & (~ws_busy_q | ws_final) & (outstanding_q < 2'd2);
-  wire [1:0] bank_clear = {2{ws_final}} & (ws_bank_q ? 2'b10 : 2'b01);
-  always @(posedge clk) begin : weigh_control
-    if (rst) begin
-      ws_busy_q <= 1'b0;
-      ws_bank_q <= 1'b0;
-      drain_bank_q <= 1'b0;
-      bank_full_q <= 2'b00;
-    end else begin
-      ws_busy_q <= ws_start | (ws_busy_q & ~ws_final);
-      if (ws_start) begin
-        ws_bank_q <= drain_bank_q;
-        drain_bank_q <= ~drain_bank_q;
-      end
-      bank_full_q <= (bank_full_q | bank_set) & ~bank_clear;
-      if (ws_start) begin
-        ws_step_q <= 3'd0;
-      end else if (ws_busy_q) begin
-        ws_step_q <= ws_step_q + 3'd1;
-      end
-    end
-  end
-
-  // Centroid-product table, loaded at run time.
-  reg  signed [15:0] lut_q [0:127];
-  always @(posedge clk) begin : lut_write
-    if (cfg_we) begin
-      lut_q[cfg_addr] <= cfg_wdata;
-    end
-  end
-  reg  a_valid_q;
-  reg  a_first_q;
-  reg  a_last_q;
-  reg  [207:0] a_count_q;
-  reg  [255:0] a_lut_q;
-  generate
-    for (mul = 0; mul < 16; mul = mul + 1) begin : g_operand
-      localparam [3:0] MUL_LANE = mul;
-      reg  [12:0] op_count;
-      always @* begin : select_count
-        case (ws_step_q)
-          3'd0: begin
-            op_count = ws_bank_q ? bank1_q[(0 * R + mul) * CNT_W +: CNT_W] : bank0_q[(0 * R + mul) * CNT_W +: CNT_W];
-          end
-          3'd1: begin
-            op_count = ws_bank_q ? bank1_q[(1 * R + mul) * CNT_W +: CNT_W] : bank0_q[(1 * R + mul) * CNT_W +: CNT_W];
-          end
-          3'd2: begin
-            op_count = ws_bank_q ? bank1_q[(2 * R + mul) * CNT_W +: CNT_W] : bank0_q[(2 * R + mul) * CNT_W +: CNT_W];
-          end
-          3'd3: begin
-            op_count = ws_bank_q ? bank1_q[(3 * R + mul) * CNT_W +: CNT_W] : bank0_q[(3 * R + mul) * CNT_W +: CNT_W];
-          end
-          3'd4: begin
-            op_count = ws_bank_q ? bank1_q[(4 * R + mul) * CNT_W +: CNT_W] : bank0_q[(4 * R + mul) * CNT_W +: CNT_W];
-          end
-          3'd5: begin
-            op_count = ws_bank_q ? bank1_q[(5 * R + mul) * CNT_W +: CNT_W] : bank0_q[(5 * R + mul) * CNT_W +: CNT_W];
-          end
-          3'd6: begin
-            op_count = ws_bank_q ? bank1_q[(6 * R + mul) * CNT_W +: CNT_W] : bank0_q[(6 * R + mul) * CNT_W +: CNT_W];
-          end
-          default: begin
-            op_count = ws_bank_q ? bank1_q[(7 * R + mul) * CNT_W +: CNT_W] : bank0_q[(7 * R + mul) * CNT_W +: CNT_W];
-          end
-        endcase
-      end
-      always @(posedge clk) begin : operands
-        a_count_q[mul*CNT_W +: CNT_W] <= op_count;
-        a_lut_q[mul*LUT_W +: LUT_W] <= lut_q[{ws_step_q, MUL_LANE}];
-      end
-    end
-  endgenerate
-  always @(posedge clk) begin : stage_a
-    a_valid_q <= rst ? 1'b0 : ws_busy_q;
-    a_first_q <= ws_step_q == 3'd0;
-    a_last_q <= ws_final;
-  end
-
-  // Products at Y_W bits: |count * LUT| <= K_MAX * 2^(LUT_W-2) < 2^(Y_W-1).
-  reg  b_valid_q;
-  reg  b_first_q;
-  reg  b_last_q;
-  reg  [447:0] b_prod_q;
-  generate
-    for (mul = 0; mul < 16; mul = mul + 1) begin : g_multiply
-      wire signed [27:0] count_ext = {15'd0, a_count_q[mul*CNT_W +: CNT_W]};
-      wire signed [15:0] lut_entry = a_lut_q[mul*LUT_W +: LUT_W];
-      wire signed [27:0] lut_ext = {{12{lut_entry[15]}}, lut_entry};
-      always @(posedge clk) begin : product
-        b_prod_q[mul*Y_W +: Y_W] <= count_ext * lut_ext;
-      end
-    end
-  endgenerate
-  always @(posedge clk) begin : stage_b
-    b_valid_q <= rst ? 1'b0 : a_valid_q;
-    b_first_q <= a_first_q;
-    b_last_q <= a_last_q;
-  end
-
-  // Sum of the step's products, accumulated over the steps of one dot product.
-  wire [27:0] step_sum;
-  reg  [27:0] acc_q;
-  kllm_add_tree_n16_w28 u_add_tree (
-      .i_terms (b_prod_q),
-      .o_sum   (step_sum)
-  );
-  wire [27:0] acc_next = (b_first_q ? {Y_W{1'b0}} : acc_q) + step_sum;
-  always @(posedge clk) begin : stage_c
-    if (b_valid_q) begin
-      acc_q <= acc_next;
-    end
-  end
-
-  // Results wait here for the sink; credits guarantee a free slot for every push.
-  wire push = b_valid_q & b_last_q;
-  wire pop = m_valid & m_ready;
-  wire [27:0] fifo_data;
-  kllm_fifo_w28_d2 u_result_fifo (
+  // Counting and weighing. The table is LUT[j] = ca[j >> nw] * cw[j & (2^nw-1)] and
+  // |count * LUT| <= 4096 * 2^14 < 2^27, so no product or sum overflows the 28-bit result.
+  kllm_count_weigh_l64_i7_c13_t16_y28_r16 u_count_weigh (
       .clk       (clk),
       .rst       (rst),
-      .push      (push),
-      .push_data (acc_next),
-      .pop       (pop),
+      .cfg_we    (cfg_we),
+      .cfg_addr  (cfg_addr),
+      .cfg_wdata (cfg_wdata),
+      .s_valid   (s_valid),
+      .s_ready   (s_ready),
+      .s_idx     (in_pairs),
+      .s_keep    (s_keep),
+      .s_last    (s_last),
       .m_valid   (m_valid),
-      .m_data    (fifo_data)
+      .m_ready   (m_ready),
+      .m_y       (m_y),
+      .idle      (idle)
   );
-  assign m_y = fifo_data;
-  always @(posedge clk) begin : credits
-    if (rst) begin
-      outstanding_q <= 2'd0;
-    end else begin
-      outstanding_q <= outstanding_q + {1'd0, ws_start} - {1'd0, pop};
-    end
-  end
-  assign idle = ~s1_valid_q & ~s2_valid_q & fill_fresh_q & (bank_full_q == 2'b00) & ~ws_busy_q & ~a_valid_q & ~b_valid_q & (outstanding_q == 2'd0);
 
 endmodule
 
