@@ -43,7 +43,7 @@ pub struct CountWeigh {
 }
 
 /// Fixed pipeline cycles between the last input beat and the result, beyond the weigh steps.
-const PIPE_EXTRA: u32 = 6;
+const PIPE_EXTRA: u32 = 5;
 
 impl CountWeigh {
     pub fn new(lanes: u32, idx_bits: u32, k_max: u32, table_bits: u32, y_bits: u32, reduce_width: u32) -> Result<Self, String> {
@@ -85,10 +85,12 @@ impl CountWeigh {
     }
 }
 
-/// Output FIFO depth so that, with a ready sink, results never wait for a slot: a result holds
-/// its credit from weigh start to pop, `steps + 3` cycles, while new starts come every `steps`.
+/// Output FIFO depth so that, with a ready sink, results never wait for a slot: a result's
+/// credit is taken at its weigh start (cycle X) and returned by its pop at the edge of cycle
+/// X + steps + 3, while new starts come every `steps` cycles; so floor((steps + 3) / steps)
+/// credits are still out when the next start asks, and it needs one more.
 fn fifo_depth(steps: u32) -> u32 {
-    let outstanding = (steps + 2) / steps + 1;
+    let outstanding = (steps + 3) / steps + 1;
     outstanding.next_power_of_two().max(2)
 }
 
@@ -140,21 +142,12 @@ fn build(d: &mut Design, g: &CountWeigh, name: &str) -> Module {
     let fifo = crate::common::fifo_module(d, yb, g.fifo_depth);
     let (l, pb, popcount) = (g.lanes, g.idx_bits, crate::pe_line::popcount_module(d, g.lanes));
     // ---------------------------------------------------------------- S1: input registers
-    m.comment(format!(
-        "Input handshake. A beat is accepted only if the bank it will count into is free:\n\
-         at most one finished-but-unweighed {} may exist besides the one streaming.",
-        "result"
-    ));
+    m.comment(
+        "Input handshake (s_ready is derived below, with the weighing control it depends on).",
+    );
     m.reg("s1_valid_q", 1).reg("s1_last_q", 1).reg("s1_idx_q", l * pb).reg("s1_keep_q", l);
     m.reg("s2_valid_q", 1).reg("s2_last_q", 1).reg("s2_count_q", b * pcw);
     m.reg("bank_full_q", 2).reg("fill_bank_q", 1).reg("fill_fresh_q", 1);
-    m.wire_eq(
-        "pending",
-        2,
-        "{1'b0, bank_full_q[0]} + {1'b0, bank_full_q[1]} + {1'b0, s1_valid_q & s1_last_q} \
-         + {1'b0, s2_valid_q & s2_last_q}",
-    );
-    m.assign("s_ready", "(pending < 2'd2)");
     m.wire_eq("in_fire", 1, "s_valid & s_ready");
     m.clocked(
         "stage1",
@@ -285,14 +278,39 @@ fn build(d: &mut Design, g: &CountWeigh, name: &str) -> Module {
         ""
     };
     m.reg("outstanding_q", ob);
+    m.comment(
+        "A bank is weighed as soon as its last beat has been counted: the count stage's last beat\n\
+         starts the weighing in the same cycle (its bank is written at this edge, first read at the next).",
+    );
     m.wire_eq(
         "ws_start",
         1,
         format!(
-            "bank_full_q[drain_bank_q] & (~ws_busy_q | ws_final) & (outstanding_q < {})",
+            "(bank_full_q[drain_bank_q] | (s2_valid_q & s2_last_q & (fill_bank_q == drain_bank_q))) \
+             & (~ws_busy_q | ws_final) & (outstanding_q < {})",
             lit(ob, g.fifo_depth as u64)
         ),
     );
+    m.comment(
+        "A beat accepted now writes its bank two edges later. Banks hold finished-but-unweighed\n\
+         results (full, or last beat in S1/S2); a new result needs one that is free by then. The bank\n\
+         being weighed is free once its last read is at most one edge away, so back-to-back results\n\
+         run at one per max(beats, weigh steps) cycles.",
+    );
+    m.wire_eq(
+        "occupied",
+        3,
+        "{2'b0, bank_full_q[0]} + {2'b0, bank_full_q[1]} + {2'b0, s1_valid_q & s1_last_q} \
+         + {2'b0, s2_valid_q & s2_last_q}",
+    );
+    let weigh_ending = if s > 2 {
+        format!("ws_busy_q & (ws_step_q >= {})", lit(sb, (s - 2) as u64))
+    } else {
+        "ws_busy_q".to_string()
+    };
+    let starting = if s == 1 { "ws_start" } else { "1'b0" };
+    m.wire_eq("releasing", 2, format!("{{1'b0, {weigh_ending}}} + {{1'b0, {starting}}}"));
+    m.assign("s_ready", "(occupied - {1'b0, releasing}) < 3'd2");
     m.wire_eq("bank_clear", 2, "{2{ws_final}} & (ws_bank_q ? 2'b10 : 2'b01)");
     let mut issue = vec![
         nb("ws_busy_q", "ws_start | (ws_busy_q & ~ws_final)"),
@@ -503,11 +521,13 @@ pub mod timing {
         while outs.len() < beats.len() {
             assert!(edge < limit, "timing model did not finish");
             // Combinational values before the edge.
-            let pending = full[0] as u32 + full[1] as u32 + (s1v && s1l) as u32 + (s2v && s2l) as u32;
-            let have = dot < beats.len();
-            let in_fire = have && pending < 2;
+            let occupied = full[0] as u32 + full[1] as u32 + (s1v && s1l) as u32 + (s2v && s2l) as u32;
             let final_ = busy && step == steps - 1;
-            let start = full[drain] && (!busy || final_) && outstanding < d.fifo_depth;
+            let ready_to_weigh = full[drain] || (s2v && s2l && fill_bank == drain);
+            let start = ready_to_weigh && (!busy || final_) && outstanding < d.fifo_depth;
+            let releasing = (busy && step + 2 >= steps) as u32 + (steps == 1 && start) as u32;
+            let have = dot < beats.len();
+            let in_fire = have && occupied - releasing < 2;
             let pop = fifo > 0;
             let push = bv && bl;
             // The edge.

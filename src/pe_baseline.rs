@@ -805,7 +805,11 @@ mod tests {
                 _ => {}
             }
         }
-        assert_eq!(checked, 500 + 2 + 1 + 64 + 64);
+        // 500 random, 2 extra (the baseline's own segment), the three manifest workloads, then
+        // the length sweep: 32 weigh steps, so every length of 1..=96 beats that fits K <= 40.
+        let sweep = crate::pe_line::back_to_back_lengths(32, 3, 40).len();
+        assert_eq!(sweep, 13);
+        assert_eq!(checked, 500 + 2 + 1 + 64 + 64 + crate::pe_line::BACK_TO_BACK * sweep);
         // The extreme dot product reaches the bound: K_MAX * (-32) * (-16).
         assert!(text.contains(&format!("out {}", hex_signed(40 * 32 * 16, d.y_bits))));
     }

@@ -450,7 +450,11 @@ pub(crate) fn golden_dots(q: &QuantConfig, c: &PeLineConfig, vectors: u32, seed:
     // Timed segments: the manifest's workloads, dense beats, no gaps.
     let (ca, cw) = codebooks(&mut rng);
     (g.load)(w, &ca, &cw);
-    for (count, k) in [(1usize, c.k_max), (64, c.k_max), (64, c.lanes.min(c.k_max))] {
+    let mut timed: Vec<(usize, u32)> = vec![(1, c.k_max), (64, c.k_max), (64, c.lanes.min(c.k_max))];
+    // Then every dot-product length from 1 to 3 weigh steps (as far as k_max allows), back to
+    // back, so a cycle model that is right at a few lengths and wrong in between cannot pass.
+    timed.extend(back_to_back_lengths(d.weigh_steps, c.lanes, c.k_max).into_iter().map(|k| (BACK_TO_BACK, k)));
+    for (count, k) in timed {
         w.timing((g.cycles)(&vec![k.div_ceil(c.lanes); count]));
         for _ in 0..count {
             let (ia, iw) = random_indices(&mut rng, k as usize, na, nw);
@@ -458,6 +462,15 @@ pub(crate) fn golden_dots(q: &QuantConfig, c: &PeLineConfig, vectors: u32, seed:
         }
         w.sync();
     }
+}
+
+/// Dot products per timed segment of the length sweep.
+pub const BACK_TO_BACK: usize = 6;
+
+/// Element counts of the timed length sweep: n = 1 ..= 3 * weigh_steps beats of `lanes`
+/// elements, while n beats fit in `k_max`.
+pub fn back_to_back_lengths(weigh_steps: u32, lanes: u32, k_max: u32) -> Vec<u32> {
+    (1..=3 * weigh_steps).map(|n| n * lanes).take_while(|&k| k <= k_max).collect()
 }
 
 pub(crate) fn load_lut(w: &mut GoldenWriter, lut: &[i64], q: &QuantConfig) {
@@ -535,14 +548,20 @@ mod tests {
         PeLineDerived::new(&q, &PeLineConfig { lanes, reduce_width: r, k_max: kmax, baseline: false })
     }
 
+    /// The contract the docs state: back to back, one result every max(n, weigh_steps) cycles,
+    /// for every n from 1 to 3 weigh steps and for weigh steps 1, 2, 3 (the edge cases of the
+    /// early bank release) and larger. The RTL is held to this model by the timed segments.
     #[test]
-    fn steady_state_interval_is_max_of_beats_and_steps() {
-        for (lanes, r) in [(16, 8), (4, 256), (64, 1), (16, 32)] {
-            let d = derived(lanes, r, 4096);
-            for n in [1, 3, 32, 100] {
+    fn back_to_back_interval_is_max_of_beats_and_steps_for_every_length() {
+        for (na, nw, lanes, r) in [(2, 2, 4, 16), (2, 2, 4, 8), (3, 4, 16, 16), (2, 2, 4, 4), (4, 4, 16, 8), (4, 4, 64, 1)] {
+            let q = QuantConfig { na, nw, ..QuantConfig::default() };
+            let d = PeLineDerived::new(&q, &PeLineConfig { lanes, reduce_width: r, k_max: 1 << 16, baseline: false });
+            for n in 1..=3 * d.weigh_steps {
                 let (_, outs) = timing::schedule(&d.core, &[n; 40]);
-                let interval = outs[39] - outs[38];
-                assert_eq!(interval, n.max(d.weigh_steps) as u64, "lanes={lanes} r={r} n={n}");
+                for i in 20..40 {
+                    assert_eq!(outs[i] - outs[i - 1], n.max(d.weigh_steps) as u64, "steps={} n={n}", d.weigh_steps);
+                }
+                assert_eq!(timing::cycles(&d.core, &[n]), (n + d.latency_extra) as u64);
             }
         }
     }

@@ -208,7 +208,11 @@ pub fn golden(s: &MapSpec, c: &NlReduceConfig, vectors: u32, seed: u64, w: &mut 
     }
     let t = segment_table(&mut rng, s, 3);
     load(w, &t, d.entry_bits);
-    for (count, k) in [(1usize, c.n_max), (64, c.n_max), (64, c.lanes.min(c.n_max))] {
+    let mut timed: Vec<(usize, u32)> = vec![(1, c.n_max), (64, c.n_max), (64, c.lanes.min(c.n_max))];
+    // Every vector length from 1 to 3 weigh steps back to back (see the PE line's golden file).
+    let lengths = crate::pe_line::back_to_back_lengths(d.weigh_steps, c.lanes, c.n_max);
+    timed.extend(lengths.into_iter().map(|k| (crate::pe_line::BACK_TO_BACK, k)));
+    for (count, k) in timed {
         let beats = vec![k.div_ceil(c.lanes); count];
         w.timing(timing::cycles(&d.core, &beats));
         for _ in 0..count {

@@ -36,8 +36,7 @@ module kllm_count_weigh_l16_i8_c13_t16_y28_r8 (
   localparam Y_W = 28;
   localparam R = 8;
 
-  // Input handshake. A beat is accepted only if the bank it will count into is free:
-  // at most one finished-but-unweighed result may exist besides the one streaming.
+  // Input handshake (s_ready is derived below, with the weighing control it depends on).
   reg  s1_valid_q;
   reg  s1_last_q;
   reg  [127:0] s1_idx_q;
@@ -48,8 +47,6 @@ module kllm_count_weigh_l16_i8_c13_t16_y28_r8 (
   reg  [1:0] bank_full_q;
   reg  fill_bank_q;
   reg  fill_fresh_q;
-  wire [1:0] pending = {1'b0, bank_full_q[0]} + {1'b0, bank_full_q[1]} + {1'b0, s1_valid_q & s1_last_q} + {1'b0, s2_valid_q & s2_last_q};
-  assign s_ready = (pending < 2'd2);
   wire in_fire = s_valid & s_ready;
   always @(posedge clk) begin : stage1
     s1_valid_q <= rst ? 1'b0 : in_fire;
@@ -120,7 +117,18 @@ module kllm_count_weigh_l16_i8_c13_t16_y28_r8 (
   reg  [4:0] ws_step_q;
   wire ws_final = ws_busy_q & (ws_step_q == 5'd31);
   reg  [1:0] outstanding_q;
-  wire ws_start = bank_full_q[drain_bank_q] & (~ws_busy_q | ws_final) & (outstanding_q < 2'd2);
+
+  // A bank is weighed as soon as its last beat has been counted: the count stage's last beat
+  // starts the weighing in the same cycle (its bank is written at this edge, first read at the next).
+  wire ws_start = (bank_full_q[drain_bank_q] | (s2_valid_q & s2_last_q & (fill_bank_q == drain_bank_q))) & (~ws_busy_q | ws_final) & (outstanding_q < 2'd2);
+
+  // A beat accepted now writes its bank two edges later. Banks hold finished-but-unweighed
+  // results (full, or last beat in S1/S2); a new result needs one that is free by then. The bank
+  // being weighed is free once its last read is at most one edge away, so back-to-back results
+  // run at one per max(beats, weigh steps) cycles.
+  wire [2:0] occupied = {2'b0, bank_full_q[0]} + {2'b0, bank_full_q[1]} + {2'b0, s1_valid_q & s1_last_q} + {2'b0, s2_valid_q & s2_last_q};
+  wire [1:0] releasing = {1'b0, ws_busy_q & (ws_step_q >= 5'd30)} + {1'b0, 1'b0};
+  assign s_ready = (occupied - {1'b0, releasing}) < 3'd2;
   wire [1:0] bank_clear = {2{ws_final}} & (ws_bank_q ? 2'b10 : 2'b01);
   always @(posedge clk) begin : weigh_control
     if (rst) begin
