@@ -557,90 +557,57 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig, module: &str
         m.wire_eq("refill", 1, "in_fire & (wr_bank_q == rd_bank_q)");
     }
 
-    // ------------------------------------------------------------ level 1: shared comparators
+    // ------------------------------------------------------------ the trees, as units
+    let unit = 1u32 << r;
     m.comment(format!(
-        "Level 1: one magnitude comparator per leaf pair serves both trees (the min tree reuses the\n\
-         inverted max result). Max: left wins unless a < b. Min: left wins if a < b or a == b — the\n\
-         equality is explicit so that inverting the comparison still sends ties to the left.\n\
-         A masked right leaf always loses; a masked left leaf loses to a valid right one."
+        "The trees are built from units of {unit} inputs ({r} levels). Level-0 units take {unit} leaves and\n\
+         serve both trees (their lowest level's comparators are shared); each higher unit merges {unit}\n\
+         winners of one tree.{}",
+        if s > 1 { " Units below the root register their winners (valid, value, position)." } else { "" }
     ));
-    let mut lvl1 = vec![
-        gws("a", xb, "leaf[(2*j)*X_W +: X_W]"),
-        gws("b", xb, "leaf[(2*j+1)*X_W +: X_W]"),
-        gw("lt", 1, "a < b"),
-        gw("eq", 1, "a == b"),
-    ];
-    for (t, rule) in [("max", "~lt"), ("min", "(lt | eq)")] {
-        lvl1.push(gw(
-            &format!("{t}_left"),
-            1,
-            format!("mask_{t}_q[2*j+1] | (~mask_{t}_q[2*j] & {rule})"),
-        ));
-        lvl1.push(Item::Assign {
-            lhs: bit1(&format!("{t}_v1"), n / 2),
-            rhs: format!("~mask_{t}_q[2*j] | ~mask_{t}_q[2*j+1]"),
-        });
-        lvl1.push(Item::Assign { lhs: format!("{t}_val1[j*X_W +: X_W]"), rhs: format!("{t}_left ? a : b") });
-        lvl1.push(Item::Assign { lhs: bit1(&format!("{t}_idx1"), n / 2), rhs: format!("~{t}_left") });
-    }
-    for t in ["max", "min"] {
-        m.wire(&format!("{t}_v1"), n / 2).wire(&format!("{t}_val1"), n / 2 * xb).wire(&format!("{t}_idx1"), n / 2);
-    }
-    m.push(Item::GenFor { label: "g_level1".into(), var: "j".into(), count: n / 2, body: lvl1 });
-
-    // ------------------------------------------------------------ levels 2..L
-    let boundary = |lev: u32| lev % r == 0 && lev < l;
-    let src = |t: &str, what: &str, lev: u32| {
-        if boundary(lev) { format!("{t}_{what}{lev}_q") } else { format!("{t}_{what}{lev}") }
-    };
-    let mut unit_regs = vec![];
-    for lev in 1..=l {
-        if boundary(lev) {
-            m.comment(format!(
-                "Unit boundary after level {lev}: each {}-leaf unit's winner (valid, value, position) is\n\
-                 registered; the next unit level compares registered winners.",
-                1u32 << lev
-            ));
+    m.localparam("UNIT", 0, unit as i64);
+    for level in 0..s {
+        let lev_in = level * r;
+        let lev_out = lev_in + r;
+        let units = n >> lev_out;
+        let registered = lev_out < l;
+        for t in ["max", "min"] {
+            m.wire(&format!("{t}_v{lev_out}"), units)
+                .wire(&format!("{t}_val{lev_out}"), units * xb)
+                .wire(&format!("{t}_idx{lev_out}"), units * lev_out);
+        }
+        let outs = |t: &str| {
+            vec![
+                (format!("o_{t}_v"), bit1(&format!("{t}_v{lev_out}"), units)),
+                (format!("o_{t}_val"), format!("{t}_val{lev_out}[j*X_W +: X_W]")),
+                (format!("o_{t}_idx"), format!("{t}_idx{lev_out}[j*{lev_out} +: {lev_out}]")),
+            ]
+        };
+        let clk = if registered { vec![("clk".to_string(), "clk".to_string())] } else { vec![] };
+        if level == 0 {
+            let h = leaf_unit(d, r, xb, registered);
+            let mut conns = clk.clone();
+            conns.push(("i_leaf".into(), "leaf[j*UNIT*X_W +: UNIT*X_W]".into()));
+            conns.push(("i_mask_max".into(), "mask_max_q[j*UNIT +: UNIT]".into()));
+            conns.push(("i_mask_min".into(), "mask_min_q[j*UNIT +: UNIT]".into()));
+            conns.extend(outs("max"));
+            conns.extend(outs("min"));
+            let body = vec![Item::Instance { module: h.module, name: "u_unit".into(), conns }];
+            m.push(Item::GenFor { label: "g_unit0".into(), var: "j".into(), count: units, body });
+        } else {
             for t in ["max", "min"] {
-                m.reg(&format!("{t}_v{lev}_q"), n >> lev)
-                    .reg(&format!("{t}_val{lev}_q"), (n >> lev) * xb)
-                    .reg(&format!("{t}_idx{lev}_q"), (n >> lev) * lev);
-                for w in ["v", "val", "idx"] {
-                    unit_regs.push(nb(format!("{t}_{w}{lev}_q"), format!("{t}_{w}{lev}")));
+                let h = inner_unit(d, t, r, lev_in, xb, registered);
+                let mut conns = clk.clone();
+                conns.push(("i_v".into(), format!("{t}_v{lev_in}[j*UNIT +: UNIT]")));
+                conns.push(("i_val".into(), format!("{t}_val{lev_in}[j*UNIT*X_W +: UNIT*X_W]")));
+                conns.push(("i_idx".into(), format!("{t}_idx{lev_in}[j*UNIT*{lev_in} +: UNIT*{lev_in}]")));
+                for (p, e) in outs(t) {
+                    conns.push((p.replace(&format!("o_{t}_"), "o_"), e));
                 }
+                let body = vec![Item::Instance { module: h.module, name: "u_unit".into(), conns }];
+                m.push(Item::GenFor { label: format!("g_{t}_unit{level}"), var: "j".into(), count: units, body });
             }
         }
-        if lev == l {
-            break;
-        }
-        let nl = lev + 1;
-        let nodes = n >> nl;
-        m.comment(format!("Level {nl}: {nodes} node(s) per tree; a node's pointer is its `left` bit."));
-        for (t, op) in [("max", ">="), ("min", "<=")] {
-            m.wire(&format!("{t}_v{nl}"), nodes)
-                .wire(&format!("{t}_val{nl}"), nodes * xb)
-                .wire(&format!("{t}_idx{nl}"), nodes * nl);
-            let (sv, sval, sidx) = (src(t, "v", lev), src(t, "val", lev), src(t, "idx", lev));
-            let body = vec![
-                gw("vl", 1, format!("{sv}[2*j]")),
-                gw("vr", 1, format!("{sv}[2*j+1]")),
-                gws("a", xb, format!("{sval}[(2*j)*X_W +: X_W]")),
-                gws("b", xb, format!("{sval}[(2*j+1)*X_W +: X_W]")),
-                gw("ia", lev, format!("{sidx}[(2*j)*{lev} +: {lev}]")),
-                gw("ib", lev, format!("{sidx}[(2*j+1)*{lev} +: {lev}]")),
-                gw("left", 1, format!("~vr | (vl & (a {op} b))")),
-                Item::Assign { lhs: bit1(&format!("{t}_v{nl}"), nodes), rhs: "vl | vr".into() },
-                Item::Assign { lhs: format!("{t}_val{nl}[j*X_W +: X_W]"), rhs: "left ? a : b".into() },
-                Item::Assign {
-                    lhs: format!("{t}_idx{nl}[j*{nl} +: {nl}]"),
-                    rhs: "left ? {1'b0, ia} : {1'b1, ib}".into(),
-                },
-            ];
-            m.push(Item::GenFor { label: format!("g_{t}_level{nl}"), var: "j".into(), count: nodes, body });
-        }
-    }
-    if !unit_regs.is_empty() {
-        m.clocked("unit_registers", unit_regs);
     }
 
     // ------------------------------------------------------------ pops
@@ -744,6 +711,147 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig, module: &str
     m.clocked("control", vec![if_else("rst", ctrl_reset, ctrl)]);
     d.add(m);
     Handle::of(d, module, serde_json::to_value(&g).unwrap())
+}
+
+/// Drives a unit's outputs `{out}v`, `{out}val`, `{out}idx` from its root `{t}_v`, `{t}_val`,
+/// `{t}_idx`; through registers when `registered` (no reset: the winners of an empty bank are
+/// never popped, `act` gates every pop).
+fn unit_outputs(m: &mut Module, t: &str, out: &str, xb: u32, pos: u32, registered: bool) {
+    let names = [("v", 1), ("val", xb), ("idx", pos)];
+    if registered {
+        let mut body = vec![];
+        for (f, w) in names {
+            m.reg(&format!("{out}{f}_q"), w);
+            body.push(nb(format!("{out}{f}_q"), format!("{t}_{f}")));
+        }
+        m.clocked(&format!("winner_{t}"), body);
+        for (f, _) in names {
+            m.assign(format!("{out}{f}"), format!("{out}{f}_q"));
+        }
+    } else {
+        for (f, _) in names {
+            m.assign(format!("{out}{f}"), format!("{t}_{f}"));
+        }
+    }
+}
+
+/// Levels `from+1 ..= to` of one tree inside a unit: node j of level `nl` compares the winners
+/// (valid, value, position) of its two children. `op` is `>=` for the max tree, `<=` for the
+/// min tree, so that ties go to the left (lower position).
+fn unit_levels(m: &mut Module, t: &str, op: &str, xb: u32, base: u32, from: u32, to: u32, inputs: u32) {
+    for lev in from..to {
+        let nl = lev + 1;
+        let nodes = inputs >> (nl - base);
+        let (sv, sval, sidx) = (format!("{t}_v{lev}"), format!("{t}_val{lev}"), format!("{t}_idx{lev}"));
+        m.wire(&format!("{t}_v{nl}"), nodes).wire(&format!("{t}_val{nl}"), nodes * xb).wire(&format!("{t}_idx{nl}"), nodes * nl);
+        let body = vec![
+            gw("vl", 1, format!("{sv}[2*j]")),
+            gw("vr", 1, format!("{sv}[2*j+1]")),
+            gws("a", xb, format!("{sval}[(2*j)*X_W +: X_W]")),
+            gws("b", xb, format!("{sval}[(2*j+1)*X_W +: X_W]")),
+            gw("ia", lev, format!("{sidx}[(2*j)*{lev} +: {lev}]")),
+            gw("ib", lev, format!("{sidx}[(2*j+1)*{lev} +: {lev}]")),
+            gw("left", 1, format!("~vr | (vl & (a {op} b))")),
+            Item::Assign { lhs: bit1(&format!("{t}_v{nl}"), nodes), rhs: "vl | vr".into() },
+            Item::Assign { lhs: format!("{t}_val{nl}[j*X_W +: X_W]"), rhs: "left ? a : b".into() },
+            Item::Assign { lhs: format!("{t}_idx{nl}[j*{nl} +: {nl}]"), rhs: "left ? {1'b0, ia} : {1'b1, ib}".into() },
+        ];
+        m.push(Item::GenFor { label: format!("g_{t}_level{nl}"), var: "j".into(), count: nodes, body });
+    }
+}
+
+/// `kllm_orizuru_leaf_unit_r{r}_w{xb}[_reg]`: the lowest unit, 2^r leaves and their masks in,
+/// the max and the min tree's winner out. Its level 1 is shared by both trees: one magnitude
+/// comparator per leaf pair (the min tree reuses the inverted max result).
+fn leaf_unit(d: &mut Design, r: u32, xb: u32, registered: bool) -> Handle {
+    let name = format!("kllm_orizuru_leaf_unit_r{r}_w{xb}{}", if registered { "_reg" } else { "" });
+    let u = 1u32 << r;
+    if d.get(&name).is_none() {
+        let mut m = Module::new(&name);
+        m.doc(format!("Orizuru leaf unit: {u} leaves, {r} levels of both tournament trees{}.", if registered { ", winners registered" } else { "" }));
+        m.doc("Ties go to the left (lower position) child in both trees; a masked leaf has already left that tree.");
+        if registered {
+            m.input("clk", 1, "clock");
+        }
+        m.input("i_leaf", u * xb, "leaf i at [i*X_W +: X_W], signed")
+            .input("i_mask_max", u, "leaf i already left the max tree")
+            .input("i_mask_min", u, "leaf i already left the min tree");
+        for t in ["max", "min"] {
+            m.output(&format!("o_{t}_v"), 1, &format!("the {t} tree has a winner"))
+                .output(&format!("o_{t}_val"), xb, "its value")
+                .output(&format!("o_{t}_idx"), r, "its leaf within the unit");
+        }
+        m.localparam("X_W", 0, xb as i64);
+        m.comment(
+            "Level 1: one magnitude comparator per leaf pair serves both trees. Max: left wins unless\n\
+             a < b. Min: left wins if a < b or a == b (the equality keeps ties on the left when the\n\
+             comparison is inverted). A masked right leaf always loses; a masked left leaf loses to a\n\
+             valid right one.",
+        );
+        let mut lvl1 = vec![
+            gws("a", xb, "i_leaf[(2*j)*X_W +: X_W]"),
+            gws("b", xb, "i_leaf[(2*j+1)*X_W +: X_W]"),
+            gw("lt", 1, "a < b"),
+            gw("eq", 1, "a == b"),
+        ];
+        for (t, rule) in [("max", "~lt"), ("min", "(lt | eq)")] {
+            lvl1.push(gw(&format!("{t}_left"), 1, format!("i_mask_{t}[2*j+1] | (~i_mask_{t}[2*j] & {rule})")));
+            lvl1.push(Item::Assign { lhs: bit1(&format!("{t}_v1"), u / 2), rhs: format!("~i_mask_{t}[2*j] | ~i_mask_{t}[2*j+1]") });
+            lvl1.push(Item::Assign { lhs: format!("{t}_val1[j*X_W +: X_W]"), rhs: format!("{t}_left ? a : b") });
+            lvl1.push(Item::Assign { lhs: bit1(&format!("{t}_idx1"), u / 2), rhs: format!("~{t}_left") });
+        }
+        for t in ["max", "min"] {
+            m.wire(&format!("{t}_v1"), u / 2).wire(&format!("{t}_val1"), u / 2 * xb).wire(&format!("{t}_idx1"), u / 2);
+        }
+        m.push(Item::GenFor { label: "g_level1".into(), var: "j".into(), count: u / 2, body: lvl1 });
+        for (t, op) in [("max", ">="), ("min", "<=")] {
+            unit_levels(&mut m, t, op, xb, 0, 1, r, u);
+            m.comment(format!("The {t} tree's winner."));
+            rename_top(&mut m, t, xb, r);
+            unit_outputs(&mut m, t, &format!("o_{t}_"), xb, r, registered);
+        }
+        d.add(m);
+    }
+    Handle::of(d, &name, serde_json::Value::Null)
+}
+
+/// `kllm_orizuru_{t}_unit_r{r}_p{lev_in}_w{xb}[_reg]`: a higher unit of one tree, merging 2^r
+/// winners whose positions have `lev_in` bits into one whose position has `lev_in + r` bits.
+fn inner_unit(d: &mut Design, t: &str, r: u32, lev_in: u32, xb: u32, registered: bool) -> Handle {
+    let name = format!("kllm_orizuru_{t}_unit_r{r}_p{lev_in}_w{xb}{}", if registered { "_reg" } else { "" });
+    let u = 1u32 << r;
+    if d.get(&name).is_none() {
+        let op = if t == "max" { ">=" } else { "<=" };
+        let mut m = Module::new(&name);
+        m.doc(format!(
+            "Orizuru {t}-tree unit: {u} winners in, {r} levels, one winner out{}.",
+            if registered { " (registered)" } else { "" }
+        ));
+        m.doc("Ties go to the left (lower position) child.");
+        if registered {
+            m.input("clk", 1, "clock");
+        }
+        m.input("i_v", u, "input i has a winner")
+            .input("i_val", u * xb, "its value at [i*X_W +: X_W], signed")
+            .input("i_idx", u * lev_in, "its position below input i");
+        m.output("o_v", 1, "a winner").output("o_val", xb, "its value").output("o_idx", lev_in + r, "its position");
+        m.localparam("X_W", 0, xb as i64);
+        m.wire_eq(&format!("{t}_v{lev_in}"), u, "i_v");
+        m.wire_eq(&format!("{t}_val{lev_in}"), u * xb, "i_val");
+        m.wire_eq(&format!("{t}_idx{lev_in}"), u * lev_in, "i_idx");
+        unit_levels(&mut m, t, op, xb, lev_in, lev_in, lev_in + r, u);
+        rename_top(&mut m, t, xb, lev_in + r);
+        unit_outputs(&mut m, t, "o_", xb, lev_in + r, registered);
+        d.add(m);
+    }
+    Handle::of(d, &name, serde_json::Value::Null)
+}
+
+/// Names the root of a unit's tree `{t}_v`, `{t}_val`, `{t}_idx` (positions of `pos` bits).
+fn rename_top(m: &mut Module, t: &str, xb: u32, pos: u32) {
+    m.wire_eq(&format!("{t}_v"), 1, format!("{t}_v{pos}"));
+    m.wire_eq(&format!("{t}_val"), xb, format!("{t}_val{pos}"));
+    m.wire_eq(&format!("{t}_idx"), pos, format!("{t}_idx{pos}"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,2 +1,3 @@
+kllm_orizuru_leaf_unit_r4_w16.v
 kllm_orizuru.v
 kllm_topk_sorter.v

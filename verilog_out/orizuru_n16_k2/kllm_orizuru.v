@@ -60,138 +60,29 @@ module kllm_orizuru (
   reg  [1:0] cnt_min_q;
   wire done = act & (cnt_max_q == 2'd2) & (cnt_min_q == 2'd2);
 
-  // Level 1: one magnitude comparator per leaf pair serves both trees (the min tree reuses the
-  // inverted max result). Max: left wins unless a < b. Min: left wins if a < b or a == b — the
-  // equality is explicit so that inverting the comparison still sends ties to the left.
-  // A masked right leaf always loses; a masked left leaf loses to a valid right one.
-  wire [7:0] max_v1;
-  wire [127:0] max_val1;
-  wire [7:0] max_idx1;
-  wire [7:0] min_v1;
-  wire [127:0] min_val1;
-  wire [7:0] min_idx1;
-  generate
-    for (j = 0; j < 8; j = j + 1) begin : g_level1
-      wire signed [15:0] a = leaf[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = leaf[(2*j+1)*X_W +: X_W];
-      wire lt = a < b;
-      wire eq = a == b;
-      wire max_left = mask_max_q[2*j+1] | (~mask_max_q[2*j] & ~lt);
-      assign max_v1[j] = ~mask_max_q[2*j] | ~mask_max_q[2*j+1];
-      assign max_val1[j*X_W +: X_W] = max_left ? a : b;
-      assign max_idx1[j] = ~max_left;
-      wire min_left = mask_min_q[2*j+1] | (~mask_min_q[2*j] & (lt | eq));
-      assign min_v1[j] = ~mask_min_q[2*j] | ~mask_min_q[2*j+1];
-      assign min_val1[j*X_W +: X_W] = min_left ? a : b;
-      assign min_idx1[j] = ~min_left;
-    end
-  endgenerate
-
-  // Level 2: 4 node(s) per tree; a node's pointer is its `left` bit.
-  wire [3:0] max_v2;
-  wire [63:0] max_val2;
-  wire [7:0] max_idx2;
-  generate
-    for (j = 0; j < 4; j = j + 1) begin : g_max_level2
-      wire vl = max_v1[2*j];
-      wire vr = max_v1[2*j+1];
-      wire signed [15:0] a = max_val1[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = max_val1[(2*j+1)*X_W +: X_W];
-      wire ia = max_idx1[(2*j)*1 +: 1];
-      wire ib = max_idx1[(2*j+1)*1 +: 1];
-      wire left = ~vr | (vl & (a >= b));
-      assign max_v2[j] = vl | vr;
-      assign max_val2[j*X_W +: X_W] = left ? a : b;
-      assign max_idx2[j*2 +: 2] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
-  wire [3:0] min_v2;
-  wire [63:0] min_val2;
-  wire [7:0] min_idx2;
-  generate
-    for (j = 0; j < 4; j = j + 1) begin : g_min_level2
-      wire vl = min_v1[2*j];
-      wire vr = min_v1[2*j+1];
-      wire signed [15:0] a = min_val1[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = min_val1[(2*j+1)*X_W +: X_W];
-      wire ia = min_idx1[(2*j)*1 +: 1];
-      wire ib = min_idx1[(2*j+1)*1 +: 1];
-      wire left = ~vr | (vl & (a <= b));
-      assign min_v2[j] = vl | vr;
-      assign min_val2[j*X_W +: X_W] = left ? a : b;
-      assign min_idx2[j*2 +: 2] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
-
-  // Level 3: 2 node(s) per tree; a node's pointer is its `left` bit.
-  wire [1:0] max_v3;
-  wire [31:0] max_val3;
-  wire [5:0] max_idx3;
-  generate
-    for (j = 0; j < 2; j = j + 1) begin : g_max_level3
-      wire vl = max_v2[2*j];
-      wire vr = max_v2[2*j+1];
-      wire signed [15:0] a = max_val2[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = max_val2[(2*j+1)*X_W +: X_W];
-      wire [1:0] ia = max_idx2[(2*j)*2 +: 2];
-      wire [1:0] ib = max_idx2[(2*j+1)*2 +: 2];
-      wire left = ~vr | (vl & (a >= b));
-      assign max_v3[j] = vl | vr;
-      assign max_val3[j*X_W +: X_W] = left ? a : b;
-      assign max_idx3[j*3 +: 3] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
-  wire [1:0] min_v3;
-  wire [31:0] min_val3;
-  wire [5:0] min_idx3;
-  generate
-    for (j = 0; j < 2; j = j + 1) begin : g_min_level3
-      wire vl = min_v2[2*j];
-      wire vr = min_v2[2*j+1];
-      wire signed [15:0] a = min_val2[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = min_val2[(2*j+1)*X_W +: X_W];
-      wire [1:0] ia = min_idx2[(2*j)*2 +: 2];
-      wire [1:0] ib = min_idx2[(2*j+1)*2 +: 2];
-      wire left = ~vr | (vl & (a <= b));
-      assign min_v3[j] = vl | vr;
-      assign min_val3[j*X_W +: X_W] = left ? a : b;
-      assign min_idx3[j*3 +: 3] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
-
-  // Level 4: 1 node(s) per tree; a node's pointer is its `left` bit.
+  // The trees are built from units of 16 inputs (4 levels). Level-0 units take 16 leaves and
+  // serve both trees (their lowest level's comparators are shared); each higher unit merges 16
+  // winners of one tree.
+  localparam UNIT = 16;
   wire max_v4;
   wire [15:0] max_val4;
   wire [3:0] max_idx4;
-  generate
-    for (j = 0; j < 1; j = j + 1) begin : g_max_level4
-      wire vl = max_v3[2*j];
-      wire vr = max_v3[2*j+1];
-      wire signed [15:0] a = max_val3[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = max_val3[(2*j+1)*X_W +: X_W];
-      wire [2:0] ia = max_idx3[(2*j)*3 +: 3];
-      wire [2:0] ib = max_idx3[(2*j+1)*3 +: 3];
-      wire left = ~vr | (vl & (a >= b));
-      assign max_v4 = vl | vr;
-      assign max_val4[j*X_W +: X_W] = left ? a : b;
-      assign max_idx4[j*4 +: 4] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
   wire min_v4;
   wire [15:0] min_val4;
   wire [3:0] min_idx4;
   generate
-    for (j = 0; j < 1; j = j + 1) begin : g_min_level4
-      wire vl = min_v3[2*j];
-      wire vr = min_v3[2*j+1];
-      wire signed [15:0] a = min_val3[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = min_val3[(2*j+1)*X_W +: X_W];
-      wire [2:0] ia = min_idx3[(2*j)*3 +: 3];
-      wire [2:0] ib = min_idx3[(2*j+1)*3 +: 3];
-      wire left = ~vr | (vl & (a <= b));
-      assign min_v4 = vl | vr;
-      assign min_val4[j*X_W +: X_W] = left ? a : b;
-      assign min_idx4[j*4 +: 4] = left ? {1'b0, ia} : {1'b1, ib};
+    for (j = 0; j < 1; j = j + 1) begin : g_unit0
+      kllm_orizuru_leaf_unit_r4_w16 u_unit (
+          .i_leaf     (leaf[j*UNIT*X_W +: UNIT*X_W]),
+          .i_mask_max (mask_max_q[j*UNIT +: UNIT]),
+          .i_mask_min (mask_min_q[j*UNIT +: UNIT]),
+          .o_max_v    (max_v4),
+          .o_max_val  (max_val4[j*X_W +: X_W]),
+          .o_max_idx  (max_idx4[j*4 +: 4]),
+          .o_min_v    (min_v4),
+          .o_min_val  (min_val4[j*X_W +: X_W]),
+          .o_min_idx  (min_idx4[j*4 +: 4])
+      );
     end
   endgenerate
 

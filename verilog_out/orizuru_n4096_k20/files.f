@@ -1,1 +1,6 @@
+kllm_orizuru_leaf_unit_r4_w16_reg.v
+kllm_orizuru_max_unit_r4_p4_w16_reg.v
+kllm_orizuru_max_unit_r4_p8_w16.v
+kllm_orizuru_min_unit_r4_p4_w16_reg.v
+kllm_orizuru_min_unit_r4_p8_w16.v
 kllm_orizuru.v

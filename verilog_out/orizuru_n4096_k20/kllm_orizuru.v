@@ -66,460 +66,94 @@ module kllm_orizuru (
   // Loading the bank under the trees changes their leaves: the unit registers must refill.
   wire refill = in_fire & (wr_bank_q == rd_bank_q);
 
-  // Level 1: one magnitude comparator per leaf pair serves both trees (the min tree reuses the
-  // inverted max result). Max: left wins unless a < b. Min: left wins if a < b or a == b — the
-  // equality is explicit so that inverting the comparison still sends ties to the left.
-  // A masked right leaf always loses; a masked left leaf loses to a valid right one.
-  wire [2047:0] max_v1;
-  wire [32767:0] max_val1;
-  wire [2047:0] max_idx1;
-  wire [2047:0] min_v1;
-  wire [32767:0] min_val1;
-  wire [2047:0] min_idx1;
-  generate
-    for (j = 0; j < 2048; j = j + 1) begin : g_level1
-      wire signed [15:0] a = leaf[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = leaf[(2*j+1)*X_W +: X_W];
-      wire lt = a < b;
-      wire eq = a == b;
-      wire max_left = mask_max_q[2*j+1] | (~mask_max_q[2*j] & ~lt);
-      assign max_v1[j] = ~mask_max_q[2*j] | ~mask_max_q[2*j+1];
-      assign max_val1[j*X_W +: X_W] = max_left ? a : b;
-      assign max_idx1[j] = ~max_left;
-      wire min_left = mask_min_q[2*j+1] | (~mask_min_q[2*j] & (lt | eq));
-      assign min_v1[j] = ~mask_min_q[2*j] | ~mask_min_q[2*j+1];
-      assign min_val1[j*X_W +: X_W] = min_left ? a : b;
-      assign min_idx1[j] = ~min_left;
-    end
-  endgenerate
-
-  // Level 2: 1024 node(s) per tree; a node's pointer is its `left` bit.
-  wire [1023:0] max_v2;
-  wire [16383:0] max_val2;
-  wire [2047:0] max_idx2;
-  generate
-    for (j = 0; j < 1024; j = j + 1) begin : g_max_level2
-      wire vl = max_v1[2*j];
-      wire vr = max_v1[2*j+1];
-      wire signed [15:0] a = max_val1[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = max_val1[(2*j+1)*X_W +: X_W];
-      wire ia = max_idx1[(2*j)*1 +: 1];
-      wire ib = max_idx1[(2*j+1)*1 +: 1];
-      wire left = ~vr | (vl & (a >= b));
-      assign max_v2[j] = vl | vr;
-      assign max_val2[j*X_W +: X_W] = left ? a : b;
-      assign max_idx2[j*2 +: 2] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
-  wire [1023:0] min_v2;
-  wire [16383:0] min_val2;
-  wire [2047:0] min_idx2;
-  generate
-    for (j = 0; j < 1024; j = j + 1) begin : g_min_level2
-      wire vl = min_v1[2*j];
-      wire vr = min_v1[2*j+1];
-      wire signed [15:0] a = min_val1[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = min_val1[(2*j+1)*X_W +: X_W];
-      wire ia = min_idx1[(2*j)*1 +: 1];
-      wire ib = min_idx1[(2*j+1)*1 +: 1];
-      wire left = ~vr | (vl & (a <= b));
-      assign min_v2[j] = vl | vr;
-      assign min_val2[j*X_W +: X_W] = left ? a : b;
-      assign min_idx2[j*2 +: 2] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
-
-  // Level 3: 512 node(s) per tree; a node's pointer is its `left` bit.
-  wire [511:0] max_v3;
-  wire [8191:0] max_val3;
-  wire [1535:0] max_idx3;
-  generate
-    for (j = 0; j < 512; j = j + 1) begin : g_max_level3
-      wire vl = max_v2[2*j];
-      wire vr = max_v2[2*j+1];
-      wire signed [15:0] a = max_val2[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = max_val2[(2*j+1)*X_W +: X_W];
-      wire [1:0] ia = max_idx2[(2*j)*2 +: 2];
-      wire [1:0] ib = max_idx2[(2*j+1)*2 +: 2];
-      wire left = ~vr | (vl & (a >= b));
-      assign max_v3[j] = vl | vr;
-      assign max_val3[j*X_W +: X_W] = left ? a : b;
-      assign max_idx3[j*3 +: 3] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
-  wire [511:0] min_v3;
-  wire [8191:0] min_val3;
-  wire [1535:0] min_idx3;
-  generate
-    for (j = 0; j < 512; j = j + 1) begin : g_min_level3
-      wire vl = min_v2[2*j];
-      wire vr = min_v2[2*j+1];
-      wire signed [15:0] a = min_val2[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = min_val2[(2*j+1)*X_W +: X_W];
-      wire [1:0] ia = min_idx2[(2*j)*2 +: 2];
-      wire [1:0] ib = min_idx2[(2*j+1)*2 +: 2];
-      wire left = ~vr | (vl & (a <= b));
-      assign min_v3[j] = vl | vr;
-      assign min_val3[j*X_W +: X_W] = left ? a : b;
-      assign min_idx3[j*3 +: 3] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
-
-  // Level 4: 256 node(s) per tree; a node's pointer is its `left` bit.
+  // The trees are built from units of 16 inputs (4 levels). Level-0 units take 16 leaves and
+  // serve both trees (their lowest level's comparators are shared); each higher unit merges 16
+  // winners of one tree. Units below the root register their winners (valid, value, position).
+  localparam UNIT = 16;
   wire [255:0] max_v4;
   wire [4095:0] max_val4;
   wire [1023:0] max_idx4;
-  generate
-    for (j = 0; j < 256; j = j + 1) begin : g_max_level4
-      wire vl = max_v3[2*j];
-      wire vr = max_v3[2*j+1];
-      wire signed [15:0] a = max_val3[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = max_val3[(2*j+1)*X_W +: X_W];
-      wire [2:0] ia = max_idx3[(2*j)*3 +: 3];
-      wire [2:0] ib = max_idx3[(2*j+1)*3 +: 3];
-      wire left = ~vr | (vl & (a >= b));
-      assign max_v4[j] = vl | vr;
-      assign max_val4[j*X_W +: X_W] = left ? a : b;
-      assign max_idx4[j*4 +: 4] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
   wire [255:0] min_v4;
   wire [4095:0] min_val4;
   wire [1023:0] min_idx4;
   generate
-    for (j = 0; j < 256; j = j + 1) begin : g_min_level4
-      wire vl = min_v3[2*j];
-      wire vr = min_v3[2*j+1];
-      wire signed [15:0] a = min_val3[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = min_val3[(2*j+1)*X_W +: X_W];
-      wire [2:0] ia = min_idx3[(2*j)*3 +: 3];
-      wire [2:0] ib = min_idx3[(2*j+1)*3 +: 3];
-      wire left = ~vr | (vl & (a <= b));
-      assign min_v4[j] = vl | vr;
-      assign min_val4[j*X_W +: X_W] = left ? a : b;
-      assign min_idx4[j*4 +: 4] = left ? {1'b0, ia} : {1'b1, ib};
+    for (j = 0; j < 256; j = j + 1) begin : g_unit0
+      kllm_orizuru_leaf_unit_r4_w16_reg u_unit (
+          .clk        (clk),
+          .i_leaf     (leaf[j*UNIT*X_W +: UNIT*X_W]),
+          .i_mask_max (mask_max_q[j*UNIT +: UNIT]),
+          .i_mask_min (mask_min_q[j*UNIT +: UNIT]),
+          .o_max_v    (max_v4[j]),
+          .o_max_val  (max_val4[j*X_W +: X_W]),
+          .o_max_idx  (max_idx4[j*4 +: 4]),
+          .o_min_v    (min_v4[j]),
+          .o_min_val  (min_val4[j*X_W +: X_W]),
+          .o_min_idx  (min_idx4[j*4 +: 4])
+      );
     end
   endgenerate
-
-  // Unit boundary after level 4: each 16-leaf unit's winner (valid, value, position) is
-  // registered; the next unit level compares registered winners.
-  reg  [255:0] max_v4_q;
-  reg  [4095:0] max_val4_q;
-  reg  [1023:0] max_idx4_q;
-  reg  [255:0] min_v4_q;
-  reg  [4095:0] min_val4_q;
-  reg  [1023:0] min_idx4_q;
-
-  // Level 5: 128 node(s) per tree; a node's pointer is its `left` bit.
-  wire [127:0] max_v5;
-  wire [2047:0] max_val5;
-  wire [639:0] max_idx5;
-  generate
-    for (j = 0; j < 128; j = j + 1) begin : g_max_level5
-      wire vl = max_v4_q[2*j];
-      wire vr = max_v4_q[2*j+1];
-      wire signed [15:0] a = max_val4_q[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = max_val4_q[(2*j+1)*X_W +: X_W];
-      wire [3:0] ia = max_idx4_q[(2*j)*4 +: 4];
-      wire [3:0] ib = max_idx4_q[(2*j+1)*4 +: 4];
-      wire left = ~vr | (vl & (a >= b));
-      assign max_v5[j] = vl | vr;
-      assign max_val5[j*X_W +: X_W] = left ? a : b;
-      assign max_idx5[j*5 +: 5] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
-  wire [127:0] min_v5;
-  wire [2047:0] min_val5;
-  wire [639:0] min_idx5;
-  generate
-    for (j = 0; j < 128; j = j + 1) begin : g_min_level5
-      wire vl = min_v4_q[2*j];
-      wire vr = min_v4_q[2*j+1];
-      wire signed [15:0] a = min_val4_q[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = min_val4_q[(2*j+1)*X_W +: X_W];
-      wire [3:0] ia = min_idx4_q[(2*j)*4 +: 4];
-      wire [3:0] ib = min_idx4_q[(2*j+1)*4 +: 4];
-      wire left = ~vr | (vl & (a <= b));
-      assign min_v5[j] = vl | vr;
-      assign min_val5[j*X_W +: X_W] = left ? a : b;
-      assign min_idx5[j*5 +: 5] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
-
-  // Level 6: 64 node(s) per tree; a node's pointer is its `left` bit.
-  wire [63:0] max_v6;
-  wire [1023:0] max_val6;
-  wire [383:0] max_idx6;
-  generate
-    for (j = 0; j < 64; j = j + 1) begin : g_max_level6
-      wire vl = max_v5[2*j];
-      wire vr = max_v5[2*j+1];
-      wire signed [15:0] a = max_val5[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = max_val5[(2*j+1)*X_W +: X_W];
-      wire [4:0] ia = max_idx5[(2*j)*5 +: 5];
-      wire [4:0] ib = max_idx5[(2*j+1)*5 +: 5];
-      wire left = ~vr | (vl & (a >= b));
-      assign max_v6[j] = vl | vr;
-      assign max_val6[j*X_W +: X_W] = left ? a : b;
-      assign max_idx6[j*6 +: 6] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
-  wire [63:0] min_v6;
-  wire [1023:0] min_val6;
-  wire [383:0] min_idx6;
-  generate
-    for (j = 0; j < 64; j = j + 1) begin : g_min_level6
-      wire vl = min_v5[2*j];
-      wire vr = min_v5[2*j+1];
-      wire signed [15:0] a = min_val5[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = min_val5[(2*j+1)*X_W +: X_W];
-      wire [4:0] ia = min_idx5[(2*j)*5 +: 5];
-      wire [4:0] ib = min_idx5[(2*j+1)*5 +: 5];
-      wire left = ~vr | (vl & (a <= b));
-      assign min_v6[j] = vl | vr;
-      assign min_val6[j*X_W +: X_W] = left ? a : b;
-      assign min_idx6[j*6 +: 6] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
-
-  // Level 7: 32 node(s) per tree; a node's pointer is its `left` bit.
-  wire [31:0] max_v7;
-  wire [511:0] max_val7;
-  wire [223:0] max_idx7;
-  generate
-    for (j = 0; j < 32; j = j + 1) begin : g_max_level7
-      wire vl = max_v6[2*j];
-      wire vr = max_v6[2*j+1];
-      wire signed [15:0] a = max_val6[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = max_val6[(2*j+1)*X_W +: X_W];
-      wire [5:0] ia = max_idx6[(2*j)*6 +: 6];
-      wire [5:0] ib = max_idx6[(2*j+1)*6 +: 6];
-      wire left = ~vr | (vl & (a >= b));
-      assign max_v7[j] = vl | vr;
-      assign max_val7[j*X_W +: X_W] = left ? a : b;
-      assign max_idx7[j*7 +: 7] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
-  wire [31:0] min_v7;
-  wire [511:0] min_val7;
-  wire [223:0] min_idx7;
-  generate
-    for (j = 0; j < 32; j = j + 1) begin : g_min_level7
-      wire vl = min_v6[2*j];
-      wire vr = min_v6[2*j+1];
-      wire signed [15:0] a = min_val6[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = min_val6[(2*j+1)*X_W +: X_W];
-      wire [5:0] ia = min_idx6[(2*j)*6 +: 6];
-      wire [5:0] ib = min_idx6[(2*j+1)*6 +: 6];
-      wire left = ~vr | (vl & (a <= b));
-      assign min_v7[j] = vl | vr;
-      assign min_val7[j*X_W +: X_W] = left ? a : b;
-      assign min_idx7[j*7 +: 7] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
-
-  // Level 8: 16 node(s) per tree; a node's pointer is its `left` bit.
   wire [15:0] max_v8;
   wire [255:0] max_val8;
   wire [127:0] max_idx8;
-  generate
-    for (j = 0; j < 16; j = j + 1) begin : g_max_level8
-      wire vl = max_v7[2*j];
-      wire vr = max_v7[2*j+1];
-      wire signed [15:0] a = max_val7[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = max_val7[(2*j+1)*X_W +: X_W];
-      wire [6:0] ia = max_idx7[(2*j)*7 +: 7];
-      wire [6:0] ib = max_idx7[(2*j+1)*7 +: 7];
-      wire left = ~vr | (vl & (a >= b));
-      assign max_v8[j] = vl | vr;
-      assign max_val8[j*X_W +: X_W] = left ? a : b;
-      assign max_idx8[j*8 +: 8] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
   wire [15:0] min_v8;
   wire [255:0] min_val8;
   wire [127:0] min_idx8;
   generate
-    for (j = 0; j < 16; j = j + 1) begin : g_min_level8
-      wire vl = min_v7[2*j];
-      wire vr = min_v7[2*j+1];
-      wire signed [15:0] a = min_val7[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = min_val7[(2*j+1)*X_W +: X_W];
-      wire [6:0] ia = min_idx7[(2*j)*7 +: 7];
-      wire [6:0] ib = min_idx7[(2*j+1)*7 +: 7];
-      wire left = ~vr | (vl & (a <= b));
-      assign min_v8[j] = vl | vr;
-      assign min_val8[j*X_W +: X_W] = left ? a : b;
-      assign min_idx8[j*8 +: 8] = left ? {1'b0, ia} : {1'b1, ib};
+    for (j = 0; j < 16; j = j + 1) begin : g_max_unit1
+      kllm_orizuru_max_unit_r4_p4_w16_reg u_unit (
+          .clk   (clk),
+          .i_v   (max_v4[j*UNIT +: UNIT]),
+          .i_val (max_val4[j*UNIT*X_W +: UNIT*X_W]),
+          .i_idx (max_idx4[j*UNIT*4 +: UNIT*4]),
+          .o_v   (max_v8[j]),
+          .o_val (max_val8[j*X_W +: X_W]),
+          .o_idx (max_idx8[j*8 +: 8])
+      );
     end
   endgenerate
-
-  // Unit boundary after level 8: each 256-leaf unit's winner (valid, value, position) is
-  // registered; the next unit level compares registered winners.
-  reg  [15:0] max_v8_q;
-  reg  [255:0] max_val8_q;
-  reg  [127:0] max_idx8_q;
-  reg  [15:0] min_v8_q;
-  reg  [255:0] min_val8_q;
-  reg  [127:0] min_idx8_q;
-
-  // Level 9: 8 node(s) per tree; a node's pointer is its `left` bit.
-  wire [7:0] max_v9;
-  wire [127:0] max_val9;
-  wire [71:0] max_idx9;
   generate
-    for (j = 0; j < 8; j = j + 1) begin : g_max_level9
-      wire vl = max_v8_q[2*j];
-      wire vr = max_v8_q[2*j+1];
-      wire signed [15:0] a = max_val8_q[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = max_val8_q[(2*j+1)*X_W +: X_W];
-      wire [7:0] ia = max_idx8_q[(2*j)*8 +: 8];
-      wire [7:0] ib = max_idx8_q[(2*j+1)*8 +: 8];
-      wire left = ~vr | (vl & (a >= b));
-      assign max_v9[j] = vl | vr;
-      assign max_val9[j*X_W +: X_W] = left ? a : b;
-      assign max_idx9[j*9 +: 9] = left ? {1'b0, ia} : {1'b1, ib};
+    for (j = 0; j < 16; j = j + 1) begin : g_min_unit1
+      kllm_orizuru_min_unit_r4_p4_w16_reg u_unit (
+          .clk   (clk),
+          .i_v   (min_v4[j*UNIT +: UNIT]),
+          .i_val (min_val4[j*UNIT*X_W +: UNIT*X_W]),
+          .i_idx (min_idx4[j*UNIT*4 +: UNIT*4]),
+          .o_v   (min_v8[j]),
+          .o_val (min_val8[j*X_W +: X_W]),
+          .o_idx (min_idx8[j*8 +: 8])
+      );
     end
   endgenerate
-  wire [7:0] min_v9;
-  wire [127:0] min_val9;
-  wire [71:0] min_idx9;
-  generate
-    for (j = 0; j < 8; j = j + 1) begin : g_min_level9
-      wire vl = min_v8_q[2*j];
-      wire vr = min_v8_q[2*j+1];
-      wire signed [15:0] a = min_val8_q[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = min_val8_q[(2*j+1)*X_W +: X_W];
-      wire [7:0] ia = min_idx8_q[(2*j)*8 +: 8];
-      wire [7:0] ib = min_idx8_q[(2*j+1)*8 +: 8];
-      wire left = ~vr | (vl & (a <= b));
-      assign min_v9[j] = vl | vr;
-      assign min_val9[j*X_W +: X_W] = left ? a : b;
-      assign min_idx9[j*9 +: 9] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
-
-  // Level 10: 4 node(s) per tree; a node's pointer is its `left` bit.
-  wire [3:0] max_v10;
-  wire [63:0] max_val10;
-  wire [39:0] max_idx10;
-  generate
-    for (j = 0; j < 4; j = j + 1) begin : g_max_level10
-      wire vl = max_v9[2*j];
-      wire vr = max_v9[2*j+1];
-      wire signed [15:0] a = max_val9[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = max_val9[(2*j+1)*X_W +: X_W];
-      wire [8:0] ia = max_idx9[(2*j)*9 +: 9];
-      wire [8:0] ib = max_idx9[(2*j+1)*9 +: 9];
-      wire left = ~vr | (vl & (a >= b));
-      assign max_v10[j] = vl | vr;
-      assign max_val10[j*X_W +: X_W] = left ? a : b;
-      assign max_idx10[j*10 +: 10] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
-  wire [3:0] min_v10;
-  wire [63:0] min_val10;
-  wire [39:0] min_idx10;
-  generate
-    for (j = 0; j < 4; j = j + 1) begin : g_min_level10
-      wire vl = min_v9[2*j];
-      wire vr = min_v9[2*j+1];
-      wire signed [15:0] a = min_val9[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = min_val9[(2*j+1)*X_W +: X_W];
-      wire [8:0] ia = min_idx9[(2*j)*9 +: 9];
-      wire [8:0] ib = min_idx9[(2*j+1)*9 +: 9];
-      wire left = ~vr | (vl & (a <= b));
-      assign min_v10[j] = vl | vr;
-      assign min_val10[j*X_W +: X_W] = left ? a : b;
-      assign min_idx10[j*10 +: 10] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
-
-  // Level 11: 2 node(s) per tree; a node's pointer is its `left` bit.
-  wire [1:0] max_v11;
-  wire [31:0] max_val11;
-  wire [21:0] max_idx11;
-  generate
-    for (j = 0; j < 2; j = j + 1) begin : g_max_level11
-      wire vl = max_v10[2*j];
-      wire vr = max_v10[2*j+1];
-      wire signed [15:0] a = max_val10[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = max_val10[(2*j+1)*X_W +: X_W];
-      wire [9:0] ia = max_idx10[(2*j)*10 +: 10];
-      wire [9:0] ib = max_idx10[(2*j+1)*10 +: 10];
-      wire left = ~vr | (vl & (a >= b));
-      assign max_v11[j] = vl | vr;
-      assign max_val11[j*X_W +: X_W] = left ? a : b;
-      assign max_idx11[j*11 +: 11] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
-  wire [1:0] min_v11;
-  wire [31:0] min_val11;
-  wire [21:0] min_idx11;
-  generate
-    for (j = 0; j < 2; j = j + 1) begin : g_min_level11
-      wire vl = min_v10[2*j];
-      wire vr = min_v10[2*j+1];
-      wire signed [15:0] a = min_val10[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = min_val10[(2*j+1)*X_W +: X_W];
-      wire [9:0] ia = min_idx10[(2*j)*10 +: 10];
-      wire [9:0] ib = min_idx10[(2*j+1)*10 +: 10];
-      wire left = ~vr | (vl & (a <= b));
-      assign min_v11[j] = vl | vr;
-      assign min_val11[j*X_W +: X_W] = left ? a : b;
-      assign min_idx11[j*11 +: 11] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
-
-  // Level 12: 1 node(s) per tree; a node's pointer is its `left` bit.
   wire max_v12;
   wire [15:0] max_val12;
   wire [11:0] max_idx12;
-  generate
-    for (j = 0; j < 1; j = j + 1) begin : g_max_level12
-      wire vl = max_v11[2*j];
-      wire vr = max_v11[2*j+1];
-      wire signed [15:0] a = max_val11[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = max_val11[(2*j+1)*X_W +: X_W];
-      wire [10:0] ia = max_idx11[(2*j)*11 +: 11];
-      wire [10:0] ib = max_idx11[(2*j+1)*11 +: 11];
-      wire left = ~vr | (vl & (a >= b));
-      assign max_v12 = vl | vr;
-      assign max_val12[j*X_W +: X_W] = left ? a : b;
-      assign max_idx12[j*12 +: 12] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
   wire min_v12;
   wire [15:0] min_val12;
   wire [11:0] min_idx12;
   generate
-    for (j = 0; j < 1; j = j + 1) begin : g_min_level12
-      wire vl = min_v11[2*j];
-      wire vr = min_v11[2*j+1];
-      wire signed [15:0] a = min_val11[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = min_val11[(2*j+1)*X_W +: X_W];
-      wire [10:0] ia = min_idx11[(2*j)*11 +: 11];
-      wire [10:0] ib = min_idx11[(2*j+1)*11 +: 11];
-      wire left = ~vr | (vl & (a <= b));
-      assign min_v12 = vl | vr;
-      assign min_val12[j*X_W +: X_W] = left ? a : b;
-      assign min_idx12[j*12 +: 12] = left ? {1'b0, ia} : {1'b1, ib};
+    for (j = 0; j < 1; j = j + 1) begin : g_max_unit2
+      kllm_orizuru_max_unit_r4_p8_w16 u_unit (
+          .i_v   (max_v8[j*UNIT +: UNIT]),
+          .i_val (max_val8[j*UNIT*X_W +: UNIT*X_W]),
+          .i_idx (max_idx8[j*UNIT*8 +: UNIT*8]),
+          .o_v   (max_v12),
+          .o_val (max_val12[j*X_W +: X_W]),
+          .o_idx (max_idx12[j*12 +: 12])
+      );
     end
   endgenerate
-  always @(posedge clk) begin : unit_registers
-    max_v4_q <= max_v4;
-    max_val4_q <= max_val4;
-    max_idx4_q <= max_idx4;
-    min_v4_q <= min_v4;
-    min_val4_q <= min_val4;
-    min_idx4_q <= min_idx4;
-    max_v8_q <= max_v8;
-    max_val8_q <= max_val8;
-    max_idx8_q <= max_idx8;
-    min_v8_q <= min_v8;
-    min_val8_q <= min_val8;
-    min_idx8_q <= min_idx8;
-  end
+  generate
+    for (j = 0; j < 1; j = j + 1) begin : g_min_unit2
+      kllm_orizuru_min_unit_r4_p8_w16 u_unit (
+          .i_v   (min_v8[j*UNIT +: UNIT]),
+          .i_val (min_val8[j*UNIT*X_W +: UNIT*X_W]),
+          .i_idx (min_idx8[j*UNIT*8 +: UNIT*8]),
+          .o_v   (min_v12),
+          .o_val (min_val12[j*X_W +: X_W]),
+          .o_idx (min_idx12[j*12 +: 12])
+      );
+    end
+  endgenerate
 
   // Pop: the root's position is the pointer path root->leaf. A pop loads the output register and
   // masks the leaf; then only its ancestors change, which takes 3 cycle(s) to reach the root.

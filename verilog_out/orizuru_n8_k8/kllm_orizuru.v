@@ -66,10 +66,10 @@ module kllm_orizuru (
   // Loading the bank under the trees changes their leaves: the unit registers must refill.
   wire refill = in_fire & (wr_bank_q == rd_bank_q);
 
-  // Level 1: one magnitude comparator per leaf pair serves both trees (the min tree reuses the
-  // inverted max result). Max: left wins unless a < b. Min: left wins if a < b or a == b — the
-  // equality is explicit so that inverting the comparison still sends ties to the left.
-  // A masked right leaf always loses; a masked left leaf loses to a valid right one.
+  // The trees are built from units of 2 inputs (1 levels). Level-0 units take 2 leaves and
+  // serve both trees (their lowest level's comparators are shared); each higher unit merges 2
+  // winners of one tree. Units below the root register their winners (valid, value, position).
+  localparam UNIT = 2;
   wire [3:0] max_v1;
   wire [63:0] max_val1;
   wire [3:0] max_idx1;
@@ -77,125 +77,83 @@ module kllm_orizuru (
   wire [63:0] min_val1;
   wire [3:0] min_idx1;
   generate
-    for (j = 0; j < 4; j = j + 1) begin : g_level1
-      wire signed [15:0] a = leaf[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = leaf[(2*j+1)*X_W +: X_W];
-      wire lt = a < b;
-      wire eq = a == b;
-      wire max_left = mask_max_q[2*j+1] | (~mask_max_q[2*j] & ~lt);
-      assign max_v1[j] = ~mask_max_q[2*j] | ~mask_max_q[2*j+1];
-      assign max_val1[j*X_W +: X_W] = max_left ? a : b;
-      assign max_idx1[j] = ~max_left;
-      wire min_left = mask_min_q[2*j+1] | (~mask_min_q[2*j] & (lt | eq));
-      assign min_v1[j] = ~mask_min_q[2*j] | ~mask_min_q[2*j+1];
-      assign min_val1[j*X_W +: X_W] = min_left ? a : b;
-      assign min_idx1[j] = ~min_left;
+    for (j = 0; j < 4; j = j + 1) begin : g_unit0
+      kllm_orizuru_leaf_unit_r1_w16_reg u_unit (
+          .clk        (clk),
+          .i_leaf     (leaf[j*UNIT*X_W +: UNIT*X_W]),
+          .i_mask_max (mask_max_q[j*UNIT +: UNIT]),
+          .i_mask_min (mask_min_q[j*UNIT +: UNIT]),
+          .o_max_v    (max_v1[j]),
+          .o_max_val  (max_val1[j*X_W +: X_W]),
+          .o_max_idx  (max_idx1[j*1 +: 1]),
+          .o_min_v    (min_v1[j]),
+          .o_min_val  (min_val1[j*X_W +: X_W]),
+          .o_min_idx  (min_idx1[j*1 +: 1])
+      );
     end
   endgenerate
-
-  // Unit boundary after level 1: each 2-leaf unit's winner (valid, value, position) is
-  // registered; the next unit level compares registered winners.
-  reg  [3:0] max_v1_q;
-  reg  [63:0] max_val1_q;
-  reg  [3:0] max_idx1_q;
-  reg  [3:0] min_v1_q;
-  reg  [63:0] min_val1_q;
-  reg  [3:0] min_idx1_q;
-
-  // Level 2: 2 node(s) per tree; a node's pointer is its `left` bit.
   wire [1:0] max_v2;
   wire [31:0] max_val2;
   wire [3:0] max_idx2;
-  generate
-    for (j = 0; j < 2; j = j + 1) begin : g_max_level2
-      wire vl = max_v1_q[2*j];
-      wire vr = max_v1_q[2*j+1];
-      wire signed [15:0] a = max_val1_q[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = max_val1_q[(2*j+1)*X_W +: X_W];
-      wire ia = max_idx1_q[(2*j)*1 +: 1];
-      wire ib = max_idx1_q[(2*j+1)*1 +: 1];
-      wire left = ~vr | (vl & (a >= b));
-      assign max_v2[j] = vl | vr;
-      assign max_val2[j*X_W +: X_W] = left ? a : b;
-      assign max_idx2[j*2 +: 2] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
   wire [1:0] min_v2;
   wire [31:0] min_val2;
   wire [3:0] min_idx2;
   generate
-    for (j = 0; j < 2; j = j + 1) begin : g_min_level2
-      wire vl = min_v1_q[2*j];
-      wire vr = min_v1_q[2*j+1];
-      wire signed [15:0] a = min_val1_q[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = min_val1_q[(2*j+1)*X_W +: X_W];
-      wire ia = min_idx1_q[(2*j)*1 +: 1];
-      wire ib = min_idx1_q[(2*j+1)*1 +: 1];
-      wire left = ~vr | (vl & (a <= b));
-      assign min_v2[j] = vl | vr;
-      assign min_val2[j*X_W +: X_W] = left ? a : b;
-      assign min_idx2[j*2 +: 2] = left ? {1'b0, ia} : {1'b1, ib};
+    for (j = 0; j < 2; j = j + 1) begin : g_max_unit1
+      kllm_orizuru_max_unit_r1_p1_w16_reg u_unit (
+          .clk   (clk),
+          .i_v   (max_v1[j*UNIT +: UNIT]),
+          .i_val (max_val1[j*UNIT*X_W +: UNIT*X_W]),
+          .i_idx (max_idx1[j*UNIT*1 +: UNIT*1]),
+          .o_v   (max_v2[j]),
+          .o_val (max_val2[j*X_W +: X_W]),
+          .o_idx (max_idx2[j*2 +: 2])
+      );
     end
   endgenerate
-
-  // Unit boundary after level 2: each 4-leaf unit's winner (valid, value, position) is
-  // registered; the next unit level compares registered winners.
-  reg  [1:0] max_v2_q;
-  reg  [31:0] max_val2_q;
-  reg  [3:0] max_idx2_q;
-  reg  [1:0] min_v2_q;
-  reg  [31:0] min_val2_q;
-  reg  [3:0] min_idx2_q;
-
-  // Level 3: 1 node(s) per tree; a node's pointer is its `left` bit.
+  generate
+    for (j = 0; j < 2; j = j + 1) begin : g_min_unit1
+      kllm_orizuru_min_unit_r1_p1_w16_reg u_unit (
+          .clk   (clk),
+          .i_v   (min_v1[j*UNIT +: UNIT]),
+          .i_val (min_val1[j*UNIT*X_W +: UNIT*X_W]),
+          .i_idx (min_idx1[j*UNIT*1 +: UNIT*1]),
+          .o_v   (min_v2[j]),
+          .o_val (min_val2[j*X_W +: X_W]),
+          .o_idx (min_idx2[j*2 +: 2])
+      );
+    end
+  endgenerate
   wire max_v3;
   wire [15:0] max_val3;
   wire [2:0] max_idx3;
-  generate
-    for (j = 0; j < 1; j = j + 1) begin : g_max_level3
-      wire vl = max_v2_q[2*j];
-      wire vr = max_v2_q[2*j+1];
-      wire signed [15:0] a = max_val2_q[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = max_val2_q[(2*j+1)*X_W +: X_W];
-      wire [1:0] ia = max_idx2_q[(2*j)*2 +: 2];
-      wire [1:0] ib = max_idx2_q[(2*j+1)*2 +: 2];
-      wire left = ~vr | (vl & (a >= b));
-      assign max_v3 = vl | vr;
-      assign max_val3[j*X_W +: X_W] = left ? a : b;
-      assign max_idx3[j*3 +: 3] = left ? {1'b0, ia} : {1'b1, ib};
-    end
-  endgenerate
   wire min_v3;
   wire [15:0] min_val3;
   wire [2:0] min_idx3;
   generate
-    for (j = 0; j < 1; j = j + 1) begin : g_min_level3
-      wire vl = min_v2_q[2*j];
-      wire vr = min_v2_q[2*j+1];
-      wire signed [15:0] a = min_val2_q[(2*j)*X_W +: X_W];
-      wire signed [15:0] b = min_val2_q[(2*j+1)*X_W +: X_W];
-      wire [1:0] ia = min_idx2_q[(2*j)*2 +: 2];
-      wire [1:0] ib = min_idx2_q[(2*j+1)*2 +: 2];
-      wire left = ~vr | (vl & (a <= b));
-      assign min_v3 = vl | vr;
-      assign min_val3[j*X_W +: X_W] = left ? a : b;
-      assign min_idx3[j*3 +: 3] = left ? {1'b0, ia} : {1'b1, ib};
+    for (j = 0; j < 1; j = j + 1) begin : g_max_unit2
+      kllm_orizuru_max_unit_r1_p2_w16 u_unit (
+          .i_v   (max_v2[j*UNIT +: UNIT]),
+          .i_val (max_val2[j*UNIT*X_W +: UNIT*X_W]),
+          .i_idx (max_idx2[j*UNIT*2 +: UNIT*2]),
+          .o_v   (max_v3),
+          .o_val (max_val3[j*X_W +: X_W]),
+          .o_idx (max_idx3[j*3 +: 3])
+      );
     end
   endgenerate
-  always @(posedge clk) begin : unit_registers
-    max_v1_q <= max_v1;
-    max_val1_q <= max_val1;
-    max_idx1_q <= max_idx1;
-    min_v1_q <= min_v1;
-    min_val1_q <= min_val1;
-    min_idx1_q <= min_idx1;
-    max_v2_q <= max_v2;
-    max_val2_q <= max_val2;
-    max_idx2_q <= max_idx2;
-    min_v2_q <= min_v2;
-    min_val2_q <= min_val2;
-    min_idx2_q <= min_idx2;
-  end
+  generate
+    for (j = 0; j < 1; j = j + 1) begin : g_min_unit2
+      kllm_orizuru_min_unit_r1_p2_w16 u_unit (
+          .i_v   (min_v2[j*UNIT +: UNIT]),
+          .i_val (min_val2[j*UNIT*X_W +: UNIT*X_W]),
+          .i_idx (min_idx2[j*UNIT*2 +: UNIT*2]),
+          .o_v   (min_v3),
+          .o_val (min_val3[j*X_W +: X_W]),
+          .o_idx (min_idx3[j*3 +: 3])
+      );
+    end
+  endgenerate
 
   // Pop: the root's position is the pointer path root->leaf. A pop loads the output register and
   // masks the leaf; then only its ancestors change, which takes 3 cycle(s) to reach the root.
