@@ -10,6 +10,7 @@ pub mod common;
 pub mod config;
 pub mod design;
 pub mod encoder;
+pub mod fp;
 pub mod golden;
 pub mod nonlinear;
 pub mod orizuru;
