@@ -1,0 +1,437 @@
+//! The float-mode helpers (`kllm_gen::fp`) against methods that share none of their code:
+//! the `half` crate and the FPU's own f32/f64 arithmetic, and a nearest-value search over a
+//! table of every finite value of the format (decoded by a few lines written here).
+//!
+//! Why not `half::f16::from_f64` for the rounding of differences: its portable fallback (used
+//! on CPUs without F16C) drops the low 32 bits of the f64 significand before rounding, so
+//! 1025 − (0.5 − 2^−12) = 1024.500244… becomes a "tie" and goes to 1024 instead of 1025; with
+//! F16C it converts through f32 instead. A reference whose answer depends on the CPU is no
+//! reference, so differences are rounded by a nearest-value search here. Products are safe with
+//! `f16::from_f32`: an fp16 product is exact in f32, and f32 → f16 rounds once on either path.
+//!
+//! Randomized tests take their seed from `FP_SEED` (default 1) and print it.
+//! `cargo test --release --test fp -- --ignored` runs the longer exhaustive sweeps
+//! (`make test-fp-long`).
+
+use half::{bf16, f16};
+use kllm_gen::fp::FloatFormat;
+use kllm_gen::rng::Rng;
+use num_bigint::BigInt;
+
+fn seed() -> u64 {
+    let s = std::env::var("FP_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    println!("FP_SEED={s}");
+    s
+}
+
+/// Every finite non-negative value of a format of at most 16 bits, indexed by its pattern
+/// (for positive patterns, pattern order is value order), plus the sign bit.
+struct Table {
+    vals: Vec<f64>,
+    sign: u64,
+}
+
+impl Table {
+    /// Decodes with the textbook formula, independently of `fp::FloatFormat::decode`.
+    fn textbook(e: u32, m: u32) -> Table {
+        let bias = (1i32 << (e - 1)) - 1;
+        let mut vals = vec![];
+        for p in 0..((1u64 << (e + m)) - (1 << m)) {
+            let (ef, frac) = ((p >> m) as i32, (p & ((1 << m) - 1)) as f64);
+            let scale = (1u64 << m) as f64;
+            let v = if ef == 0 {
+                frac / scale * 2f64.powi(1 - bias)
+            } else {
+                (1.0 + frac / scale) * 2f64.powi(ef - bias)
+            };
+            vals.push(v);
+        }
+        Table { vals, sign: 1 << (e + m) }
+    }
+    fn from_half(decode: impl Fn(u16) -> f64, max_finite: u16) -> Table {
+        Table { vals: (0..=max_finite).map(decode).collect(), sign: 0x8000 }
+    }
+    fn value(&self, bits: u64) -> f64 {
+        let v = self.vals[(bits & (self.sign - 1)) as usize];
+        if bits & self.sign != 0 { -v } else { v }
+    }
+    /// Round-to-nearest-even of an f64 that holds the exact value; None when it would overflow.
+    /// Neighbours are found by search and compared with their midpoint (exact in f64).
+    fn nearest(&self, v: f64) -> Option<u64> {
+        let sign = if v.is_sign_negative() { self.sign } else { 0 };
+        let a = v.abs();
+        let n = self.vals.len();
+        let max = self.vals[n - 1];
+        if a > max {
+            let limit = max + (max - self.vals[n - 2]) / 2.0;
+            return if a >= limit { None } else { Some(sign | (n as u64 - 1)) };
+        }
+        let i = self.vals.partition_point(|&x| x <= a) - 1;
+        if self.vals[i] == a {
+            return Some(sign | i as u64);
+        }
+        let mid = (self.vals[i] + self.vals[i + 1]) / 2.0;
+        let pick = if a < mid {
+            i
+        } else if a > mid {
+            i + 1
+        } else if i % 2 == 0 {
+            i
+        } else {
+            i + 1
+        };
+        Some(sign | pick as u64)
+    }
+}
+
+fn fp16_table() -> Table {
+    Table::from_half(|b| f16::from_bits(b).to_f64(), 0x7bff)
+}
+
+fn finite_fp16() -> impl Iterator<Item = u64> {
+    (0u64..0x10000).filter(|&b| f16::from_bits(b as u16).is_finite())
+}
+
+/// Checks `got` (ours) against `want` (independent; None = overflow) and counts mismatches.
+fn check(what: &str, a: u64, b: u64, got: anyhow::Result<u64>, want: Option<u64>, bad: &mut u64) {
+    let ok = match (&got, want) {
+        (Ok(g), Some(w)) => *g == w,
+        (Err(_), None) => true,
+        _ => false,
+    };
+    if !ok {
+        if *bad < 10 {
+            eprintln!("MISMATCH {what}({a:#x}, {b:#x}): ours {got:?}, reference {want:#x?}");
+        }
+        *bad += 1;
+    }
+}
+
+#[test]
+fn fp16_every_pattern_decodes_and_rounds_back() {
+    let f = FloatFormat::FP16;
+    for b in 0u64..0x10000 {
+        let h = f16::from_bits(b as u16);
+        if !h.is_finite() {
+            assert!(f.decode(b).is_err() && f.to_fixed(b).is_err(), "{b:#x} accepted");
+            continue;
+        }
+        let v = f.to_f64(b).unwrap();
+        assert_eq!(v.to_bits(), h.to_f64().to_bits(), "{b:#x}");
+        let x = f.to_fixed(b).unwrap();
+        // fixed · 2^-24 is the value (exact in f64: 41 bits).
+        let xf: f64 = x.to_string().parse::<f64>().unwrap() * 2f64.powi(-24);
+        assert_eq!(xf, v, "{b:#x}");
+        assert!(x.bits() < f.fixed_width() as u64, "{b:#x} needs more than fixed_width");
+        // RNE_F of an F value is the value itself (−0 comes back as +0: fixed point has one zero).
+        let back = f.rne_fixed(&x, f.unit_exp() as i64).unwrap();
+        assert_eq!(back, if b == 0x8000 { 0 } else { b }, "{b:#x}");
+        // RNE_32 of an fp16 value is exact: the f32 conversion.
+        let y = f.rne32(&x).unwrap();
+        assert_eq!(y, if b == 0x8000 { 0 } else { h.to_f32().to_bits() }, "{b:#x}");
+    }
+}
+
+#[test]
+fn fp16_order_key_is_the_real_value_order() {
+    let f = FloatFormat::FP16;
+    let mut pats: Vec<u64> = finite_fp16().collect();
+    let val = |b: u64| f16::from_bits(b as u16).to_f64();
+    pats.sort_by(|&a, &b| val(a).partial_cmp(&val(b)).unwrap());
+    for w in pats.windows(2) {
+        let (ka, kb) = (f.order_key(w[0]).unwrap(), f.order_key(w[1]).unwrap());
+        if val(w[0]) == val(w[1]) {
+            assert_eq!(ka, kb, "{:#x} {:#x}", w[0], w[1]); // only −0 and +0
+        } else {
+            assert!(ka < kb, "{:#x} {:#x}", w[0], w[1]);
+        }
+    }
+    assert_eq!(f.order_key(0x8000).unwrap(), f.order_key(0).unwrap());
+    assert!(f.order_key(0xfc00).is_err());
+}
+
+/// fp16 product by `half`: the product of two fp16 values is exact in f32, then rounded once.
+fn half_mul(a: u64, b: u64) -> Option<u64> {
+    let p = f16::from_f32(f16::from_bits(a as u16).to_f32() * f16::from_bits(b as u16).to_f32());
+    p.is_finite().then_some(p.to_bits() as u64)
+}
+
+fn binade(lo: u64) -> std::ops::Range<u64> {
+    lo..lo + 0x400
+}
+
+#[test]
+fn fp16_mul_all_pairs_of_binades_match_half() {
+    let f = FloatFormat::FP16;
+    let mut bad = 0;
+    // [1,2)², [2^-14, 2^-13) × [0.5, 1) (results fall into the subnormals), [2^15, 2^16) × [1, 2)
+    // with one negative side (overflow, largest finite values).
+    for (a0, b0) in [(0x3c00, 0x3c00), (0x0400, 0x3800), (0x7800, 0xbc00)] {
+        for a in binade(a0) {
+            for b in binade(b0) {
+                check("mul", a, b, f.mul_rne(a, b), half_mul(a, b), &mut bad);
+            }
+        }
+    }
+    assert_eq!(bad, 0);
+}
+
+#[test]
+fn fp16_subnormal_times_normal_edges() {
+    let f = FloatFormat::FP16;
+    let mut bad = 0;
+    // Every positive and negative subnormal (and ±0) against the ends and middle of every
+    // normal binade: products that stay subnormal, underflow to ±0, or climb back to normal.
+    let mut normals = vec![];
+    for e in 1u64..31 {
+        for frac in [0, 1, 0x1ff, 0x200, 0x201, 0x3fe, 0x3ff] {
+            normals.push(e << 10 | frac);
+            normals.push(0x8000 | e << 10 | frac);
+        }
+    }
+    for s in (0u64..0x400).chain(0x8000..0x8400) {
+        for &n in &normals {
+            check("mul", s, n, f.mul_rne(s, n), half_mul(s, n), &mut bad);
+            check("mul", n, s, f.mul_rne(n, s), half_mul(n, s), &mut bad);
+        }
+    }
+    assert_eq!(bad, 0);
+}
+
+#[test]
+fn fp16_sub_all_pairs_of_binades_match_nearest() {
+    let f = FloatFormat::FP16;
+    let t = fp16_table();
+    let mut bad = 0;
+    // [1,2) − [1,2) is exact (Sterbenz); [1,2) − (−[1,2)) needs one more bit: a tie in half of
+    // the pairs; [1,2) − [2^-8, 2^-7) rounds away 8 bits; subnormal − subnormal is exact.
+    for (a0, b0) in [(0x3c00, 0x3c00), (0x3c00, 0xbc00), (0x3c00, 0x1c00), (0x0000, 0x8000)] {
+        for a in binade(a0) {
+            for b in binade(b0) {
+                let want = t.nearest(t.value(a) - t.value(b));
+                check("sub", a, b, f.sub_rne(a, b), want, &mut bad);
+            }
+        }
+    }
+    assert_eq!(bad, 0);
+}
+
+#[test]
+fn explicit_ties_round_to_even() {
+    let f = FloatFormat::FP16;
+    let fx = |v: i64, lsb: i64| f.rne_fixed(&BigInt::from(v), lsb).unwrap();
+    // 1 + 2^-11 lies halfway between 1 (even) and 1 + 2^-10: down. 1 + 3·2^-11: up to 1 + 2^-9.
+    assert_eq!(fx(2049, -11), 0x3c00);
+    assert_eq!(fx(2051, -11), 0x3c02);
+    assert_eq!(fx(-2051, -11), 0xbc02);
+    // Subnormal ties: 2^-25 → +0, 3·2^-25 → 2^-23, and 2^-14 − 2^-25 → 2^-14 (carry into normal).
+    assert_eq!(fx(1, -25), 0x0000);
+    assert_eq!(fx(-1, -25), 0x8000);
+    assert_eq!(fx(3, -25), 0x0002);
+    assert_eq!(fx(2047, -25), 0x0400);
+    // Largest finite: 65504 + 16 ties to 65536 = infinity (refused); one unit less stays.
+    assert!(f.rne_fixed(&BigInt::from(65520), 0).is_err());
+    assert_eq!(fx(65520 * 2 - 1, -1), 0x7bff);
+    // The same ties built from operations: 1 − (−2^-11), (1 + 2^-10) − (−2^-11).
+    assert_eq!(f.sub_rne(0x3c00, 0x9000).unwrap(), 0x3c00);
+    assert_eq!(f.sub_rne(0x3c01, 0x9000).unwrap(), 0x3c02);
+    // (1 + 2^-10)·(1 + 2^-1) = 1.5 + 1.5·2^-10: halfway between 0x3e01 and 0x3e02 → 0x3e02.
+    assert_eq!(f.mul_rne(0x3c01, 0x3e00).unwrap(), 0x3e02);
+    // (1 + 3·2^-10)·1.5 = 1.5 + 4.5·2^-10: halfway between 0x3e04 (even) and 0x3e05 → 0x3e04.
+    assert_eq!(f.mul_rne(0x3c03, 0x3e00).unwrap(), 0x3e04);
+    // binary32: 2^24 + 1 → 2^24, 2^24 + 3 → 2^24 + 4; from fp16 units (2^-24 each).
+    let y = |v: i64| f.rne32(&(BigInt::from(v) << 24u32)).unwrap();
+    assert_eq!(y(1 << 24 | 1), 16777216f32.to_bits());
+    assert_eq!(y(1 << 24 | 3), 16777220f32.to_bits());
+    // 2048 + 2^-13 is half an f32 ulp above 2048: even, 2048. S = 0 is +0.
+    assert_eq!(f.dot(&[0x6800, 0x0800], &[0, 1], &[]).unwrap(), 2048f32.to_bits());
+    // 2048 + 3·2^-13 = (2048 + 2^-12) + 2^-13 is halfway to 2048 + 2^-11, the even one.
+    let up = f32::from_bits(2048f32.to_bits() + 2).to_bits();
+    assert_eq!(f.dot(&[0x6800, 0x0800, 0x0c00], &[0, 1, 2], &[]).unwrap(), up);
+    assert_eq!(f.dot(&[0x3c00, 0xbc00], &[0, 1], &[0x8000]).unwrap(), 0);
+}
+
+#[test]
+fn signed_zeros_follow_ieee() {
+    let f = FloatFormat::FP16;
+    let t = fp16_table();
+    let zeros_and_ones = [0x0000, 0x8000, 0x3c00, 0xbc00, 0x0001, 0x8001];
+    let mut bad = 0;
+    for a in zeros_and_ones {
+        for b in zeros_and_ones {
+            check("mul", a, b, f.mul_rne(a, b), half_mul(a, b), &mut bad);
+            check("sub", a, b, f.sub_rne(a, b), t.nearest(t.value(a) - t.value(b)), &mut bad);
+        }
+    }
+    // A product that underflows to zero keeps its sign: 2^-24 · −0.25 = −0.
+    assert_eq!(f.mul_rne(0x0001, 0xb400).unwrap(), 0x8000);
+    assert_eq!(bad, 0);
+}
+
+#[test]
+fn fp16_random_mul_sub_comp_match_references() {
+    let f = FloatFormat::FP16;
+    let t = fp16_table();
+    let fin: Vec<u64> = finite_fp16().collect();
+    let mut rng = Rng::new(seed());
+    let mut pick = || fin[rng.below(fin.len() as u64) as usize];
+    let mut bad = 0;
+    for _ in 0..1_000_000 {
+        let (a, b, c) = (pick(), pick(), pick());
+        check("mul", a, b, f.mul_rne(a, b), half_mul(a, b), &mut bad);
+        let d = t.nearest(t.value(a) - t.value(b));
+        check("sub", a, b, f.sub_rne(a, b), d, &mut bad);
+        // t = RNE(RNE(x − ca) · cw), the reference composed of the two independent steps.
+        let want = d.and_then(|d| half_mul(d, c));
+        check("comp", a, b, f.comp_term(a, b, c), want, &mut bad);
+    }
+    assert_eq!(bad, 0);
+}
+
+#[test]
+fn random_exact_sums_round_once_to_binary32() {
+    // Up to 64 fp16 terms: |S| < 2^22 in units of 2^-24, 46 bits, so the f64 sum is exact and
+    // `as f32` rounds it once (IEEE, hardware). Term magnitudes are drawn from every binade.
+    let f = FloatFormat::FP16;
+    let fin: Vec<u64> = finite_fp16().collect();
+    let mut rng = Rng::new(seed() ^ 0x5u64);
+    let mut bad = 0;
+    for i in 0..200_000 {
+        let n = 1 + rng.below(64) as usize;
+        let lut: Vec<u64> = (0..16).map(|_| fin[rng.below(fin.len() as u64) as usize]).collect();
+        let p: Vec<usize> = (0..n).map(|_| rng.below(16) as usize).collect();
+        let o: Vec<u64> = (0..rng.below(4)).map(|_| fin[rng.below(fin.len() as u64) as usize]).collect();
+        let exact: f64 = p.iter().map(|&j| lut[j]).chain(o.iter().copied())
+            .map(|b| f16::from_bits(b as u16).to_f64()).sum();
+        let want = if exact == 0.0 { 0 } else { (exact as f32).to_bits() };
+        let got = f.dot(&lut, &p, &o).unwrap();
+        if got != want {
+            if bad < 10 {
+                eprintln!("MISMATCH dot #{i}: ours {got:#x}, f64 sum {exact} → {want:#x}");
+            }
+            bad += 1;
+        }
+    }
+    assert_eq!(bad, 0);
+}
+
+#[test]
+fn binary32_mul_sub_match_the_fpu() {
+    // The rounding core at M = 23, against the FPU's correctly rounded f32 operations.
+    let f = FloatFormat::BINARY32;
+    let mut rng = Rng::new(seed() ^ 0x32u64);
+    let mut bad = 0;
+    let mut pick = |rng: &mut Rng| loop {
+        let b = rng.next_u64() as u32;
+        if f32::from_bits(b).is_finite() {
+            return b;
+        }
+    };
+    for _ in 0..300_000 {
+        let (a, b) = (pick(&mut rng), pick(&mut rng));
+        // Bias half the pairs to nearby exponents so differences round instead of absorbing.
+        let b = if rng.chance(1, 2) { (b & 0x807f_ffff) | (a & 0x7f80_0000) } else { b };
+        let (x, y) = (f32::from_bits(a), f32::from_bits(b));
+        let fin = |v: f32| v.is_finite().then_some(v.to_bits() as u64);
+        check("mul32", a as u64, b as u64, f.mul_rne(a as u64, b as u64), fin(x * y), &mut bad);
+        check("sub32", a as u64, b as u64, f.sub_rne(a as u64, b as u64), fin(x - y), &mut bad);
+    }
+    assert_eq!(bad, 0);
+}
+
+#[test]
+fn fp8_all_pairs_match_the_textbook_reference() {
+    for (f, t) in [
+        (FloatFormat::FP8_E4M3, Table::textbook(4, 3)),
+        (FloatFormat::FP8_E5M2, Table::textbook(5, 2)),
+    ] {
+        let mut bad = 0;
+        for a in 0u64..256 {
+            let finite_a = (a & 0x7f) < t.vals.len() as u64;
+            assert_eq!(f.decode(a).is_ok(), finite_a, "{} {a:#x}", f.name());
+            if !finite_a {
+                continue;
+            }
+            assert_eq!(f.to_f64(a).unwrap(), t.value(a), "{} {a:#x}", f.name());
+            for b in (0u64..256).filter(|b| (b & 0x7f) < t.vals.len() as u64) {
+                // fp8 products and differences are exact in f64.
+                check("mul", a, b, f.mul_rne(a, b), t.nearest(t.value(a) * t.value(b)), &mut bad);
+                check("sub", a, b, f.sub_rne(a, b), t.nearest(t.value(a) - t.value(b)), &mut bad);
+            }
+        }
+        assert_eq!(bad, 0, "{}", f.name());
+    }
+}
+
+#[test]
+fn bf16_random_mul_sub_match_nearest() {
+    let f = FloatFormat::BF16;
+    let t = Table::from_half(|b| bf16::from_bits(b).to_f64(), 0x7f7f);
+    let mut rng = Rng::new(seed() ^ 0xbf16u64);
+    let mut bad = 0;
+    let pick = |rng: &mut Rng| loop {
+        let b = rng.below(0x10000);
+        if bf16::from_bits(b as u16).is_finite() {
+            return b;
+        }
+    };
+    for _ in 0..300_000 {
+        let (a, b) = (pick(&mut rng), pick(&mut rng));
+        // bf16 products (16-bit significands, exponents ≥ 2^-266) are exact in f64.
+        check("mul", a, b, f.mul_rne(a, b), t.nearest(t.value(a) * t.value(b)), &mut bad);
+        // Differences are exact in f64 when the exponents are within 40 of each other.
+        let b = (b & 0x807f) | ((a & 0x7f80) ^ (rng.below(16) << 7));
+        if bf16::from_bits(b as u16).is_finite() {
+            let want = t.nearest(t.value(a) - t.value(b));
+            check("sub", a, b, f.sub_rne(a, b), want, &mut bad);
+        }
+    }
+    assert_eq!(bad, 0);
+}
+
+#[test]
+fn encoder_midpoints_match_f64_comparisons() {
+    let f = FloatFormat::FP16;
+    let fin: Vec<u64> = finite_fp16().collect();
+    let val = |b: u64| f16::from_bits(b as u16).to_f64();
+    let mut rng = Rng::new(seed() ^ 0xe5u64);
+    for _ in 0..2_000 {
+        // A codebook of 2..16 distinct values, sorted; many x near the midpoints.
+        let mut ca: Vec<u64> = (0..2 + rng.below(15)).map(|_| fin[rng.below(fin.len() as u64) as usize]).collect();
+        ca.sort_by(|&a, &b| val(a).partial_cmp(&val(b)).unwrap());
+        ca.dedup_by(|a, b| val(*a) == val(*b));
+        let mids = f.midpoints(&ca).unwrap();
+        for _ in 0..50 {
+            let x = if rng.chance(1, 2) {
+                fin[rng.below(fin.len() as u64) as usize]
+            } else {
+                // A pattern one step around a codebook value's neighbourhood: exact ties are
+                // frequent when a midpoint is itself an fp16 value.
+                let c = ca[rng.below(ca.len() as u64) as usize];
+                let near = (c as i64 + rng.range(-2, 2)).clamp(0, 0xffff) as u64;
+                if f16::from_bits(near as u16).is_finite() { near } else { c }
+            };
+            // (a + b) / 2 is exact in f64 for fp16 a, b.
+            let want = ca.windows(2).filter(|w| val(x) > (val(w[0]) + val(w[1])) / 2.0).count();
+            assert_eq!(f.encode(x, &mids).unwrap(), want, "x={x:#x} ca={ca:x?}");
+        }
+    }
+}
+
+/// Longer exhaustive runs: fp16 multiplication of one binade by every finite value, and
+/// subtraction of every finite value from two binades (≈ 200 M operations, minutes).
+#[test]
+#[ignore]
+fn fp16_long_one_binade_against_every_value() {
+    let f = FloatFormat::FP16;
+    let t = fp16_table();
+    let mut bad = 0;
+    let fin: Vec<u64> = finite_fp16().collect();
+    for a in binade(0x3c00).chain(binade(0x0000)) {
+        for &b in &fin {
+            check("mul", a, b, f.mul_rne(a, b), half_mul(a, b), &mut bad);
+            check("sub", a, b, f.sub_rne(a, b), t.nearest(t.value(a) - t.value(b)), &mut bad);
+        }
+    }
+    assert_eq!(bad, 0);
+}
