@@ -450,7 +450,9 @@ mod tests {
 
     #[test]
     fn accumulator_width_is_tight_for_the_extreme_sum() {
-        for f in [FloatFormat::FP16, FloatFormat::FP8_E4M3, FloatFormat::FP8_E5M2, FloatFormat::BF16] {
+        for f in
+            [FloatFormat::FP16, FloatFormat::FP8_E4M3, FloatFormat::FP8_E5M2, FloatFormat::BF16]
+        {
             for (k, c) in [(1, 0), (64, 0), (64, 2), (4096, 40), (3, 1)] {
                 let w = f.acc_width(k, c);
                 let max = f.max_finite();

@@ -11,6 +11,7 @@ pub mod config;
 pub mod design;
 pub mod encoder;
 pub mod fp;
+pub mod fp_rtl;
 pub mod golden;
 pub mod nonlinear;
 pub mod orizuru;

@@ -300,9 +300,14 @@ fn random_exact_sums_round_once_to_binary32() {
         let n = 1 + rng.below(64) as usize;
         let lut: Vec<u64> = (0..16).map(|_| fin[rng.below(fin.len() as u64) as usize]).collect();
         let p: Vec<usize> = (0..n).map(|_| rng.below(16) as usize).collect();
-        let o: Vec<u64> = (0..rng.below(4)).map(|_| fin[rng.below(fin.len() as u64) as usize]).collect();
-        let exact: f64 = p.iter().map(|&j| lut[j]).chain(o.iter().copied())
-            .map(|b| f16::from_bits(b as u16).to_f64()).sum();
+        let o: Vec<u64> =
+            (0..rng.below(4)).map(|_| fin[rng.below(fin.len() as u64) as usize]).collect();
+        let exact: f64 = p
+            .iter()
+            .map(|&j| lut[j])
+            .chain(o.iter().copied())
+            .map(|b| f16::from_bits(b as u16).to_f64())
+            .sum();
         let want = if exact == 0.0 { 0 } else { (exact as f32).to_bits() };
         let got = f.dot(&lut, &p, &o).unwrap();
         if got != want {
@@ -321,7 +326,7 @@ fn binary32_mul_sub_match_the_fpu() {
     let f = FloatFormat::BINARY32;
     let mut rng = Rng::new(seed() ^ 0x32u64);
     let mut bad = 0;
-    let mut pick = |rng: &mut Rng| loop {
+    let pick = |rng: &mut Rng| loop {
         let b = rng.next_u64() as u32;
         if f32::from_bits(b).is_finite() {
             return b;
@@ -397,7 +402,8 @@ fn encoder_midpoints_match_f64_comparisons() {
     let mut rng = Rng::new(seed() ^ 0xe5u64);
     for _ in 0..2_000 {
         // A codebook of 2..16 distinct values, sorted; many x near the midpoints.
-        let mut ca: Vec<u64> = (0..2 + rng.below(15)).map(|_| fin[rng.below(fin.len() as u64) as usize]).collect();
+        let mut ca: Vec<u64> =
+            (0..2 + rng.below(15)).map(|_| fin[rng.below(fin.len() as u64) as usize]).collect();
         ca.sort_by(|&a, &b| val(a).partial_cmp(&val(b)).unwrap());
         ca.dedup_by(|a, b| val(*a) == val(*b));
         let mids = f.midpoints(&ca).unwrap();
@@ -434,4 +440,149 @@ fn fp16_long_one_binade_against_every_value() {
         }
     }
     assert_eq!(bad, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The RTL units' Verilog and bench vectors, for testbenches/fp/run.sh (`make sim-fp`).
+
+fn twos_hex(v: &BigInt, width: u32) -> String {
+    let m = if v.sign() == num_bigint::Sign::Minus {
+        v + (BigInt::from(1u8) << width)
+    } else {
+        v.clone()
+    };
+    assert!(m.sign() != num_bigint::Sign::Minus && m.bits() <= width as u64, "{v} in {width} bits");
+    m.to_str_radix(16)
+}
+
+struct Unit {
+    module: kllm_gen::verilog::Module,
+    params: String,
+    ports: (&'static str, &'static str),
+    widths: (u32, u32),
+    vectors: Vec<(String, String)>,
+}
+
+fn to_fixed_unit(f: FloatFormat) -> Unit {
+    let module = kllm_gen::fp_rtl::fp_to_fixed(f);
+    let mut vectors = vec![];
+    for b in 0..(1u64 << f.width()) {
+        if let Ok(x) = f.to_fixed(b) {
+            vectors.push((format!("{b:x}"), twos_hex(&x, f.fixed_width())));
+        }
+    }
+    let params = format!("{}: E={}, M={}", f.name(), f.e(), f.m());
+    Unit { module, params, ports: ("f", "q"), widths: (f.width(), f.fixed_width()), vectors }
+}
+
+/// Rounder vectors: edge values (powers of two and their neighbours, constructed ties with
+/// sticky bits either side, the subnormal and overflow boundaries) and `random` values whose
+/// bit length is uniform over the width, so every exponent is exercised.
+fn to_f32_unit(f: FloatFormat, k_max: u64, comp: u64, random: usize, rng: &mut Rng) -> Unit {
+    let w = f.acc_width(k_max, comp);
+    let frac = (-f.unit_exp()) as u32;
+    let module = kllm_gen::fp_rtl::fixed_to_f32(w, frac).unwrap();
+    let one = || BigInt::from(1u8);
+    let (lo, hi): (BigInt, BigInt) = (-(one() << (w - 1)), (one() << (w - 1)) - 1i32);
+    let mut vals: Vec<BigInt> =
+        vec![BigInt::from(0), one(), -one(), lo.clone(), hi.clone(), &lo + 1, &hi - 1];
+    for p in 0..w - 1 {
+        for d in [-1i64, 0, 1] {
+            vals.push((one() << p) + d);
+            vals.push(-((one() << p) + d));
+        }
+    }
+    for p in 24..w - 1 {
+        // Leading one at bit p, 24 significant bits, then exactly half an ulp (± a sticky one).
+        for _ in 0..4 {
+            let sig = (1u64 << 23) | rng.below(1 << 23);
+            let tie = (BigInt::from(sig) << (p - 23)) + (one() << (p - 24));
+            for d in [-1i64, 0, 1] {
+                vals.push(&tie + d);
+                vals.push(-(&tie + d));
+            }
+        }
+    }
+    for v in 0..(1i64 << 10).min(1 << (w - 2)) {
+        vals.push(BigInt::from(v)); // every small value: subnormal results when F ≥ 126
+        vals.push(BigInt::from(-v));
+    }
+    if w > frac + 128 {
+        // binary32's largest finite value, and halfway to the next binade (→ infinity).
+        let max = BigInt::from((1u64 << 24) - 1) << (104 + frac);
+        let half = one() << (103 + frac);
+        for v in [&max - 1, max.clone(), &max + &half - 1, &max + &half, &max + &half + 1] {
+            vals.push(v.clone());
+            vals.push(-v);
+        }
+    }
+    for _ in 0..random {
+        let len = rng.below(w as u64) as u32; // magnitude bits, 0..w-1
+        let words: Vec<u32> = (0..len.div_ceil(32)).map(|_| rng.next_u64() as u32).collect();
+        let mut v = BigInt::from(
+            num_bigint::BigUint::from_slice(&words) % (num_bigint::BigUint::from(1u8) << len),
+        );
+        if len > 0 {
+            v |= one() << (len - 1);
+        }
+        vals.push(if rng.chance(1, 2) { -v } else { v });
+    }
+    let vectors = vals
+        .iter()
+        .filter(|v| **v >= lo && **v <= hi)
+        .map(|v| {
+            let y = match FloatFormat::BINARY32.rne_fixed(v, -(frac as i64)) {
+                Ok(y) => y,
+                // Beyond binary32: IEEE rounds to infinity (the float-mode reference refuses).
+                Err(_) => {
+                    if v.sign() == num_bigint::Sign::Minus {
+                        0xff80_0000
+                    } else {
+                        0x7f80_0000
+                    }
+                }
+            };
+            (twos_hex(v, w), format!("{y:x}"))
+        })
+        .collect();
+    let params = format!(
+        "W={w}, F={frac}: {} sums of k_max={k_max} entries + {comp} compensation terms",
+        f.name()
+    );
+    Unit { module, params, ports: ("s", "y"), widths: (w, 32), vectors }
+}
+
+/// Writes `<module>.v`, `<module>.vec` and `units.txt` into `KLLM_FP_OUT` (default build/fp).
+#[test]
+#[ignore]
+fn write_fp_bench_files() {
+    let out = std::path::PathBuf::from(std::env::var("KLLM_FP_OUT").unwrap_or("build/fp".into()));
+    std::fs::create_dir_all(&out).unwrap();
+    let mut rng = Rng::new(seed());
+    let units = vec![
+        to_fixed_unit(FloatFormat::FP16),
+        to_fixed_unit(FloatFormat::FP8_E4M3),
+        to_fixed_unit(FloatFormat::FP8_E5M2),
+        to_fixed_unit(FloatFormat::BF16),
+        to_f32_unit(FloatFormat::FP16, 4096, 64, 200_000, &mut rng),
+        to_f32_unit(FloatFormat::FP8_E4M3, 64, 0, 50_000, &mut rng),
+        to_f32_unit(FloatFormat::BF16, 64, 2, 50_000, &mut rng),
+    ];
+    let mut list = String::new();
+    for u in units {
+        let name = &u.module.name;
+        std::fs::write(
+            out.join(format!("{name}.v")),
+            kllm_gen::fp_rtl::render(&u.module, &u.params),
+        )
+        .unwrap();
+        let mut vec = format!("# {name} {} {} {}\n", u.widths.0, u.widths.1, u.vectors.len());
+        for (i, o) in &u.vectors {
+            vec.push_str(&format!("{i} {o}\n"));
+        }
+        std::fs::write(out.join(format!("{name}.vec")), vec).unwrap();
+        list.push_str(&format!("{name} {} {}\n", u.ports.0, u.ports.1));
+        println!("{name}: {} vectors ({})", u.vectors.len(), u.params);
+    }
+    std::fs::write(out.join("units.txt"), list).unwrap();
 }
