@@ -5,6 +5,8 @@
 //!   and every midpoint compare works in.
 //! - `kllm_fixed_to_f32_w{W}_f{F}`: a W-bit exact sum with F fraction bits to binary32 with
 //!   round-to-nearest-even (`RNE_32`, [`FloatFormat::rne32`]), the one rounding of a dot product.
+//! - `kllm_fp_mul_e{E}m{M}`: `RNE_F(a · b)` ([`FloatFormat::mul_rne`]), the F multiplier of the
+//!   dequantize-multiply baseline and of the compensation path.
 //!
 //! Both are checked bit for bit against the Rust reference by the Verilator benches in
 //! testbenches/fp/ (`make sim-fp`).
@@ -159,6 +161,108 @@ pub fn fixed_to_f32(w: u32, frac: u32) -> Result<Module> {
         md.assign("y", "{neg, exp_frac}");
     }
     Ok(md)
+}
+
+/// `kllm_fp_mul_e{E}m{M}`: `p = RNE_F(a · b)`, the dequantize-multiply baseline's F multiplier
+/// ([`FloatFormat::mul_rne`]). A product beyond the largest finite value gives ±infinity (IEEE);
+/// the reference refuses such tables, so a float-mode block never sees one.
+pub fn fp_mul(fmt: FloatFormat) -> Module {
+    let (e, m, w) = (fmt.e(), fmt.m(), fmt.width());
+    let bias = fmt.bias() as u64;
+    let pw = 2 * m + 2; // significand product
+    let lzw = ubits(pw as u64);
+    // The biased result exponent BE = ua + ub + 1 − lz − bias (see below) can be negative;
+    // it is carried with the offset K, so bexp_k = BE + K is never below 3.
+    let k = pw as u64 + bias;
+    let bexp_max = 2 * ((1u64 << e) - 2) + 1 + k;
+    let bw = ubits(bexp_max);
+    let dmax = pw + 1; // a right shift this far leaves only sticky bits
+    let dw = ubits(dmax as u64);
+    let xw = 2 * pw + 1;
+    let mut md = Module::new(format!("kllm_fp_mul_e{e}m{m}"));
+    md.doc(format!("RNE_F(a · b) for E{e}M{m} (bias {bias}): the exact significand product,"))
+        .doc("normalised (or denormalised below the normal range), rounded once to nearest even.")
+        .doc("Combinational. Inputs are finite (SPEC.md); zero signs follow IEEE (sign of a XOR b).")
+        .doc("A product beyond the largest finite value gives ±infinity.");
+    md.input("a", w, &format!("E{e}M{m} bit pattern, finite"))
+        .input("b", w, &format!("E{e}M{m} bit pattern, finite"))
+        .output("p", w, "RNE_F(a · b)");
+    for x in ["a", "b"] {
+        md.wire_eq(&format!("ef_{x}"), e, format!("{x}[{}:{m}]", w - 2))
+            .wire_eq(&format!("nrm_{x}"), 1, format!("|ef_{x}"))
+            .wire_eq(&format!("sig_{x}"), m + 1, format!("{{nrm_{x}, {x}[{}:0]}}", m - 1));
+        md.comment(format!(
+            "u_{x}: the exponent field, 1 for a subnormal ({x} = sig_{x} · 2^(u_{x} − bias − M))."
+        ));
+        md.wire_eq(&format!("u_{x}"), e, format!("nrm_{x} ? ef_{x} : {}", lit(e, 1)));
+    }
+    md.wire_eq("neg", 1, format!("a[{}] ^ b[{}]", w - 1, w - 1)).wire_eq(
+        "prod",
+        pw,
+        format!("{} * {}", zext("sig_a", m + 1, pw), zext("sig_b", m + 1, pw)),
+    );
+    md.comment("Leading zeros of prod (all of them for 0): the lowest set bit found last wins.");
+    md.reg("lz", lzw).push(Item::Integer("i".into()));
+    md.comb(
+        "lzc",
+        vec![
+            bl("lz", lit(lzw, pw as u64)),
+            crate::verilog::Stmt::For {
+                var: "i".into(),
+                count: pw,
+                body: vec![if_(
+                    "prod[i]",
+                    vec![bl("lz", format!("{} - i[{}:0]", lit(lzw, pw as u64 - 1), lzw - 1))],
+                )],
+            },
+        ],
+    );
+    md.comment(
+        "prod << lz has its leading one on top, weighing 2^(u_a + u_b − 2·bias − 2M + 2M + 1 − lz):\n\
+         the biased exponent of that normal form is BE = u_a + u_b + 1 − lz − bias. Below the\n\
+         normal range (BE ≤ 0) it moves right by 1 − BE to the subnormal position.",
+    );
+    let ext = |x: &str, from: u32| zext(x, from, bw);
+    md.wire_eq(
+        "bexp_k",
+        bw,
+        format!("{} + {} + {} - {}", ext("u_a", e), ext("u_b", e), lit(bw, 1 + k - bias), ext("lz", lzw)),
+    )
+    .wire_eq("zero", 1, "~|prod")
+    .wire_eq("normal", 1, format!("~zero & (bexp_k > {})", lit(bw, k)))
+    .wire_eq("drop", bw, format!("{} - bexp_k", lit(bw, k + 1)))
+    .wire_eq(
+        "shr",
+        dw,
+        format!(
+            "normal ? {} : (drop > {} ? {} : drop[{}:0])",
+            lit(dw, 0),
+            lit(bw, dmax as u64),
+            lit(dw, dmax as u64),
+            dw - 1
+        ),
+    )
+    .wire_eq("lifted", pw, "prod << lz")
+    .wire_eq("placed", xw, format!("{{lifted, {}'d0}} >> shr", pw + 1));
+    md.comment(
+        "placed's top M + 1 bits are the significand (its hidden bit is 1 exactly when the result\n\
+         is normal), then the round bit and the sticky bits; placed is wide enough that nothing\n\
+         is shifted out.",
+    );
+    md.wire_eq("hidden", 1, format!("placed[{}]", xw - 1))
+        .wire_eq("frac", m, format!("placed[{}:{}]", xw - 2, xw - 1 - m))
+        .wire_eq("rnd", 1, format!("placed[{}]", xw - 2 - m))
+        .wire_eq("sticky", 1, format!("|placed[{}:0]", xw - 3 - m))
+        .wire_eq("inc", 1, "rnd & (sticky | frac[0])")
+        .wire_eq("bexp", bw, format!("hidden ? bexp_k - {} : {}", lit(bw, k), lit(bw, 0)))
+        .wire_eq("huge", 1, format!("bexp > {}", lit(bw, (1u64 << e) - 2)));
+    md.comment(
+        "Adding the increment to {exponent, fraction} carries a full fraction into the exponent:\n\
+         subnormal to normal, one binade up, or the largest finite value to infinity.",
+    );
+    md.wire_eq("exp_frac", e + m, format!("{{bexp[{}:0], frac}} + {}", e - 1, zext("inc", 1, e + m)))
+        .assign("p", format!("huge ? {{neg, {e}'h{:x}, {m}'d0}} : {{neg, exp_frac}}", (1u64 << e) - 1));
+    md
 }
 
 /// A `width`-bit constant with only bit `pos` set, written as Verilog.

@@ -458,7 +458,8 @@ fn twos_hex(v: &BigInt, width: u32) -> String {
 struct Unit {
     module: kllm_gen::verilog::Module,
     params: String,
-    ports: (&'static str, &'static str),
+    /// Input port, output port, and a second input port (`""` if none).
+    ports: (&'static str, &'static str, &'static str),
     widths: (u32, u32),
     vectors: Vec<(String, String)>,
 }
@@ -472,7 +473,7 @@ fn to_fixed_unit(f: FloatFormat) -> Unit {
         }
     }
     let params = format!("{}: E={}, M={}", f.name(), f.e(), f.m());
-    Unit { module, params, ports: ("f", "q"), widths: (f.width(), f.fixed_width()), vectors }
+    Unit { module, params, ports: ("f", "q", ""), widths: (f.width(), f.fixed_width()), vectors }
 }
 
 /// Rounder vectors: edge values (powers of two and their neighbours, constructed ties with
@@ -549,7 +550,60 @@ fn to_f32_unit(f: FloatFormat, k_max: u64, comp: u64, random: usize, rng: &mut R
         "W={w}, F={frac}: {} sums of k_max={k_max} entries + {comp} compensation terms",
         f.name()
     );
-    Unit { module, params, ports: ("s", "y"), widths: (w, 32), vectors }
+    Unit { module, params, ports: ("s", "y", ""), widths: (w, 32), vectors }
+}
+
+/// Multiplier vectors, input `{a, b}`: every finite pair for formats up to 8 bits; otherwise
+/// all pairs of [1, 2)², every subnormal against the edges of every normal binade, the largest
+/// finite values, and `random` random pairs.
+fn mul_unit(f: FloatFormat, random: usize, rng: &mut Rng) -> Unit {
+    let w = f.width();
+    let finite = |b: u64| f.decode(b).is_ok();
+    let all: Vec<u64> = (0..1u64 << w).filter(|&b| finite(b)).collect();
+    let mut pairs = vec![];
+    if w <= 8 {
+        for &a in &all {
+            pairs.extend(all.iter().map(|&b| (a, b)));
+        }
+    } else {
+        let one_pat = (f.bias() as u64) << f.m();
+        let binade: Vec<u64> = (one_pat..one_pat + (1 << f.m())).collect();
+        for &a in &binade {
+            pairs.extend(binade.iter().map(|&b| (a, b)));
+        }
+        let sign = 1u64 << (w - 1);
+        let fmask = (1u64 << f.m()) - 1;
+        for s in (0..=fmask).chain(sign..=sign | fmask) {
+            for ef in 1..(1u64 << f.e()) - 1 {
+                for fr in [0, 1, fmask / 2, fmask / 2 + 1, fmask] {
+                    pairs.push((s, ef << f.m() | fr));
+                    pairs.push((sign | ef << f.m() | fr, s));
+                }
+            }
+        }
+        let max = f.max_finite();
+        for b in [max, max - 1, one_pat, one_pat + 1, one_pat | fmask, 0, sign] {
+            pairs.push((max, b));
+            pairs.push((sign | max, b));
+        }
+        for _ in 0..random {
+            pairs.push((all[rng.below(all.len() as u64) as usize], all[rng.below(all.len() as u64) as usize]));
+        }
+    }
+    let vectors = pairs
+        .iter()
+        .map(|&(a, b)| {
+            let p = match f.mul_rne(a, b) {
+                Ok(p) => p,
+                // Beyond the largest finite value: IEEE rounds to infinity (the reference refuses).
+                Err(_) => ((a ^ b) & (1 << (w - 1))) | ((1u64 << f.e()) - 1) << f.m(),
+            };
+            (format!("{:x}", a << w | b), format!("{p:x}"))
+        })
+        .collect();
+    let module = kllm_gen::fp_rtl::fp_mul(f);
+    let params = format!("{}: E={}, M={}", f.name(), f.e(), f.m());
+    Unit { module, params, ports: ("a", "p", "b"), widths: (2 * w, w), vectors }
 }
 
 /// Writes `<module>.v`, `<module>.vec` and `units.txt` into `KLLM_FP_OUT` (default build/fp).
@@ -567,6 +621,10 @@ fn write_fp_bench_files() {
         to_f32_unit(FloatFormat::FP16, 4096, 64, 200_000, &mut rng),
         to_f32_unit(FloatFormat::FP8_E4M3, 64, 0, 50_000, &mut rng),
         to_f32_unit(FloatFormat::BF16, 64, 2, 50_000, &mut rng),
+        mul_unit(FloatFormat::FP16, 300_000, &mut rng),
+        mul_unit(FloatFormat::FP8_E4M3, 0, &mut rng),
+        mul_unit(FloatFormat::FP8_E5M2, 0, &mut rng),
+        mul_unit(FloatFormat::BF16, 300_000, &mut rng),
     ];
     let mut list = String::new();
     for u in units {
@@ -581,7 +639,8 @@ fn write_fp_bench_files() {
             vec.push_str(&format!("{i} {o}\n"));
         }
         std::fs::write(out.join(format!("{name}.vec")), vec).unwrap();
-        list.push_str(&format!("{name} {} {}\n", u.ports.0, u.ports.1));
+        list.push_str(format!("{name} {} {} {}", u.ports.0, u.ports.1, u.ports.2).trim_end());
+        list.push('\n');
         println!("{name}: {} vectors ({})", u.vectors.len(), u.params);
     }
     std::fs::write(out.join("units.txt"), list).unwrap();

@@ -16,7 +16,7 @@ KLLM_FP_OUT=$out cargo test --release --quiet --test fp write_fp_bench_files -- 
   >"$out/write.log" 2>&1 || { cat "$out/write.log"; echo "FAIL sim-fp: writing the units failed"; exit 1; }
 grep -h FP_SEED "$out/write.log" || true
 status=0
-while read -r unit inport outport; do
+while read -r unit inport outport in2port; do
   v=$out/$unit.v vec=$out/$unit.vec
   lint=$(verilator --lint-only -Wall --top-module "$unit" "$v" 2>&1; iverilog -g2005 -Wall -o /dev/null -s "$unit" "$v" 2>&1)
   if [ -n "$lint" ]; then echo "FAIL lint $unit"; echo "$lint" | head -20 | sed 's/^/    /'; status=1; continue; fi
@@ -31,7 +31,7 @@ while read -r unit inport outport; do
   if [ ! -x "$obj/Vdut" ] || [ "$(cat "$obj/.inputs" 2>/dev/null)" != "$want" ]; then
     rm -rf "$obj"
     verilator --cc --exe --build -j "${JOBS:-2}" -O2 --prefix Vdut --top-module "$unit" -Mdir "$obj" \
-      -CFLAGS "-O1 -DIN_PORT=$inport -DOUT_PORT=$outport" "$v" "$here/tb_fp_unit.cpp" >"$obj.log" 2>&1 \
+      -CFLAGS "-O1 -DIN_PORT=$inport -DOUT_PORT=$outport${in2port:+ -DIN2_PORT=$in2port}" "$v" "$here/tb_fp_unit.cpp" >"$obj.log" 2>&1 \
       || { tail -20 "$obj.log"; echo "FAIL build $unit"; status=1; continue; }
     echo "$want" >"$obj/.inputs"
   fi

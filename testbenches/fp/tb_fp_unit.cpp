@@ -7,8 +7,9 @@
 // process exits non-zero on any mismatch, a malformed or truncated file, or a value wider than
 // its port, so a missing PASS line always means failure.
 //
-// Built by testbenches/fp/run.sh with `--prefix Vdut` and -DIN_PORT=<name> -DOUT_PORT=<name>,
-// so one source serves every unit whatever its port widths (narrow ports are integers in
+// Built by testbenches/fp/run.sh with `--prefix Vdut` and -DIN_PORT=<name> -DOUT_PORT=<name>
+// (and -DIN2_PORT=<name> for a two-operand unit, whose vector input is the two operands
+// concatenated), so one source serves every unit whatever its port widths (narrow ports are integers in
 // Verilator, ports over 64 bits are VlWide word arrays; put/take handle both).
 #include "Vdut.h"
 #include <verilated.h>
@@ -107,7 +108,15 @@ int main(int argc, char** argv) {
             printf("FAIL %s: malformed vector line %ld: '%s'\n", name.c_str(), n + 1, line.c_str());
             return 1;
         }
+#ifdef IN2_PORT
+        // Two operands of in_bits / 2 each (at most 32), IN_PORT in the upper half.
+        unsigned h = in_bits / 2;
+        uint64_t v = a[0] | (a.size() > 1 ? (uint64_t)a[1] << 32 : 0);
+        put(dut->IN_PORT, Words{(uint32_t)(v >> h)});
+        put(dut->IN2_PORT, Words{(uint32_t)(v & ((1ull << h) - 1))});
+#else
         put(dut->IN_PORT, a);
+#endif
         dut->eval();
         Words got = take(dut->OUT_PORT, out_bits);
         if (got != want) {
