@@ -117,22 +117,7 @@ pub fn fixed_to_f32(w: u32, frac: u32) -> Result<Module> {
     } else {
         md.wire_eq("lz_in", wx, "mag_x");
     }
-    md.comment("Leading zeros of lz_in (all of them for 0): the lowest set bit found last wins.");
-    md.reg("lz", lzw).push(Item::Integer("i".into()));
-    md.comb(
-        "lzc",
-        vec![
-            bl("lz", lit(lzw, wx as u64)),
-            crate::verilog::Stmt::For {
-                var: "i".into(),
-                count: wx,
-                body: vec![if_(
-                    "lz_in[i]",
-                    vec![bl("lz", format!("{} - i[{}:0]", lit(lzw, wx as u64 - 1), lzw - 1))],
-                )],
-            },
-        ],
-    );
+    leading_zeros(&mut md, "lz_in", wx, "lz");
     let base = if g > 0 { format!("{{mag_x, {g}'d0}}") } else { "mag_x".into() };
     md.wire_eq("norm", t, format!("{base} << lz"));
     md.comment(
@@ -182,7 +167,9 @@ pub fn fp_mul(fmt: FloatFormat) -> Module {
     let mut md = Module::new(format!("kllm_fp_mul_e{e}m{m}"));
     md.doc(format!("RNE_F(a · b) for E{e}M{m} (bias {bias}): the exact significand product,"))
         .doc("normalised (or denormalised below the normal range), rounded once to nearest even.")
-        .doc("Combinational. Inputs are finite (SPEC.md); zero signs follow IEEE (sign of a XOR b).")
+        .doc(
+            "Combinational. Inputs are finite (SPEC.md); zero signs follow IEEE (sign of a XOR b).",
+        )
         .doc("A product beyond the largest finite value gives ±infinity.");
     md.input("a", w, &format!("E{e}M{m} bit pattern, finite"))
         .input("b", w, &format!("E{e}M{m} bit pattern, finite"))
@@ -201,22 +188,7 @@ pub fn fp_mul(fmt: FloatFormat) -> Module {
         pw,
         format!("{} * {}", zext("sig_a", m + 1, pw), zext("sig_b", m + 1, pw)),
     );
-    md.comment("Leading zeros of prod (all of them for 0): the lowest set bit found last wins.");
-    md.reg("lz", lzw).push(Item::Integer("i".into()));
-    md.comb(
-        "lzc",
-        vec![
-            bl("lz", lit(lzw, pw as u64)),
-            crate::verilog::Stmt::For {
-                var: "i".into(),
-                count: pw,
-                body: vec![if_(
-                    "prod[i]",
-                    vec![bl("lz", format!("{} - i[{}:0]", lit(lzw, pw as u64 - 1), lzw - 1))],
-                )],
-            },
-        ],
-    );
+    leading_zeros(&mut md, "prod", pw, "lz");
     md.comment(
         "prod << lz has its leading one on top, weighing 2^(u_a + u_b − 2·bias − 2M + 2M + 1 − lz):\n\
          the biased exponent of that normal form is BE = u_a + u_b + 1 − lz − bias. Below the\n\
@@ -226,7 +198,13 @@ pub fn fp_mul(fmt: FloatFormat) -> Module {
     md.wire_eq(
         "bexp_k",
         bw,
-        format!("{} + {} + {} - {}", ext("u_a", e), ext("u_b", e), lit(bw, 1 + k - bias), ext("lz", lzw)),
+        format!(
+            "{} + {} + {} - {}",
+            ext("u_a", e),
+            ext("u_b", e),
+            lit(bw, 1 + k - bias),
+            ext("lz", lzw)
+        ),
     )
     .wire_eq("zero", 1, "~|prod")
     .wire_eq("normal", 1, format!("~zero & (bexp_k > {})", lit(bw, k)))
@@ -260,9 +238,35 @@ pub fn fp_mul(fmt: FloatFormat) -> Module {
         "Adding the increment to {exponent, fraction} carries a full fraction into the exponent:\n\
          subnormal to normal, one binade up, or the largest finite value to infinity.",
     );
-    md.wire_eq("exp_frac", e + m, format!("{{bexp[{}:0], frac}} + {}", e - 1, zext("inc", 1, e + m)))
-        .assign("p", format!("huge ? {{neg, {e}'h{:x}, {m}'d0}} : {{neg, exp_frac}}", (1u64 << e) - 1));
+    md.wire_eq(
+        "exp_frac",
+        e + m,
+        format!("{{bexp[{}:0], frac}} + {}", e - 1, zext("inc", 1, e + m)),
+    )
+    .assign("p", format!("huge ? {{neg, {e}'h{:x}, {m}'d0}} : {{neg, exp_frac}}", (1u64 << e) - 1));
     md
+}
+
+/// Declares `reg [ubits(width)-1:0] out` = the leading zeros of the `width`-bit `input` (`width`
+/// for 0), as a priority loop: the lowest set bit found last wins. Needs an integer `i`.
+fn leading_zeros(md: &mut Module, input: &str, width: u32, out: &str) {
+    let w = ubits(width as u64);
+    md.comment(format!(
+        "Leading zeros of {input} (all {width} for 0): the lowest set bit found last wins."
+    ));
+    md.reg(out, w).push(Item::Integer("i".into()));
+    let at = bl(out, format!("{} - i[{}:0]", lit(w, width as u64 - 1), w - 1));
+    md.comb(
+        "lzc",
+        vec![
+            bl(out, lit(w, width as u64)),
+            crate::verilog::Stmt::For {
+                var: "i".into(),
+                count: width,
+                body: vec![if_(format!("{input}[i]"), vec![at])],
+            },
+        ],
+    );
 }
 
 /// A `width`-bit constant with only bit `pos` set, written as Verilog.

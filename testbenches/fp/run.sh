@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${KLLM_FP_OUT:-build/fp}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-KLLM_FP_OUT=$out cargo test --release --quiet --test fp write_fp_bench_files -- --ignored --exact \
+KLLM_FP_OUT=$out cargo test --release --quiet --test fp write_fp_bench_files -- --ignored --exact --nocapture \
   >"$out/write.log" 2>&1 || { cat "$out/write.log"; echo "FAIL sim-fp: writing the units failed"; exit 1; }
 grep -h FP_SEED "$out/write.log" || true
 status=0
