@@ -231,7 +231,7 @@ pub fn fp_mul(fmt: FloatFormat) -> Module {
         .wire_eq("frac", m, format!("placed[{}:{}]", xw - 2, xw - 1 - m))
         .wire_eq("rnd", 1, format!("placed[{}]", xw - 2 - m))
         .wire_eq("sticky", 1, format!("|placed[{}:0]", xw - 3 - m))
-        .wire_eq("inc", 1, "rnd & (sticky | frac[0])")
+        .wire_eq("inc", 1, format!("rnd & (sticky | {})", if m == 1 { "frac" } else { "frac[0]" }))
         .wire_eq("bexp", bw, format!("hidden ? bexp_k - {} : {}", lit(bw, k), lit(bw, 0)))
         .wire_eq("huge", 1, format!("bexp > {}", lit(bw, (1u64 << e) - 2)));
     md.comment(
@@ -271,11 +271,16 @@ fn leading_zeros(md: &mut Module, input: &str, width: u32, out: &str) {
 
 /// A `width`-bit constant with only bit `pos` set, written as Verilog.
 fn one_hot(width: u32, pos: u32) -> String {
-    if pos == 0 {
-        format!("{width}'d1")
-    } else {
-        format!("{{{}'d0, 1'b1, {pos}'d0}}", width - pos - 1).replace("{0'd0, ", "{")
+    let above = width - pos - 1;
+    let mut parts = vec![];
+    if above > 0 {
+        parts.push(format!("{above}'d0"));
     }
+    parts.push("1'b1".into());
+    if pos > 0 {
+        parts.push(format!("{pos}'d0"));
+    }
+    format!("{{{}}}", parts.join(", "))
 }
 
 /// The text of one module's file: header (generator version, parameters), `default_nettype`.
@@ -286,4 +291,56 @@ pub fn render(m: &Module, params: &str) -> String {
         m.name,
         crate::verilog::emit_module(m)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verilog::Design;
+
+    #[test]
+    fn one_hot_constants() {
+        assert_eq!(one_hot(8, 0), "{7'd0, 1'b1}");
+        assert_eq!(one_hot(8, 7), "{1'b1, 7'd0}");
+        assert_eq!(one_hot(9, 3), "{5'd0, 1'b1, 3'd0}");
+    }
+
+    #[test]
+    fn rounder_parameters_outside_the_range_get_one_line() {
+        for (w, f, want) in [
+            (1, 24, "width W = 1 is outside the supported range 2..=1024"),
+            (1025, 24, "width W = 1025 is outside the supported range 2..=1024"),
+            (54, 150, "fraction bits F = 150 is outside the supported range 0..=149"),
+        ] {
+            let err = fixed_to_f32(w, f).unwrap_err().to_string();
+            assert!(err.contains(want) && !err.contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
+    fn units_pass_the_ir_checks_and_are_named_after_every_parameter() {
+        let mut d = Design::default();
+        let mut names = vec![];
+        for f in [FloatFormat::FP16, FloatFormat::BF16, FloatFormat::new(2, 1).unwrap()] {
+            names.push(d.add(fp_to_fixed(f)));
+            names.push(d.add(fp_mul(f)));
+        }
+        for (w, fr) in [(54, 24), (54, 25), (2, 0), (269, 133)] {
+            names.push(d.add(fixed_to_f32(w, fr).unwrap()));
+        }
+        d.check().unwrap();
+        let want = [
+            "kllm_fp_to_fixed_e5m10",
+            "kllm_fp_mul_e5m10",
+            "kllm_fp_to_fixed_e8m7",
+            "kllm_fp_mul_e8m7",
+            "kllm_fp_to_fixed_e2m1",
+            "kllm_fp_mul_e2m1",
+            "kllm_fixed_to_f32_w54_f24",
+            "kllm_fixed_to_f32_w54_f25",
+            "kllm_fixed_to_f32_w2_f0",
+            "kllm_fixed_to_f32_w269_f133",
+        ];
+        assert_eq!(names, want);
+    }
 }

@@ -478,10 +478,9 @@ fn to_fixed_unit(f: FloatFormat) -> Unit {
 
 /// Rounder vectors: edge values (powers of two and their neighbours, constructed ties with
 /// sticky bits either side, the subnormal and overflow boundaries) and `random` values whose
-/// bit length is uniform over the width, so every exponent is exercised.
-fn to_f32_unit(f: FloatFormat, k_max: u64, comp: u64, random: usize, rng: &mut Rng) -> Unit {
-    let w = f.acc_width(k_max, comp);
-    let frac = (-f.unit_exp()) as u32;
+/// bit length is uniform over the width, so every exponent is exercised; every value when the
+/// width is at most 16 bits.
+fn to_f32_unit(w: u32, frac: u32, params: String, random: usize, rng: &mut Rng) -> Unit {
     let module = kllm_gen::fp_rtl::fixed_to_f32(w, frac).unwrap();
     let one = || BigInt::from(1u8);
     let (lo, hi): (BigInt, BigInt) = (-(one() << (w - 1)), (one() << (w - 1)) - 1i32);
@@ -528,6 +527,9 @@ fn to_f32_unit(f: FloatFormat, k_max: u64, comp: u64, random: usize, rng: &mut R
         }
         vals.push(if rng.chance(1, 2) { -v } else { v });
     }
+    if w <= 16 {
+        vals = (-(1i64 << (w - 1))..1 << (w - 1)).map(BigInt::from).collect();
+    }
     let vectors = vals
         .iter()
         .filter(|v| **v >= lo && **v <= hi)
@@ -546,11 +548,18 @@ fn to_f32_unit(f: FloatFormat, k_max: u64, comp: u64, random: usize, rng: &mut R
             (twos_hex(v, w), format!("{y:x}"))
         })
         .collect();
+    Unit { module, params, ports: ("s", "y", ""), widths: (w, 32), vectors }
+}
+
+/// The rounder an exact sum of `k_max` table entries and `comp` compensation terms of `f` needs.
+fn sum_rounder(f: FloatFormat, k_max: u64, comp: u64, random: usize, rng: &mut Rng) -> Unit {
+    let w = f.acc_width(k_max, comp);
+    let frac = (-f.unit_exp()) as u32;
     let params = format!(
         "W={w}, F={frac}: {} sums of k_max={k_max} entries + {comp} compensation terms",
         f.name()
     );
-    Unit { module, params, ports: ("s", "y", ""), widths: (w, 32), vectors }
+    to_f32_unit(w, frac, params, random, rng)
 }
 
 /// Multiplier vectors, input `{a, b}`: every finite pair for formats up to 8 bits; otherwise
@@ -621,13 +630,21 @@ fn write_fp_bench_files() {
         to_fixed_unit(FloatFormat::FP8_E4M3),
         to_fixed_unit(FloatFormat::FP8_E5M2),
         to_fixed_unit(FloatFormat::BF16),
-        to_f32_unit(FloatFormat::FP16, 4096, 64, 200_000, &mut rng),
-        to_f32_unit(FloatFormat::FP8_E4M3, 64, 0, 50_000, &mut rng),
-        to_f32_unit(FloatFormat::BF16, 64, 2, 50_000, &mut rng),
+        sum_rounder(FloatFormat::FP16, 4096, 64, 200_000, &mut rng),
+        sum_rounder(FloatFormat::FP8_E4M3, 64, 0, 50_000, &mut rng),
+        sum_rounder(FloatFormat::BF16, 64, 2, 50_000, &mut rng),
         mul_unit(FloatFormat::FP16, 300_000, &mut rng),
         mul_unit(FloatFormat::FP8_E4M3, 0, &mut rng),
         mul_unit(FloatFormat::FP8_E5M2, 0, &mut rng),
         mul_unit(FloatFormat::BF16, 300_000, &mut rng),
+        // Corners of the supported parameter ranges: the smallest format, an odd one, rounders
+        // that are tiny, all-subnormal, or cross the subnormal boundary while rounding.
+        to_fixed_unit(FloatFormat::new(2, 1).unwrap()),
+        mul_unit(FloatFormat::new(2, 1).unwrap(), 0, &mut rng),
+        mul_unit(FloatFormat::new(3, 4).unwrap(), 0, &mut rng),
+        to_f32_unit(2, 0, "W=2, F=0".into(), 0, &mut rng),
+        to_f32_unit(16, 149, "W=16, F=149: every value subnormal".into(), 0, &mut rng),
+        to_f32_unit(60, 149, "W=60, F=149: across the subnormal boundary".into(), 50_000, &mut rng),
     ];
     let mut list = String::new();
     for u in units {
