@@ -102,7 +102,7 @@ sweep-smoke: tools $(KLLM) ## a 2-job sweep end to end, its cache, and a FAILED 
 sim-fp: tools ## float-mode RTL units vs the Rust reference: lint, Yosys, Verilator benches, negative controls
 	@testbenches/fp/run.sh
 
-test-fp-long: ## longer exhaustive float-helper runs (fp16 binades against every value, minutes)
+test-fp-long: ## longer float-helper runs: fp16 binades against every value, 3 M dot products (~2 min)
 	cargo test --release --test fp -- --ignored fp16_long
 
 # ------------------------------------------------------------------ test

@@ -290,13 +290,18 @@ fn fp16_random_mul_sub_comp_match_references() {
 
 #[test]
 fn random_exact_sums_round_once_to_binary32() {
-    // Up to 64 fp16 terms: |S| < 2^22 in units of 2^-24, 46 bits, so the f64 sum is exact and
-    // `as f32` rounds it once (IEEE, hardware). Term magnitudes are drawn from every binade.
+    random_sums(200_000, seed());
+}
+
+/// `count` random dot products of up to 64 table terms and 3 compensation terms, fp16: |S| <
+/// 2^22 in units of 2^-24, 46 bits, so the f64 sum is exact and `as f32` rounds it once (IEEE,
+/// hardware). Term magnitudes are drawn from every binade.
+fn random_sums(count: usize, seed: u64) {
     let f = FloatFormat::FP16;
     let fin: Vec<u64> = finite_fp16().collect();
-    let mut rng = Rng::new(seed() ^ 0x5u64);
+    let mut rng = Rng::new(seed ^ 0x5u64);
     let mut bad = 0;
-    for i in 0..200_000 {
+    for i in 0..count {
         let n = 1 + rng.below(64) as usize;
         let lut: Vec<u64> = (0..16).map(|_| fin[rng.below(fin.len() as u64) as usize]).collect();
         let p: Vec<usize> = (0..n).map(|_| rng.below(16) as usize).collect();
@@ -422,6 +427,13 @@ fn encoder_midpoints_match_f64_comparisons() {
             assert_eq!(f.encode(x, &mids).unwrap(), want, "x={x:#x} ca={ca:x?}");
         }
     }
+}
+
+/// Longer run: 3 000 000 random dot products (fp16, exact sum, `RNE_32`).
+#[test]
+#[ignore]
+fn fp16_long_random_sums() {
+    random_sums(3_000_000, seed());
 }
 
 /// Longer exhaustive run: fp16 multiplication and subtraction of two whole binades ([1, 2) and
