@@ -41,7 +41,7 @@ pub fn fp_to_fixed(fmt: FloatFormat) -> Module {
     md.input("f", w, &format!("E{e}M{m} bit pattern, finite")).output(
         "q",
         qw,
-        &format!("value / 2^{}, two's complement", fmt.unit_exp()),
+        &format!("value · 2^{}, two's complement", -fmt.unit_exp()),
     );
     md.wire_eq("expf", e, format!("f[{}:{m}]", w - 2)).wire_eq("normal", 1, "|expf").wire_eq(
         "sig",
@@ -189,11 +189,12 @@ pub fn fp_mul(fmt: FloatFormat) -> Module {
         format!("{} * {}", zext("sig_a", m + 1, pw), zext("sig_b", m + 1, pw)),
     );
     leading_zeros(&mut md, "prod", pw, "lz");
-    md.comment(
-        "prod << lz has its leading one on top, weighing 2^(u_a + u_b − 2·bias − 2M + 2M + 1 − lz):\n\
-         the biased exponent of that normal form is BE = u_a + u_b + 1 − lz − bias. Below the\n\
-         normal range (BE ≤ 0) it moves right by 1 − BE to the subnormal position.",
-    );
+    md.comment(format!(
+        "prod << lz has its leading one at bit 2M + 1, weighing 2^(u_a + u_b + 1 − lz − 2·bias),\n\
+             so this normal form's biased exponent is BE = u_a + u_b + 1 − lz − bias, carried as\n\
+             bexp_k = BE + {k} to stay positive. Below the normal range (BE ≤ 0) the significand\n\
+             moves right by 1 − BE to the subnormal position."
+    ));
     let ext = |x: &str, from: u32| zext(x, from, bw);
     md.wire_eq(
         "bexp_k",
