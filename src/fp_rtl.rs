@@ -8,7 +8,7 @@
 //! - `kllm_fp_mul_e{E}m{M}`: `RNE_F(a · b)` ([`FloatFormat::mul_rne`]), the F multiplier of the
 //!   dequantize-multiply baseline and of the compensation path.
 //!
-//! Both are checked bit for bit against the Rust reference by the Verilator benches in
+//! All three are checked bit for bit against the Rust reference by the Verilator benches in
 //! testbenches/fp/ (`make sim-fp`).
 
 use crate::design::VERSION;
