@@ -97,6 +97,14 @@ sweep-all: tools $(KLLM) ## every committed sweep, then the README tables from t
 sweep-smoke: tools $(KLLM) ## a 2-job sweep end to end, its cache, and a FAILED row (into build/)
 	@scripts/sweep_smoke.sh
 
+# ------------------------------------------------------------------ float mode (issue 12)
+.PHONY: sim-fp test-fp-long
+sim-fp: tools ## float-mode RTL units vs the Rust reference: lint, Yosys, Verilator benches, negative controls
+	@testbenches/fp/run.sh
+
+test-fp-long: ## longer float-helper runs: fp16 binades against every value, 3 M dot products (~2 min)
+	cargo test --release --test fp -- --ignored fp16_long
+
 # ------------------------------------------------------------------ test
 test-rust: ## cargo unit, snapshot and CLI tests
 	cargo test --release

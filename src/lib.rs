@@ -12,6 +12,8 @@ pub mod config;
 pub mod count_weigh;
 pub mod design;
 pub mod encoder;
+pub mod fp;
+pub mod fp_rtl;
 pub mod golden;
 pub mod nonlinear;
 pub mod orizuru;
