@@ -68,6 +68,9 @@ enum Cmd {
         /// Seed of k-means++.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// K-Means solver(s) to run and report.
+        #[arg(long, value_enum, default_value_t = crate::reference::commands::Solver::Both)]
+        solver: crate::reference::commands::Solver,
     },
     /// Decoder-layer output error vs f32 for K-Means and uniform INT, each with and without
     /// look-ahead outliers.
@@ -206,8 +209,8 @@ fn run(cmd: Cmd) -> Result<()> {
                 println!("wrote {} (seed {seed}, {vectors} vectors)", path.display());
             }
         }
-        Cmd::Quantize { weights, tensor, nw, wc_bits, seed } => {
-            print!("{}", crate::reference::commands::quantize(&weights, tensor.as_deref(), nw, wc_bits, seed)?);
+        Cmd::Quantize { weights, tensor, nw, wc_bits, seed, solver } => {
+            print!("{}", crate::reference::commands::quantize(&weights, tensor.as_deref(), nw, wc_bits, seed, solver)?);
         }
         Cmd::Eval { seed, config, nw, na, weights, layer, head_dim, tokens, outliers } => {
             let mut q = match &config {
