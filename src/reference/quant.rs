@@ -514,6 +514,86 @@ mod tests {
         assert_eq!(int_codebook(&[], 4, -8, 7), vec![-2, -1, 0, 1]);
     }
 
+    /// A matrix whose rows differ in scale by up to `decades` powers of ten, values rounded to
+    /// bf16 as in checkpoints; some rows heavy-tailed.
+    fn scaled_matrix(seed: u64, rows: usize, cols: usize, decades: f64) -> Vec<f32> {
+        let mut rng = Rng::new(seed);
+        let mut w = Vec::with_capacity(rows * cols);
+        for _ in 0..rows {
+            let scale = 10f64.powf(-decades * rng.unit());
+            let tail = if rng.chance(1, 3) { 4.0 } else { 1.0 };
+            w.extend((0..cols).map(|_| {
+                let v = rng.normal() * if rng.chance(1, 50) { tail } else { 1.0 };
+                half::bf16::from_f64(v * scale).to_f32()
+            }));
+        }
+        w
+    }
+
+    /// Reported error (original units) of Lloyd's and the exact codebook, each fitted on `h`.
+    fn lloyd_vs_exact(w: &[f32], rows: usize, cols: usize, nw: u32, bits: u32, h: &FineHist, seed: u64) -> (Sse, Sse) {
+        let src = Dense { data: w, rows, cols };
+        let s = row_max(&src).unwrap();
+        let books = [fit_int(h, 1 << nw, Fit::Lloyd { seed }), fit_int(h, 1 << nw, Fit::Optimal)];
+        let (_, e) = weight_errors(&src, &s, nw, bits, &books);
+        (e[0], e[1])
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// The acceptance property: on matrices with very different row scales, the exact
+        /// solver's reported error (original units, integer centroids) is never above Lloyd's.
+        /// proptest prints the failing (shrunk) seed and shape.
+        #[test]
+        fn exact_is_never_worse_than_lloyd_on_the_reported_error(
+            seed in 0u64..1_000_000, rows in 1usize..40, cols in 1usize..300, decades in 0.0f64..6.0,
+            nw in 1u32..5, bits in 4u32..9,
+        ) {
+            let w = scaled_matrix(seed, rows, cols, decades);
+            let s = row_max(&Dense { data: &w, rows, cols }).unwrap();
+            let h = weight_hist(&Dense { data: &w, rows, cols }, &s, bits);
+            let (l, o) = lloyd_vs_exact(&w, rows, cols, nw, bits, &h, seed);
+            proptest::prop_assert!(o.err <= l.err * (1.0 + 1e-9) + 1e-300,
+                "seed {}: exact SQNR {} dB < Lloyd {} dB", seed, o.sqnr_db(), l.sqnr_db());
+            // And the quantized matrix that the layer path uses has exactly this error (f32).
+            let q = kmeans_weights(&w, rows, cols, nw, bits, Fit::Optimal).unwrap();
+            let (mse, _) = mse_sqnr(&w, &q.dequant());
+            proptest::prop_assert!((mse - o.mse()).abs() <= 1e-5 * o.mse() + 1e-30, "seed {}: {} vs {}", seed, mse, o.mse());
+        }
+    }
+
+    /// Negative control of the property above: fitted on the *unweighted* normalized values (the
+    /// old objective, every row weighing the same), the "exact" codebook loses to weighted Lloyd
+    /// on the reported error for a matrix whose few large rows carry most of the error.
+    #[test]
+    fn the_unweighted_objective_loses_to_weighted_lloyd() {
+        let (rows, cols, nw, bits) = (64, 256, 3, 8);
+        let mut w = scaled_matrix(11, rows, cols, 0.0);
+        // Rows 0..4 are large with a uniform shape; the rest are small and Gaussian.
+        let mut rng = Rng::new(12);
+        for (i, v) in w.iter_mut().enumerate() {
+            *v = if i / cols < 4 { (rng.unit() * 2.0 - 1.0) as f32 * 100.0 } else { *v * 0.01 };
+        }
+        let src = Dense { data: &w, rows, cols };
+        let s = row_max(&src).unwrap();
+        let (lo, hi) = int_range(bits);
+        let mut unweighted = FineHist::new(lo, hi);
+        for r in 0..rows {
+            for &v in src.row(r, &mut Vec::new()) {
+                unweighted.add(to_scale(v, s[r], hi as f64), 1.0);
+            }
+        }
+        let weighted = weight_hist(&src, &s, bits);
+        let (l, _) = lloyd_vs_exact(&w, rows, cols, nw, bits, &weighted, 1);
+        let (_, o_unweighted) = lloyd_vs_exact(&w, rows, cols, nw, bits, &unweighted, 1);
+        assert!(
+            o_unweighted.sqnr_db() + 1.0 < l.sqnr_db(),
+            "unweighted exact {} dB vs weighted Lloyd {} dB",
+            o_unweighted.sqnr_db(),
+            l.sqnr_db()
+        );
+    }
+
     #[test]
     fn kmeans_weights_beat_uniform_on_gaussian() {
         let mut rng = Rng::new(1);
