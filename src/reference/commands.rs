@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
 
+use super::checkpoint::{self, Checkpoint};
 use super::layer::{self, Layer, QBits, SYNTH_OUTLIER_CHANNELS, SYNTH_TOKENS};
 use super::quant::{self, Fit};
 use super::tensors::Weights;
@@ -136,17 +137,51 @@ pub fn quantize(path: &Path, tensor: Option<&str>, nw: u32, wc_bits: u32, seed: 
     Ok(s)
 }
 
-/// `kllm-gen eval`: the decoder layer's output error for every variant, as a table.
-pub fn eval(q: &QuantConfig, seed: u64, weights: Option<(&Path, usize, usize)>, tokens: usize, outlier_pct: f64) -> Result<String> {
+/// `kllm-gen eval`: the decoder layer's output error for every variant, as a table. With a
+/// checkpoint: every decoder layer (or `layer`), on seeded tokens through the checkpoint's own
+/// embedding, as a per-layer Markdown table; `csv` also gets every figure as CSV.
+pub fn eval(
+    q: &QuantConfig,
+    seed: u64,
+    weights: Option<(&Path, Option<usize>, usize)>,
+    tokens: usize,
+    outlier_pct: f64,
+    csv: Option<&Path>,
+) -> Result<String> {
     check_quant(q)?;
     in_range("--tokens", tokens, 1, 4096).map_err(anyhow::Error::msg)?;
     if !(0.0..=50.0).contains(&outlier_pct) {
         bail!("`--outliers` = {outlier_pct} is out of range (allowed 0..=50 percent per side)");
     }
-    let (layer, what) = match weights {
-        Some((p, l, hd)) => (Layer::from_safetensors(p, l, hd)?, format!("layer {l} of {}", p.display())),
-        None => (Layer::default_synthetic(seed), format!("synthetic layer (seed {seed})")),
-    };
+    if let Some((p, only, hd)) = weights {
+        in_range("--head-dim", hd, 1, 1 << 16).map_err(anyhow::Error::msg)?;
+        let ck = Checkpoint::open(p, hd)?;
+        if let Some(l) = only {
+            ck.layer(l)?; // the range check first, before any work
+        }
+        let layers = checkpoint::evaluate(&ck, only, tokens, QBits::from(q), outlier_pct / 100.0, seed)?;
+        let (md, table) = checkpoint::report(&layers);
+        if let Some(c) = csv {
+            write_atomic(c, &table)?;
+        }
+        return Ok(format!(
+            "{}: {} of {} decoder layers, head_dim {hd}; {tokens} evaluation + {tokens} calibration tokens (seeds {seed}, {}) \
+             through the checkpoint's embedding; centroids wc={} ac={} bits, x={} bits; outliers {outlier_pct}%+{outlier_pct}%\n\
+             Relative L2 and cosine of each layer's contribution (out - x) against f32:\n\n{md}",
+            p.display(),
+            layers.len(),
+            ck.layers,
+            seed.wrapping_add(1),
+            q.wc_bits,
+            q.ac_bits,
+            q.x_bits,
+        ));
+    }
+    if csv.is_some() {
+        bail!("`--csv` needs --weights (the per-layer table of a checkpoint)");
+    }
+    let layer = Layer::default_synthetic(seed);
+    let what = format!("synthetic layer (seed {seed})");
     let d = layer.d();
     let calib = layer::synthetic_tokens(seed.wrapping_add(1), d, tokens, SYNTH_OUTLIER_CHANNELS);
     let toks = layer::synthetic_tokens(seed.wrapping_add(2), d, tokens, SYNTH_OUTLIER_CHANNELS);
@@ -161,6 +196,13 @@ pub fn eval(q: &QuantConfig, seed: u64, weights: Option<(&Path, usize, usize)>, 
         q.x_bits,
         layer::format_table(&rows)
     ))
+}
+
+/// Writes `text` to `path` through a temporary sibling, so a failed run leaves no half file.
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("csv.tmp");
+    std::fs::write(&tmp, text).map_err(|e| anyhow!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| anyhow!("cannot write {}: {e}", path.display()))
 }
 
 /// Default token count of `eval`.
@@ -252,8 +294,8 @@ mod tests {
     #[test]
     fn eval_rejects_bad_bits_in_one_line() {
         let q = QuantConfig { na: 0, ..QuantConfig::default() };
-        assert_eq!(eval(&q, 1, None, 4, 0.5).unwrap_err().to_string(), "`quant.na` = 0 is out of range (allowed 1..=8)");
+        assert_eq!(eval(&q, 1, None, 4, 0.5, None).unwrap_err().to_string(), "`quant.na` = 0 is out of range (allowed 1..=8)");
         let q = QuantConfig { nw: 6, wc_bits: 5, ..QuantConfig::default() };
-        assert!(eval(&q, 1, None, 4, 0.5).unwrap_err().to_string().contains("do not fit in wc_bits = 5"));
+        assert!(eval(&q, 1, None, 4, 0.5, None).unwrap_err().to_string().contains("do not fit in wc_bits = 5"));
     }
 }

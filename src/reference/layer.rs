@@ -52,8 +52,15 @@ pub struct Mat {
 }
 
 impl Mat {
+    /// `W x`, rows in parallel (each row's sum in order, so the result is the same on any
+    /// number of threads).
     pub fn apply(&self, x: &[f32]) -> Vec<f32> {
-        self.data.chunks_exact(self.cols).map(|r| r.iter().zip(x).map(|(a, b)| a * b).sum()).collect()
+        use rayon::prelude::*;
+        let dot = |r: &[f32]| r.iter().zip(x).map(|(a, b)| a * b).sum();
+        if self.data.len() < 1 << 16 {
+            return self.data.chunks_exact(self.cols).map(dot).collect();
+        }
+        self.data.par_chunks_exact(self.cols).with_min_len(16).map(dot).collect()
     }
 }
 
@@ -110,7 +117,13 @@ impl Layer {
 
     /// Layer `l` of a LLaMA-family checkpoint (`model.layers.{l}.…` tensor names).
     pub fn from_safetensors(path: &Path, l: usize, head_dim: usize) -> Result<Layer> {
-        let wf = Weights::open(path)?;
+        Layer::from_weights(&Weights::open(path)?, l, head_dim)
+    }
+
+    /// Layer `l` of an open LLaMA-family checkpoint. Errors are one line naming the file, the
+    /// tensor and the shape that does not fit.
+    pub fn from_weights(wf: &Weights, l: usize, head_dim: usize) -> Result<Layer> {
+        let path = wf.path();
         let mut w = Vec::new();
         for p in Proj::ALL {
             let t = wf.tensor(&p.tensor_name(l))?;
@@ -121,29 +134,42 @@ impl Layer {
         }
         let norm = |n: &str| -> Result<Vec<f32>> { Ok(wf.tensor(&format!("model.layers.{l}.{n}.weight"))?.data) };
         let layer = Layer { head_dim, w, norm_attn: norm("input_layernorm")?, norm_mlp: norm("post_attention_layernorm")? };
-        layer.check_shapes().map_err(|e| anyhow::anyhow!("{}: layer {l}: {e}", path.display()))?;
+        layer.check_shapes(l).map_err(|e| anyhow::anyhow!("{}: layer {l}: {e}", path.display()))?;
         Ok(layer)
     }
 
-    fn check_shapes(&self) -> Result<(), String> {
+    /// The first shape that does not fit a decoder layer, as `tensor has [r, c], expected …`.
+    fn check_shapes(&self, l: usize) -> Result<(), String> {
         let d = self.d();
-        let ffn = self.mat(Proj::Gate).rows;
         let hd = self.head_dim;
-        let ok = hd > 0
-            && self.mat(Proj::Q).rows.is_multiple_of(hd)
-            && self.mat(Proj::K).rows.is_multiple_of(hd)
-            && self.mat(Proj::K).rows > 0
-            && (self.mat(Proj::Q).rows / hd).is_multiple_of(self.mat(Proj::K).rows / hd)
-            && self.mat(Proj::V).rows == self.mat(Proj::K).rows
-            && [Proj::K, Proj::V, Proj::Gate, Proj::Up].iter().all(|p| self.mat(*p).cols == d)
-            && self.mat(Proj::O).cols == self.mat(Proj::Q).rows
-            && self.mat(Proj::O).rows == d
-            && self.mat(Proj::Up).rows == ffn
-            && self.mat(Proj::Down).cols == ffn
-            && self.mat(Proj::Down).rows == d
-            && self.norm_attn.len() == d
-            && self.norm_mlp.len() == d;
-        if ok { Ok(()) } else { Err(format!("projection shapes do not form a decoder layer with head_dim {hd}")) }
+        let shape = |p: Proj| format!("{} has [{}, {}]", p.tensor_name(l), self.mat(p).rows, self.mat(p).cols);
+        let (q, kv, ffn) = (self.mat(Proj::Q).rows, self.mat(Proj::K).rows, self.mat(Proj::Gate).rows);
+        if hd == 0 || !q.is_multiple_of(hd) || kv == 0 || !kv.is_multiple_of(hd) || !(q / hd).is_multiple_of(kv / hd) {
+            return Err(format!(
+                "{} and {}: with head_dim {hd} the query heads must be a multiple of the key/value heads (check --head-dim)",
+                shape(Proj::Q),
+                shape(Proj::K)
+            ));
+        }
+        let expect = [
+            (Proj::K, kv, d),
+            (Proj::V, kv, d),
+            (Proj::O, d, q),
+            (Proj::Gate, ffn, d),
+            (Proj::Up, ffn, d),
+            (Proj::Down, d, ffn),
+        ];
+        for (p, r, c) in expect {
+            if (self.mat(p).rows, self.mat(p).cols) != (r, c) {
+                return Err(format!("{}, expected [{r}, {c}] (d_model {d} from q_proj, ffn {ffn} from gate_proj)", shape(p)));
+            }
+        }
+        for (n, g) in [("input_layernorm", &self.norm_attn), ("post_attention_layernorm", &self.norm_mlp)] {
+            if g.len() != d {
+                return Err(format!("model.layers.{l}.{n}.weight has {} elements, expected d_model = {d}", g.len()));
+            }
+        }
+        Ok(())
     }
 
     /// Runs the layer on `tokens`, computing every projection with `lin`.
@@ -482,5 +508,7 @@ mod tests {
         assert_eq!(back.forward_f32(&toks).0, layer.forward_f32(&toks).0);
         let e = format!("{:#}", Layer::from_safetensors(&p, 4, 8).unwrap_err());
         assert!(e.contains("tensor 'model.layers.4.self_attn.q_proj.weight' not found"), "{e}");
+        let e = format!("{:#}", Layer::from_safetensors(&p, 3, 5).unwrap_err());
+        assert!(e.ends_with("layer 3: model.layers.3.self_attn.q_proj.weight has [16, 16] and model.layers.3.self_attn.k_proj.weight has [16, 16]: with head_dim 5 the query heads must be a multiple of the key/value heads (check --head-dim)"), "{e}");
     }
 }

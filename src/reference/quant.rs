@@ -453,18 +453,28 @@ pub struct QLinear {
 
 impl QLinear {
     /// `y[r] = scale[r] · unit_t · Y_r`, `Y_r = dot_with_outliers(ca, cw, x, ia, iw_r, O)`.
+    /// Rows run in parallel; the statistics are summed in row order (the same on any number of
+    /// threads).
     pub fn forward(&self, x: &[f32], stats: &mut MatMulStats) -> Vec<f32> {
         let t = self.a.token(x);
-        (0..self.w.rows)
-            .map(|r| {
-                let iw = self.w.row_idx(r);
-                let y = super::dot_with_outliers(&self.a.ca, &self.w.cw, &t.x, &t.ia, iw, &t.outliers);
-                // The compensation term alone (cheap: only the outliers), for the statistics.
-                let comp = compensation(&self.a.ca, &self.w.cw, &t, iw);
-                stats.main_abs += (y - comp).abs() as f64;
-                stats.comp_abs += comp.abs() as f64;
+        let row = |r: usize| {
+            let iw = self.w.row_idx(r);
+            let y = super::dot_with_outliers(&self.a.ca, &self.w.cw, &t.x, &t.ia, iw, &t.outliers);
+            // The compensation term alone (cheap: only the outliers), for the statistics.
+            let comp = compensation(&self.a.ca, &self.w.cw, &t, iw);
+            ((y as f64 * t.unit * self.w.scale[r]) as f32, (y - comp).abs() as f64, comp.abs() as f64)
+        };
+        let out: Vec<(f32, f64, f64)> = if self.w.rows * self.w.cols < 1 << 16 {
+            (0..self.w.rows).map(row).collect()
+        } else {
+            (0..self.w.rows).into_par_iter().with_min_len(16).map(row).collect()
+        };
+        out.into_iter()
+            .map(|(y, main, comp)| {
+                stats.main_abs += main;
+                stats.comp_abs += comp;
                 stats.dots += 1;
-                (y as f64 * t.unit * self.w.scale[r]) as f32
+                y
             })
             .collect()
     }

@@ -1,0 +1,291 @@
+//! Whole checkpoints: every decoder layer of a LLaMA-family `.safetensors` file, fed with real
+//! activations.
+//!
+//! Inputs are a seeded sequence of token ids looked up in the checkpoint's own embedding
+//! (`model.embed_tokens.weight`) and carried through the f32 layers, so layer `l` is evaluated on
+//! what the f32 model gives it, not on synthetic vectors; each layer's error is its own (the
+//! quantized layer gets the exact f32 input). The ids are split in two sequences: a calibration
+//! split (activation codebooks are fitted on the f32 projection inputs of that split only) and an
+//! evaluation split (every figure). Layers are loaded one at a time and their pages released, so
+//! memory stays near one layer in f32 plus the embedding rows of the tokens.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+
+use super::layer::{self, EvalRow, Layer, Proj, QBits};
+use super::tensors::{write, Tensor};
+use super::quant::Rows;
+use super::tensors::Weights;
+use crate::rng::Rng;
+
+/// The embedding of a LLaMA-family checkpoint.
+pub const EMBED: &str = "model.embed_tokens.weight";
+
+/// An open LLaMA-family checkpoint: its decoder layers `0..layers`.
+pub struct Checkpoint {
+    pub w: Weights,
+    pub layers: usize,
+    pub head_dim: usize,
+}
+
+impl Checkpoint {
+    /// Opens `path` and counts its decoder layers (`model.layers.{l}.` names). A GPT-2 or BERT
+    /// checkpoint gets one line saying what it is and why it does not fit.
+    pub fn open(path: &Path, head_dim: usize) -> Result<Checkpoint> {
+        let w = Weights::open(path)?;
+        let names = w.names();
+        let layers = names
+            .iter()
+            .filter_map(|n| n.strip_prefix("model.layers.")?.split('.').next()?.parse::<usize>().ok())
+            .max()
+            .map_or(0, |m| m + 1);
+        if layers == 0 {
+            let style = if names.iter().any(|n| n.contains(".attn.c_attn.")) {
+                Some("GPT-2-style (h.{l}.attn.c_attn, mlp.c_fc)")
+            } else if names.iter().any(|n| n.contains(".attention.self.query.")) {
+                Some("BERT-style (encoder.layer.{l}.attention.self.query, intermediate.dense)")
+            } else {
+                None
+            };
+            match style {
+                Some(s) => bail!(
+                    "{} is a {s} checkpoint: eval needs LLaMA-family decoder layers (model.layers.{{l}} with q/k/v/o_proj and a gated gate/up/down_proj MLP); `kllm-gen quantize` reads any checkpoint",
+                    path.display()
+                ),
+                None => bail!("{} has no decoder layers (no tensor named model.layers.{{l}}.…)", path.display()),
+            }
+        }
+        Ok(Checkpoint { w, layers, head_dim })
+    }
+
+    /// Decoder layer `l`, or one line naming the allowed range.
+    pub fn layer(&self, l: usize) -> Result<Layer> {
+        if l >= self.layers {
+            bail!("`--layer` = {l} is out of range: {} has decoder layers 0..={}", self.w.path().display(), self.layers - 1);
+        }
+        Layer::from_weights(&self.w, l, self.head_dim)
+    }
+
+    /// Hands the pages of layer `l`'s tensors back (see [`Weights::release`]).
+    pub fn release(&self, l: usize) {
+        for n in self.w.names().iter().filter(|n| n.starts_with(&format!("model.layers.{l}."))) {
+            self.w.release(n);
+        }
+    }
+
+    /// `n` seeded token ids, uniform over the vocabulary, looked up in the embedding (only those
+    /// rows are read). Errors if the embedding is missing or its width is not `d`.
+    pub fn embed(&self, n: usize, seed: u64, d: usize) -> Result<Vec<Vec<f32>>> {
+        let e = self.w.rows(EMBED)?;
+        let (vocab, width) = e.shape();
+        if width != d || vocab == 0 {
+            bail!("tensor '{EMBED}' in {} has shape {:?}, expected [vocab, {d}] (d_model of layer 0)", self.w.path().display(), e.shape);
+        }
+        let mut rng = Rng::new(seed);
+        let mut buf = Vec::new();
+        let out = (0..n).map(|_| e.row(rng.below(vocab as u64) as usize, &mut buf).to_vec()).collect();
+        self.w.release(EMBED);
+        Ok(out)
+    }
+
+    /// The f32 inputs of layer `l` for the calibration and the evaluation sequences (`tokens`
+    /// each, seeds `seed` and `seed + 1`), and the layer itself. `visit` sees every layer
+    /// before `l` with its inputs (for a whole-checkpoint report) as it goes.
+    pub fn inputs_of(
+        &self,
+        l: usize,
+        tokens: usize,
+        seed: u64,
+        visit: &mut dyn FnMut(usize, &Layer, &[Vec<f32>], &[Vec<f32>]) -> Result<()>,
+    ) -> Result<(Layer, Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+        if l >= self.layers {
+            self.layer(l)?;
+        }
+        let first = self.layer(0)?;
+        let d = first.d();
+        let mut calib = self.embed(tokens, seed, d)?;
+        let mut eval = self.embed(tokens, seed.wrapping_add(1), d)?;
+        let mut cur = first;
+        for i in 0..l {
+            visit(i, &cur, &calib, &eval)?;
+            calib = cur.forward_f32(&calib).0;
+            eval = cur.forward_f32(&eval).0;
+            self.release(i);
+            cur = self.layer(i + 1)?;
+            if cur.d() != d {
+                bail!("{}: layer {} has d_model {}, layer 0 has {d}", self.w.path().display(), i + 1, cur.d());
+            }
+        }
+        Ok((cur, calib, eval))
+    }
+}
+
+/// One layer's rows of the whole-checkpoint report.
+pub struct LayerRows {
+    pub layer: usize,
+    pub rows: Vec<EvalRow>,
+}
+
+/// Evaluates layer `only` (or every layer) of a checkpoint: the variants of
+/// [`layer::evaluate`] on each layer's own f32 inputs.
+pub fn evaluate(ck: &Checkpoint, only: Option<usize>, tokens: usize, q: QBits, outlier_fraction: f64, seed: u64) -> Result<Vec<LayerRows>> {
+    let mut out = Vec::new();
+    let last = only.unwrap_or(ck.layers.saturating_sub(1));
+    let mut visit = |l: usize, layer: &Layer, calib: &[Vec<f32>], eval: &[Vec<f32>]| -> Result<()> {
+        if only.is_none_or(|o| o == l) {
+            let rows = layer::evaluate(layer, calib, eval, q, outlier_fraction, seed).map_err(|e| anyhow::anyhow!("layer {l}: {e}"))?;
+            out.push(LayerRows { layer: l, rows });
+        }
+        Ok(())
+    };
+    let (layer, calib, eval) = ck.inputs_of(last, tokens, seed, &mut visit)?;
+    visit(last, &layer, &calib, &eval)?;
+    Ok(out)
+}
+
+/// The per-layer report as a Markdown table (one row per layer; relative L2 and cosine of the
+/// layer's contribution `out − x` for each quantized variant) and as CSV (one row per layer and
+/// variant, every figure).
+pub fn report(layers: &[LayerRows]) -> (String, String) {
+    let variants: Vec<&EvalRow> = layers.first().map(|l| l.rows.iter().filter(|r| r.scheme.is_some()).collect()).unwrap_or_default();
+    let mut md = String::from("| layer |");
+    let mut rule = String::from("|---:|");
+    for v in &variants {
+        md += &format!(" {} rel L2 | cos |", v.name);
+        rule += "---:|---:|";
+    }
+    md += " K-Means/uniform rel L2 |\n";
+    rule += "---:|\n";
+    md += &rule;
+    let mut csv = String::from("layer,variant,rel_l2_out,rel_l2_delta,cos_delta\n");
+    for l in layers {
+        md += &format!("| {} |", l.layer);
+        for r in l.rows.iter().filter(|r| r.scheme.is_some()) {
+            md += &format!(" {:.6} | {:.6} |", r.err.rel_l2_delta, r.err.cos_delta);
+        }
+        // K-Means vs uniform at the same outlier budget (the last two variants carry outliers).
+        let pick = |cb: layer::Codebook, o: bool| {
+            l.rows.iter().find(|r| r.scheme.is_some_and(|s| s.codebook == cb && (s.outlier_fraction > 0.0) == o))
+        };
+        let ratio = match (pick(layer::Codebook::KMeans, true), pick(layer::Codebook::Uniform, true)) {
+            (Some(k), Some(u)) if u.err.rel_l2_delta > 0.0 => format!("{:.3}", k.err.rel_l2_delta / u.err.rel_l2_delta),
+            _ => "-".into(),
+        };
+        md += &format!(" {ratio} |\n");
+        for r in &l.rows {
+            csv += &format!("{},{},{:.9},{:.9},{:.9}\n", l.layer, r.name, r.err.rel_l2, r.err.rel_l2_delta, r.err.cos_delta);
+        }
+    }
+    (md, csv)
+}
+
+/// A small random LLaMA-style checkpoint (for tests and examples): `layers` decoder layers of d = 32 (4 heads of 8,
+/// grouped-query with 2 key/value heads), ffn 48, a 50-token embedding, bf16.
+pub fn write_tiny_llama(path: &Path, layers: usize, seed: u64) -> Result<()> {
+    let (d, ffn, kv, vocab) = (32, 48, 16, 50);
+    let mut rng = Rng::new(seed);
+    let mut m = |name: String, r: usize, c: usize, s: f64| Tensor {
+        name,
+        shape: if c == 0 { vec![r] } else { vec![r, c] },
+        data: (0..r * c.max(1)).map(|_| if c == 0 { (1.0 + 0.1 * rng.normal()) as f32 } else { (rng.normal() * s) as f32 }).collect(),
+    };
+    let mut ts = vec![m(EMBED.into(), vocab, d, 1.0)];
+    for l in 0..layers {
+        for p in Proj::ALL {
+            let (r, c) = match p {
+                Proj::K | Proj::V => (kv, d),
+                Proj::Gate | Proj::Up => (ffn, d),
+                Proj::Down => (d, ffn),
+                _ => (d, d),
+            };
+            ts.push(m(p.tensor_name(l), r, c, 1.0 / (c as f64).sqrt()));
+        }
+        ts.push(m(format!("model.layers.{l}.input_layernorm.weight"), d, 0, 0.0));
+        ts.push(m(format!("model.layers.{l}.post_attention_layernorm.weight"), d, 0, 0.0));
+    }
+    ts.push(m("model.norm.weight".into(), d, 0, 0.0));
+    write(path, &ts, safetensors::Dtype::BF16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W4A4: QBits = QBits { nw: 4, na: 4, wc_bits: 8, ac_bits: 8, x_bits: 16 };
+
+    #[test]
+    fn every_layer_is_evaluated_on_its_own_f32_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tiny.safetensors");
+        write_tiny_llama(&p, 3, 5).unwrap();
+        let ck = Checkpoint::open(&p, 8).unwrap();
+        assert_eq!(ck.layers, 3);
+        let all = evaluate(&ck, None, 6, W4A4, 0.05, 1).unwrap();
+        assert_eq!(all.iter().map(|l| l.layer).collect::<Vec<_>>(), vec![0, 1, 2]);
+        // Layer 2 alone gives the same figures as layer 2 of the whole run (same inputs).
+        let two = evaluate(&ck, Some(2), 6, W4A4, 0.05, 1).unwrap();
+        let fig = |r: &[EvalRow]| r.iter().map(|r| r.err.rel_l2_delta).collect::<Vec<_>>();
+        assert_eq!(fig(&two[0].rows), fig(&all[2].rows));
+        // Layer 1's inputs are layer 0's f32 outputs of the embedded tokens.
+        let (_, c1, _) = ck.inputs_of(1, 6, 1, &mut |_, _, _, _| Ok(())).unwrap();
+        let l0 = ck.layer(0).unwrap();
+        assert_eq!(c1, l0.forward_f32(&ck.embed(6, 1, 32).unwrap()).0);
+        let (md, csv) = report(&all);
+        assert_eq!(md.lines().count(), 2 + 3, "{md}");
+        assert!(md.starts_with("| layer | K-Means W4A4 rel L2 | cos |"), "{md}");
+        assert_eq!(csv.lines().count(), 1 + 3 * 5, "{csv}");
+        assert!(csv.lines().nth(1).unwrap().starts_with("0,f32,0.000000000,0.000000000,"), "{csv}");
+        for l in &all {
+            // Every quantized variant is an error, and a small one, on every layer.
+            for r in l.rows.iter().filter(|r| r.scheme.is_some()) {
+                assert!(r.err.rel_l2_delta > 0.0 && r.err.cos_delta > 0.5, "layer {} {}: {:?}", l.layer, r.name, r.err);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_checkpoints_get_one_line_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tiny.safetensors");
+        write_tiny_llama(&p, 2, 6).unwrap();
+        let ck = Checkpoint::open(&p, 8).unwrap();
+        let e = |r: Result<Vec<LayerRows>>| format!("{:#}", r.err().unwrap());
+        let msg = e(evaluate(&ck, Some(2), 4, W4A4, 0.0, 1));
+        assert!(msg.starts_with("`--layer` = 2 is out of range:") && msg.ends_with("has decoder layers 0..=1"), "{msg}");
+        let msg = e(evaluate(&Checkpoint::open(&p, 7).unwrap(), None, 4, W4A4, 0.0, 1));
+        assert!(msg.contains("with head_dim 7 the query heads"), "{msg}");
+
+        // A missing tensor, a wrong shape, a missing embedding, a GPT-2 file.
+        let w = Weights::open(&p).unwrap();
+        let all: Vec<Tensor> = w.names().iter().map(|n| w.tensor(n).unwrap()).collect();
+        let variant = |name: &str, f: &dyn Fn(&mut Vec<Tensor>)| {
+            let q = dir.path().join(name);
+            let mut ts = all.clone();
+            f(&mut ts);
+            write(&q, &ts, safetensors::Dtype::F32).unwrap();
+            q
+        };
+        let q = variant("missing.safetensors", &|ts| ts.retain(|t| t.name != "model.layers.1.mlp.up_proj.weight"));
+        let msg = e(evaluate(&Checkpoint::open(&q, 8).unwrap(), None, 4, W4A4, 0.0, 1));
+        assert!(msg.starts_with("tensor 'model.layers.1.mlp.up_proj.weight' not found in"), "{msg}");
+        let q = variant("shape.safetensors", &|ts| {
+            let t = ts.iter_mut().find(|t| t.name == "model.layers.0.mlp.down_proj.weight").unwrap();
+            t.shape = vec![48, 32];
+        });
+        let msg = e(evaluate(&Checkpoint::open(&q, 8).unwrap(), None, 4, W4A4, 0.0, 1));
+        assert!(msg.ends_with("layer 0: model.layers.0.mlp.down_proj.weight has [48, 32], expected [32, 48] (d_model 32 from q_proj, ffn 48 from gate_proj)"), "{msg}");
+        let q = variant("noembed.safetensors", &|ts| ts.retain(|t| t.name != EMBED));
+        let msg = e(evaluate(&Checkpoint::open(&q, 8).unwrap(), None, 4, W4A4, 0.0, 1));
+        assert!(msg.starts_with("tensor 'model.embed_tokens.weight' not found in"), "{msg}");
+        let q = variant("gpt2.safetensors", &|ts| {
+            ts.retain(|t| t.name == EMBED);
+            ts[0].name = "h.0.attn.c_attn.weight".into();
+        });
+        let msg = format!("{:#}", Checkpoint::open(&q, 8).err().unwrap());
+        assert!(msg.contains("is a GPT-2-style (h.{l}.attn.c_attn, mlp.c_fc) checkpoint: eval needs LLaMA-family"), "{msg}");
+        for m in [msg] {
+            assert!(!m.contains('\n'));
+        }
+    }
+}
