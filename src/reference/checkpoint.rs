@@ -155,7 +155,7 @@ pub fn report(layers: &[LayerRows]) -> (String, String) {
         md += &format!(" {} rel L2 | cos |", v.name);
         rule += "---:|---:|";
     }
-    md += " K-Means/uniform rel L2 |\n";
+    md += " K-Means/uniform rel L2 (with outliers) |\n";
     rule += "---:|\n";
     md += &rule;
     let mut csv = String::from("layer,variant,rel_l2_out,rel_l2_delta,cos_delta\n");
