@@ -19,6 +19,12 @@ use super::quant::Rows;
 use super::tensors::Weights;
 use crate::rng::Rng;
 
+/// A sequence of token vectors.
+pub type Tokens = Vec<Vec<f32>>;
+
+/// Sees layer `l` with its calibration and evaluation inputs.
+pub type LayerVisit<'a> = dyn FnMut(usize, &Layer, &[Vec<f32>], &[Vec<f32>]) -> Result<()> + 'a;
+
 /// The embedding of a LLaMA-family checkpoint.
 pub const EMBED: &str = "model.embed_tokens.weight";
 
@@ -76,7 +82,7 @@ impl Checkpoint {
 
     /// `n` seeded token ids, uniform over the vocabulary, looked up in the embedding (only those
     /// rows are read). Errors if the embedding is missing or its width is not `d`.
-    pub fn embed(&self, n: usize, seed: u64, d: usize) -> Result<Vec<Vec<f32>>> {
+    pub fn embed(&self, n: usize, seed: u64, d: usize) -> Result<Tokens> {
         let e = self.w.rows(EMBED)?;
         let (vocab, width) = e.shape();
         if width != d || vocab == 0 {
@@ -97,8 +103,8 @@ impl Checkpoint {
         l: usize,
         tokens: usize,
         seed: u64,
-        visit: &mut dyn FnMut(usize, &Layer, &[Vec<f32>], &[Vec<f32>]) -> Result<()>,
-    ) -> Result<(Layer, Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+        visit: &mut LayerVisit<'_>,
+    ) -> Result<(Layer, Tokens, Tokens)> {
         if l >= self.layers {
             self.layer(l)?;
         }
@@ -284,8 +290,6 @@ mod tests {
         });
         let msg = format!("{:#}", Checkpoint::open(&q, 8).err().unwrap());
         assert!(msg.contains("is a GPT-2-style (h.{l}.attn.c_attn, mlp.c_fc) checkpoint: eval needs LLaMA-family"), "{msg}");
-        for m in [msg] {
-            assert!(!m.contains('\n'));
-        }
+        assert!(!msg.contains('\n'));
     }
 }

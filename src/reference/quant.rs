@@ -600,9 +600,9 @@ mod tests {
         let s = row_max(&src).unwrap();
         let (lo, hi) = int_range(bits);
         let mut unweighted = FineHist::new(lo, hi);
-        for r in 0..rows {
+        for (r, &sr) in s.iter().enumerate() {
             for &v in src.row(r, &mut Vec::new()) {
-                unweighted.add(to_scale(v, s[r], hi as f64), 1.0);
+                unweighted.add(to_scale(v, sr, hi as f64), 1.0);
             }
         }
         let weighted = weight_hist(&src, &s, bits);

@@ -114,21 +114,31 @@ impl Weights {
                 shown.join(", ")
             );
         };
-        let raw = view.data();
-        let data: Vec<f32> = match view.dtype() {
-            Dtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F16 => raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            Dtype::BF16 => raw.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            other => bail!(
-                "tensor '{name}' in {} has dtype {other:?}, which is not supported (use F32, F16 or BF16)",
-                self.path.display()
-            ),
-        };
+        let mut data = Vec::new();
+        if !convert(view.dtype(), view.data(), &mut data) {
+            bail!(
+                "tensor '{name}' in {} has dtype {:?}, which is not supported (use F32, F16 or BF16)",
+                self.path.display(),
+                view.dtype()
+            );
+        }
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
             bail!("tensor '{name}' in {} has a non-finite value at element {i}", self.path.display());
         }
         Ok(Tensor { name: name.to_string(), shape: view.shape().to_vec(), data })
     }
+}
+
+/// Appends little-endian `raw` of `dtype` to `out` as f32; false for a dtype that is not
+/// F32, F16 or BF16.
+fn convert(dtype: Dtype, raw: &[u8], out: &mut Vec<f32>) -> bool {
+    match dtype {
+        Dtype::F32 => out.extend(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+        Dtype::F16 => out.extend(raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())),
+        Dtype::BF16 => out.extend(raw.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())),
+        _ => return false,
+    }
+    true
 }
 
 /// A float matrix in a mapped checkpoint, converted to f32 one row at a time.
@@ -147,21 +157,9 @@ impl crate::reference::quant::Rows for TensorRows<'_> {
     }
 
     fn row<'a>(&'a self, r: usize, buf: &'a mut Vec<f32>) -> &'a [f32] {
+        let size = if self.dtype == Dtype::F32 { 4 } else { 2 };
         buf.clear();
-        match self.dtype {
-            Dtype::F32 => {
-                let b = &self.bytes[r * self.cols * 4..(r + 1) * self.cols * 4];
-                buf.extend(b.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
-            }
-            Dtype::F16 => {
-                let b = &self.bytes[r * self.cols * 2..(r + 1) * self.cols * 2];
-                buf.extend(b.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()));
-            }
-            _ => {
-                let b = &self.bytes[r * self.cols * 2..(r + 1) * self.cols * 2];
-                buf.extend(b.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()));
-            }
-        }
+        convert(self.dtype, &self.bytes[r * self.cols * size..(r + 1) * self.cols * size], buf);
         buf
     }
 }
@@ -210,6 +208,14 @@ mod tests {
             for t in sample() {
                 assert_eq!(w.tensor(&t.name).unwrap(), t, "{dtype:?}");
             }
+            // Row by row from the map: the same values.
+            use crate::reference::quant::Rows;
+            let m = w.rows("model.layers.0.mlp.up_proj.weight").unwrap();
+            assert_eq!(m.shape(), (3, 4));
+            let rows: Vec<f32> = (0..3).flat_map(|r| m.row(r, &mut Vec::new()).to_vec()).collect();
+            assert_eq!(rows, sample()[0].data, "{dtype:?}");
+            w.release("model.layers.0.mlp.up_proj.weight");
+            assert_eq!(w.tensor("model.layers.0.mlp.up_proj.weight").unwrap(), sample()[0], "{dtype:?} after release");
         }
     }
 
