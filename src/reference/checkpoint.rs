@@ -138,7 +138,11 @@ pub struct LayerRows {
 pub fn evaluate(ck: &Checkpoint, only: Option<usize>, tokens: usize, q: QBits, outlier_fraction: f64, seed: u64) -> Result<Vec<LayerRows>> {
     let mut out = Vec::new();
     let last = only.unwrap_or(ck.layers.saturating_sub(1));
+    // Layers walked (the f32 ones before `only` included); hidden unless stderr is a terminal.
+    let bar = indicatif::ProgressBar::new(last as u64 + 1);
+    bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} layer {pos}/{len}, {elapsed} ({eta} left)").expect("valid template"));
     let mut visit = |l: usize, layer: &Layer, calib: &[Vec<f32>], eval: &[Vec<f32>]| -> Result<()> {
+        bar.inc(1);
         if only.is_none_or(|o| o == l) {
             let rows = layer::evaluate(layer, calib, eval, q, outlier_fraction, seed).map_err(|e| anyhow::anyhow!("layer {l}: {e}"))?;
             out.push(LayerRows { layer: l, rows });
@@ -147,6 +151,7 @@ pub fn evaluate(ck: &Checkpoint, only: Option<usize>, tokens: usize, q: QBits, o
     };
     let (layer, calib, eval) = ck.inputs_of(last, tokens, seed, &mut visit)?;
     visit(last, &layer, &calib, &eval)?;
+    bar.finish_and_clear();
     Ok(out)
 }
 
@@ -186,32 +191,51 @@ pub fn report(layers: &[LayerRows]) -> (String, String) {
     (md, csv)
 }
 
-/// A small random LLaMA-style checkpoint (for tests and examples): `layers` decoder layers of d = 32 (4 heads of 8,
-/// grouped-query with 2 key/value heads), ffn 48, a 50-token embedding, bf16.
-pub fn write_tiny_llama(path: &Path, layers: usize, seed: u64) -> Result<()> {
-    let (d, ffn, kv, vocab) = (32, 48, 16, 50);
-    let mut rng = Rng::new(seed);
-    let mut m = |name: String, r: usize, c: usize, s: f64| Tensor {
-        name,
-        shape: if c == 0 { vec![r] } else { vec![r, c] },
-        data: (0..r * c.max(1)).map(|_| if c == 0 { (1.0 + 0.1 * rng.normal()) as f32 } else { (rng.normal() * s) as f32 }).collect(),
-    };
-    let mut ts = vec![m(EMBED.into(), vocab, d, 1.0)];
-    for l in 0..layers {
-        for p in Proj::ALL {
-            let (r, c) = match p {
-                Proj::K | Proj::V => (kv, d),
-                Proj::Gate | Proj::Up => (ffn, d),
-                Proj::Down => (d, ffn),
-                _ => (d, d),
-            };
-            ts.push(m(p.tensor_name(l), r, c, 1.0 / (c as f64).sqrt()));
+/// Shape of a random LLaMA-style checkpoint (for tests, examples and timing; not a trained model).
+#[derive(Clone, Copy, Debug)]
+pub struct RandomLlama {
+    pub layers: usize,
+    pub d: usize,
+    pub ffn: usize,
+    /// Rows of k_proj and v_proj (key/value heads × head size).
+    pub kv: usize,
+    pub vocab: usize,
+}
+
+impl RandomLlama {
+    /// Writes it as bf16: Gaussian projections scaled by 1/sqrt(fan-in), norm gains near 1, a
+    /// unit-variance embedding.
+    pub fn write(&self, path: &Path, seed: u64) -> Result<()> {
+        let &RandomLlama { layers, d, ffn, kv, vocab } = self;
+        let mut rng = Rng::new(seed);
+        let mut m = |name: String, r: usize, c: usize, s: f64| Tensor {
+            name,
+            shape: if c == 0 { vec![r] } else { vec![r, c] },
+            data: (0..r * c.max(1)).map(|_| if c == 0 { (1.0 + 0.1 * rng.normal()) as f32 } else { (rng.normal() * s) as f32 }).collect(),
+        };
+        let mut ts = vec![m(EMBED.into(), vocab, d, 1.0)];
+        for l in 0..layers {
+            for p in Proj::ALL {
+                let (r, c) = match p {
+                    Proj::K | Proj::V => (kv, d),
+                    Proj::Gate | Proj::Up => (ffn, d),
+                    Proj::Down => (d, ffn),
+                    _ => (d, d),
+                };
+                ts.push(m(p.tensor_name(l), r, c, 1.0 / (c as f64).sqrt()));
+            }
+            ts.push(m(format!("model.layers.{l}.input_layernorm.weight"), d, 0, 0.0));
+            ts.push(m(format!("model.layers.{l}.post_attention_layernorm.weight"), d, 0, 0.0));
         }
-        ts.push(m(format!("model.layers.{l}.input_layernorm.weight"), d, 0, 0.0));
-        ts.push(m(format!("model.layers.{l}.post_attention_layernorm.weight"), d, 0, 0.0));
+        ts.push(m("model.norm.weight".into(), d, 0, 0.0));
+        write(path, &ts, safetensors::Dtype::BF16)
     }
-    ts.push(m("model.norm.weight".into(), d, 0, 0.0));
-    write(path, &ts, safetensors::Dtype::BF16)
+}
+
+/// The tests' checkpoint: `layers` decoder layers of d = 32 (4 heads of 8, grouped-query with 2
+/// key/value heads), ffn 48, a 50-token embedding.
+pub fn write_tiny_llama(path: &Path, layers: usize, seed: u64) -> Result<()> {
+    RandomLlama { layers, d: 32, ffn: 48, kv: 16, vocab: 50 }.write(path, seed)
 }
 
 #[cfg(test)]
