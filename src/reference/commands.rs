@@ -287,6 +287,12 @@ mod tests {
         assert!(e.starts_with("tensor 'c.weight' not found in"), "{e}");
         let e = quantize(&p, Some("norm"), 4, 8, 1, Solver::Both).unwrap_err().to_string();
         assert!(e.starts_with("tensor 'norm' in") && e.ends_with("has shape [64], expected a matrix (rank >= 2)"), "{e}");
+        let nan = dir.path().join("nan.safetensors");
+        let mut bad = ts[1].clone();
+        bad.data[37] = f32::NAN;
+        write(&nan, &[bad], safetensors::Dtype::F32).unwrap();
+        let e = quantize(&nan, None, 4, 8, 1, Solver::Lloyd).unwrap_err().to_string();
+        assert!(e.starts_with("tensor 'b.weight' in") && e.ends_with("nan.safetensors: row 1, column 5 is not finite (NaN)"), "{e}");
         let e = quantize(&p, None, 9, 8, 1, Solver::Both).unwrap_err().to_string();
         assert_eq!(e, "`--nw` = 9 is out of range (allowed 1..=8)");
     }
