@@ -52,8 +52,8 @@ enum Cmd {
         /// outliers) as PE-line vectors instead of random ones.
         #[arg(long)]
         from_layer: bool,
-        /// With --from-layer: take decoder layer --layer of this LLaMA-family checkpoint (fed
-        /// with seeded tokens through its embedding) instead of the synthetic layer.
+        /// With --from-layer: take decoder layer --layer of this checkpoint (LLaMA family or
+        /// GPT-2, fed with seeded tokens through its embedding) instead of the synthetic layer.
         #[arg(long, requires = "from_layer")]
         weights: Option<PathBuf>,
         #[arg(long, default_value_t = 0, requires = "weights")]
@@ -95,8 +95,8 @@ enum Cmd {
         /// Activation index bits (overrides the config).
         #[arg(long)]
         na: Option<u32>,
-        /// Evaluate this LLaMA-family checkpoint (every decoder layer, on seeded tokens through
-        /// its embedding) instead of the synthetic layer.
+        /// Evaluate this checkpoint (LLaMA family or GPT-2; every decoder layer, on seeded tokens
+        /// through its embedding) instead of the synthetic layer.
         #[arg(long)]
         weights: Option<PathBuf>,
         /// Only this decoder layer of --weights (default: every layer).

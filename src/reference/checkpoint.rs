@@ -1,4 +1,4 @@
-//! Whole checkpoints: every decoder layer of a LLaMA-family `.safetensors` file, fed with real
+//! Whole checkpoints: every decoder layer of a LLaMA-family or GPT-2 `.safetensors` file, fed with real
 //! activations.
 //!
 //! Inputs are a seeded sequence of token ids looked up in the checkpoint's own embedding
@@ -28,41 +28,48 @@ pub type LayerVisit<'a> = dyn FnMut(usize, &Layer, &[Vec<f32>], &[Vec<f32>]) -> 
 /// The embedding of a LLaMA-family checkpoint.
 pub const EMBED: &str = "model.embed_tokens.weight";
 
-/// An open LLaMA-family checkpoint: its decoder layers `0..layers`.
+/// The naming (and block) family of a checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Style {
+    /// `model.layers.{l}.self_attn.q_proj` …, embedding `model.embed_tokens`.
+    Llama,
+    /// `{prefix}h.{l}.attn.c_attn` …, embeddings `{prefix}wte` and `{prefix}wpe`.
+    Gpt2 { prefix: String },
+}
+
+/// An open checkpoint: its decoder layers `0..layers`.
 pub struct Checkpoint {
     pub w: Weights,
     pub layers: usize,
     pub head_dim: usize,
+    pub style: Style,
 }
 
 impl Checkpoint {
-    /// Opens `path` and counts its decoder layers (`model.layers.{l}.` names). A GPT-2 or BERT
-    /// checkpoint gets one line saying what it is and why it does not fit.
+    /// Opens `path` and counts its decoder layers (`model.layers.{l}.` names for the LLaMA family,
+    /// `h.{l}.` or `transformer.h.{l}.` for GPT-2). A BERT checkpoint gets one line saying why it
+    /// does not fit.
     pub fn open(path: &Path, head_dim: usize) -> Result<Checkpoint> {
         let w = Weights::open(path)?;
         let names = w.names();
-        let layers = names
-            .iter()
-            .filter_map(|n| n.strip_prefix("model.layers.")?.split('.').next()?.parse::<usize>().ok())
-            .max()
-            .map_or(0, |m| m + 1);
-        if layers == 0 {
-            let style = if names.iter().any(|n| n.contains(".attn.c_attn.")) {
-                Some("GPT-2-style (h.{l}.attn.c_attn, mlp.c_fc)")
-            } else if names.iter().any(|n| n.contains(".attention.self.query.")) {
-                Some("BERT-style (encoder.layer.{l}.attention.self.query, intermediate.dense)")
-            } else {
-                None
-            };
-            match style {
-                Some(s) => bail!(
-                    "{} is a {s} checkpoint: eval needs LLaMA-family decoder layers (model.layers.{{l}} with q/k/v/o_proj and a gated gate/up/down_proj MLP); `kllm-gen quantize` reads any checkpoint",
-                    path.display()
-                ),
-                None => bail!("{} has no decoder layers (no tensor named model.layers.{{l}}.…)", path.display()),
+        let count = |prefix: &str| {
+            names.iter().filter_map(|n| n.strip_prefix(prefix)?.split('.').next()?.parse::<usize>().ok()).max().map_or(0, |m| m + 1)
+        };
+        let (layers, style) = match count("model.layers.") {
+            0 => {
+                let gpt2 = ["", "transformer."].into_iter().find(|p| names.iter().any(|n| n.starts_with(&format!("{p}h.0.attn.c_attn."))));
+                match gpt2 {
+                    Some(p) => (count(&format!("{p}h.")), Style::Gpt2 { prefix: p.to_string() }),
+                    None if names.iter().any(|n| n.contains(".attention.self.query.")) => bail!(
+                        "{} is a BERT-style checkpoint (encoder.layer.{{l}}.attention.self.query): eval runs causal decoder layers (LLaMA family or GPT-2); `kllm-gen quantize` reads any checkpoint",
+                        path.display()
+                    ),
+                    None => bail!("{} has no decoder layers (no tensor named model.layers.{{l}}.… or h.{{l}}.attn.c_attn.…)", path.display()),
+                }
             }
-        }
-        Ok(Checkpoint { w, layers, head_dim })
+            n => (n, Style::Llama),
+        };
+        Ok(Checkpoint { w, layers, head_dim, style })
     }
 
     /// Decoder layer `l`, or one line naming the allowed range.
@@ -70,28 +77,59 @@ impl Checkpoint {
         if l >= self.layers {
             bail!("`--layer` = {l} is out of range: {} has decoder layers 0..={}", self.w.path().display(), self.layers - 1);
         }
-        Layer::from_weights(&self.w, l, self.head_dim)
+        match &self.style {
+            Style::Llama => Layer::from_weights(&self.w, l, self.head_dim),
+            Style::Gpt2 { prefix } => Layer::from_gpt2(&self.w, prefix, l, self.head_dim),
+        }
+    }
+
+    /// Tensor-name prefix of layer `l`.
+    fn layer_prefix(&self, l: usize) -> String {
+        match &self.style {
+            Style::Llama => format!("model.layers.{l}."),
+            Style::Gpt2 { prefix } => format!("{prefix}h.{l}."),
+        }
     }
 
     /// Hands the pages of layer `l`'s tensors back (see [`Weights::release`]).
     pub fn release(&self, l: usize) {
-        for n in self.w.names().iter().filter(|n| n.starts_with(&format!("model.layers.{l}."))) {
+        for n in self.w.names().iter().filter(|n| n.starts_with(&self.layer_prefix(l))) {
             self.w.release(n);
         }
     }
 
     /// `n` seeded token ids, uniform over the vocabulary, looked up in the embedding (only those
-    /// rows are read). Errors if the embedding is missing or its width is not `d`.
+    /// rows are read; GPT-2 adds its learned position embedding for positions `0..n`). Errors if
+    /// an embedding is missing, its width is not `d`, or the sequence is longer than GPT-2's
+    /// positions.
     pub fn embed(&self, n: usize, seed: u64, d: usize) -> Result<Tokens> {
-        let e = self.w.rows(EMBED)?;
+        let (tok, pos) = match &self.style {
+            Style::Llama => (EMBED.to_string(), None),
+            Style::Gpt2 { prefix } => (format!("{prefix}wte.weight"), Some(format!("{prefix}wpe.weight"))),
+        };
+        let e = self.w.rows(&tok)?;
         let (vocab, width) = e.shape();
         if width != d || vocab == 0 {
-            bail!("tensor '{EMBED}' in {} has shape {:?}, expected [vocab, {d}] (d_model of layer 0)", self.w.path().display(), e.shape);
+            bail!("tensor '{tok}' in {} has shape {:?}, expected [vocab, {d}] (d_model of layer 0)", self.w.path().display(), e.shape);
         }
         let mut rng = Rng::new(seed);
         let mut buf = Vec::new();
-        let out = (0..n).map(|_| e.row(rng.below(vocab as u64) as usize, &mut buf).to_vec()).collect();
-        self.w.release(EMBED);
+        let mut out: Tokens = (0..n).map(|_| e.row(rng.below(vocab as u64) as usize, &mut buf).to_vec()).collect();
+        self.w.release(&tok);
+        if let Some(pos) = pos {
+            let p = self.w.rows(&pos)?;
+            if p.shape().1 != d || p.shape().0 < n {
+                bail!(
+                    "tensor '{pos}' in {} has shape {:?}: {n} tokens need [>= {n}, {d}] (lower --tokens)",
+                    self.w.path().display(),
+                    p.shape
+                );
+            }
+            for (i, x) in out.iter_mut().enumerate() {
+                x.iter_mut().zip(p.row(i, &mut buf)).for_each(|(a, b)| *a += b);
+            }
+            self.w.release(&pos);
+        }
         Ok(out)
     }
 
@@ -274,6 +312,65 @@ mod tests {
         }
     }
 
+    /// A GPT-2 checkpoint written from known matrices: Conv1D weights are `[in, out]` and Q, K, V
+    /// share one fused `c_attn`.
+    #[test]
+    fn gpt2_blocks_load_transposed_and_split_and_are_evaluated() {
+        let (d, ffn, vocab, layers) = (16, 40, 30, 2);
+        let mut rng = Rng::new(3);
+        let mut v = |n: usize| (0..n).map(|_| rng.normal() as f32 * 0.3).collect::<Vec<f32>>();
+        let mut ts = vec![
+            Tensor { name: "transformer.wte.weight".into(), shape: vec![vocab, d], data: v(vocab * d) },
+            Tensor { name: "transformer.wpe.weight".into(), shape: vec![8, d], data: v(8 * d) },
+        ];
+        let t = |name: String, shape: Vec<usize>, data: Vec<f32>| Tensor { name, shape, data };
+        for l in 0..layers {
+            let h = |n: &str| format!("transformer.h.{l}.{n}");
+            ts.push(t(h("attn.c_attn.weight"), vec![d, 3 * d], v(3 * d * d)));
+            ts.push(t(h("attn.c_attn.bias"), vec![3 * d], v(3 * d)));
+            ts.push(t(h("attn.c_proj.weight"), vec![d, d], v(d * d)));
+            ts.push(t(h("attn.c_proj.bias"), vec![d], v(d)));
+            ts.push(t(h("mlp.c_fc.weight"), vec![d, ffn], v(d * ffn)));
+            ts.push(t(h("mlp.c_fc.bias"), vec![ffn], v(ffn)));
+            ts.push(t(h("mlp.c_proj.weight"), vec![ffn, d], v(ffn * d)));
+            ts.push(t(h("mlp.c_proj.bias"), vec![d], v(d)));
+            for n in ["ln_1", "ln_2"] {
+                ts.push(t(h(&format!("{n}.weight")), vec![d], v(d).iter().map(|x| 1.0 + x).collect()));
+                ts.push(t(h(&format!("{n}.bias")), vec![d], v(d)));
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("gpt2.safetensors");
+        write(&p, &ts, safetensors::Dtype::F32).unwrap();
+        let ck = Checkpoint::open(&p, 4).unwrap();
+        assert_eq!((ck.layers, ck.style.clone()), (2, Style::Gpt2 { prefix: "transformer.".into() }));
+        let l1 = ck.layer(1).unwrap();
+        let get = |n: &str| ts.iter().find(|t| t.name == n).unwrap();
+        let qkv = get("transformer.h.1.attn.c_attn.weight");
+        // K[r][c] = c_attn[c][d + r]; Up[r][c] = c_fc[c][r].
+        let k = &l1.w[Proj::K as usize];
+        assert_eq!((k.rows, k.cols), (d, d));
+        for (r, c) in [(0, 0), (3, 7), (15, 2)] {
+            assert_eq!(k.data[r * d + c], qkv.data[c * 3 * d + d + r]);
+            assert_eq!(l1.w[Proj::Up as usize].data[r * d + c], get("transformer.h.1.mlp.c_fc.weight").data[c * ffn + r]);
+        }
+        assert_eq!(l1.gpt2.as_ref().unwrap().bias[Proj::V as usize], get("transformer.h.1.attn.c_attn.bias").data[2 * d..]);
+        assert_eq!(l1.w[Proj::Gate as usize].rows, 0);
+        // Embedding: token row + position row.
+        let x = ck.embed(3, 1, d).unwrap();
+        let wte = &get("transformer.wte.weight").data;
+        let wpe = &get("transformer.wpe.weight").data;
+        let id = (0..vocab).find(|&i| (0..d).all(|c| x[2][c] == wte[i * d + c] + wpe[2 * d + c])).expect("token 2 = wte[id] + wpe[2]");
+        assert!(id < vocab);
+        let rows = evaluate(&ck, None, 6, W4A4, 0.1, 1).unwrap();
+        assert_eq!(rows.len(), 2);
+        for r in rows.iter().flat_map(|l| l.rows.iter().filter(|r| r.scheme.is_some())) {
+            assert!(r.err.rel_l2_delta > 0.0 && r.err.cos_delta > 0.5, "{}: {:?}", r.name, r.err);
+        }
+        let msg = format!("{:#}", evaluate(&ck, None, 9, W4A4, 0.1, 1).err().unwrap());
+        assert!(msg.ends_with("has shape [8, 16]: 9 tokens need [>= 9, 16] (lower --tokens)"), "{msg}");
+    }
+
     #[test]
     fn bad_checkpoints_get_one_line_each() {
         let dir = tempfile::tempdir().unwrap();
@@ -286,7 +383,7 @@ mod tests {
         let msg = e(evaluate(&Checkpoint::open(&p, 7).unwrap(), None, 4, W4A4, 0.0, 1));
         assert!(msg.contains("with head_dim 7 the query heads"), "{msg}");
 
-        // A missing tensor, a wrong shape, a missing embedding, a GPT-2 file.
+        // A missing tensor, a wrong shape, a missing embedding, a BERT file.
         let w = Weights::open(&p).unwrap();
         let all: Vec<Tensor> = w.names().iter().map(|n| w.tensor(n).unwrap()).collect();
         let variant = |name: &str, f: &dyn Fn(&mut Vec<Tensor>)| {
@@ -304,16 +401,16 @@ mod tests {
             t.shape = vec![48, 32];
         });
         let msg = e(evaluate(&Checkpoint::open(&q, 8).unwrap(), None, 4, W4A4, 0.0, 1));
-        assert!(msg.ends_with("layer 0: model.layers.0.mlp.down_proj.weight has [48, 32], expected [32, 48] (d_model 32 from q_proj, ffn 48 from gate_proj)"), "{msg}");
+        assert!(msg.ends_with("layer 0: model.layers.0.mlp.down_proj.weight has [48, 32], expected [32, 48] (d_model 32 from q_proj, ffn 48 from up_proj)"), "{msg}");
         let q = variant("noembed.safetensors", &|ts| ts.retain(|t| t.name != EMBED));
         let msg = e(evaluate(&Checkpoint::open(&q, 8).unwrap(), None, 4, W4A4, 0.0, 1));
         assert!(msg.starts_with("tensor 'model.embed_tokens.weight' not found in"), "{msg}");
-        let q = variant("gpt2.safetensors", &|ts| {
+        let q = variant("bert.safetensors", &|ts| {
             ts.retain(|t| t.name == EMBED);
-            ts[0].name = "h.0.attn.c_attn.weight".into();
+            ts[0].name = "encoder.layer.0.attention.self.query.weight".into();
         });
         let msg = format!("{:#}", Checkpoint::open(&q, 8).err().unwrap());
-        assert!(msg.contains("is a GPT-2-style (h.{l}.attn.c_attn, mlp.c_fc) checkpoint: eval needs LLaMA-family"), "{msg}");
+        assert!(msg.contains("is a BERT-style checkpoint (encoder.layer.{l}.attention.self.query): eval runs causal decoder layers"), "{msg}");
         assert!(!msg.contains('\n'));
     }
 }

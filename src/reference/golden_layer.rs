@@ -106,7 +106,7 @@ pub fn pe_line_golden(cfg: &Config, name: &str, seed: u64, vectors: u32, src: La
     let budget = (vectors as u64).div_ceil(7).max(1);
     let k_max = pe.k_max as usize;
     let mut figures = Vec::new();
-    for p in Proj::ALL {
+    for p in Proj::ALL.into_iter().filter(|&p| ql.lin[p as usize].w.rows > 0) {
         let lin = &ql.lin[p as usize];
         let lut = super::lut(&lin.a.ca, &lin.w.cw, q.nw);
         pe_line::load_lut(&mut w, &lut, q);
