@@ -52,6 +52,15 @@ enum Cmd {
         /// outliers) as PE-line vectors instead of random ones.
         #[arg(long)]
         from_layer: bool,
+        /// With --from-layer: take decoder layer --layer of this checkpoint (LLaMA family or
+        /// GPT-2, fed with seeded tokens through its embedding) instead of the synthetic layer.
+        #[arg(long, requires = "from_layer")]
+        weights: Option<PathBuf>,
+        #[arg(long, default_value_t = 0, requires = "weights")]
+        layer: usize,
+        /// Attention head size of the checkpoint.
+        #[arg(long, default_value_t = 128, requires = "weights")]
+        head_dim: usize,
     },
     /// Per tensor of a .safetensors file: MSE and SQNR of K-Means vs uniform INT weights.
     Quantize {
@@ -68,6 +77,9 @@ enum Cmd {
         /// Seed of k-means++.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// K-Means solver(s) to run and report.
+        #[arg(long, value_enum, default_value_t = crate::reference::commands::Solver::Both)]
+        solver: crate::reference::commands::Solver,
     },
     /// Decoder-layer output error vs f32 for K-Means and uniform INT, each with and without
     /// look-ahead outliers.
@@ -83,11 +95,16 @@ enum Cmd {
         /// Activation index bits (overrides the config).
         #[arg(long)]
         na: Option<u32>,
-        /// Use layer --layer of this LLaMA-family checkpoint instead of the synthetic layer.
+        /// Evaluate this checkpoint (LLaMA family or GPT-2; every decoder layer, on seeded tokens
+        /// through its embedding) instead of the synthetic layer.
         #[arg(long)]
         weights: Option<PathBuf>,
-        #[arg(long, default_value_t = 0)]
-        layer: usize,
+        /// Only this decoder layer of --weights (default: every layer).
+        #[arg(long, requires = "weights")]
+        layer: Option<usize>,
+        /// Also write the per-layer figures of --weights as CSV to this file.
+        #[arg(long, requires = "weights")]
+        csv: Option<PathBuf>,
         /// Attention head size of the checkpoint.
         #[arg(long, default_value_t = 128)]
         head_dim: usize,
@@ -166,7 +183,7 @@ fn run(cmd: Cmd) -> Result<()> {
             let cfg = Config::load(&config)?;
             print!("{}", design::explain(&cfg, &design::design_name(&config)));
         }
-        Cmd::Golden { config, out, seed, vectors, block, from_layer } => {
+        Cmd::Golden { config, out, seed, vectors, block, from_layer, weights, layer, head_dim } => {
             let cfg = Config::load(&config)?;
             let name = design::design_name(&config);
             let seed = seed.unwrap_or(cfg.test.seed);
@@ -177,7 +194,12 @@ fn run(cmd: Cmd) -> Result<()> {
                     bail!("--from-layer writes PE-line vectors only; drop --block or use --block pe_line");
                 }
                 crate::reference::commands::check_quant(&cfg.quant)?;
-                let g = crate::reference::golden_layer::pe_line_golden(&cfg, &name, seed, vectors)?;
+                use crate::reference::golden_layer::LayerSource;
+                let src = match &weights {
+                    Some(path) => LayerSource::Checkpoint { path, layer, head_dim },
+                    None => LayerSource::Synthetic,
+                };
+                let g = crate::reference::golden_layer::pe_line_golden(&cfg, &name, seed, vectors, src)?;
                 std::fs::create_dir_all(&out)?;
                 let path = out.join("golden_pe_line_layer.txt");
                 let tmp = out.join(".golden_pe_line_layer.txt.tmp");
@@ -206,10 +228,10 @@ fn run(cmd: Cmd) -> Result<()> {
                 println!("wrote {} (seed {seed}, {vectors} vectors)", path.display());
             }
         }
-        Cmd::Quantize { weights, tensor, nw, wc_bits, seed } => {
-            print!("{}", crate::reference::commands::quantize(&weights, tensor.as_deref(), nw, wc_bits, seed)?);
+        Cmd::Quantize { weights, tensor, nw, wc_bits, seed, solver } => {
+            print!("{}", crate::reference::commands::quantize(&weights, tensor.as_deref(), nw, wc_bits, seed, solver)?);
         }
-        Cmd::Eval { seed, config, nw, na, weights, layer, head_dim, tokens, outliers } => {
+        Cmd::Eval { seed, config, nw, na, weights, layer, csv, head_dim, tokens, outliers } => {
             let mut q = match &config {
                 Some(c) => Config::load(c)?.quant,
                 None => crate::config::QuantConfig::default(),
@@ -217,7 +239,7 @@ fn run(cmd: Cmd) -> Result<()> {
             q.nw = nw.unwrap_or(q.nw);
             q.na = na.unwrap_or(q.na);
             let w = weights.as_deref().map(|p| (p, layer, head_dim));
-            print!("{}", crate::reference::commands::eval(&q, seed, w, tokens, outliers)?);
+            print!("{}", crate::reference::commands::eval(&q, seed, w, tokens, outliers, csv.as_deref())?);
         }
         Cmd::BenchKmeans { n, k, seed } => {
             print!("{}", crate::reference::commands::bench_kmeans(n, k, seed)?);

@@ -55,10 +55,19 @@ impl LayerGolden {
     }
 }
 
-/// Builds the golden text for the default synthetic layer (seeded) quantized K-Means
-/// W(nw)A(na) with 0.5 %+0.5 % outliers; about `vectors` dot products (chunks) in all, spread
-/// evenly over the seven projections, tokens in order and all output channels of a token.
-pub fn pe_line_golden(cfg: &Config, name: &str, seed: u64, vectors: u32) -> Result<LayerGolden> {
+/// Where `golden --from-layer` takes its layer from: the default synthetic layer, or decoder
+/// layer `layer` of a LLaMA-family checkpoint (head size `head_dim`), fed with seeded tokens
+/// through the checkpoint's embedding and the f32 layers before it.
+#[derive(Clone, Copy, Debug)]
+pub enum LayerSource<'a> {
+    Synthetic,
+    Checkpoint { path: &'a std::path::Path, layer: usize, head_dim: usize },
+}
+
+/// Builds the golden text for a layer (seeded) quantized K-Means W(nw)A(na) with 0.5 %+0.5 %
+/// outliers; about `vectors` dot products (chunks) in all, spread evenly over the seven
+/// projections, tokens in order and all output channels of a token.
+pub fn pe_line_golden(cfg: &Config, name: &str, seed: u64, vectors: u32, src: LayerSource) -> Result<LayerGolden> {
     let pe = cfg
         .pe_line
         .as_ref()
@@ -66,10 +75,19 @@ pub fn pe_line_golden(cfg: &Config, name: &str, seed: u64, vectors: u32) -> Resu
     let q = &cfg.quant;
     let d = PeLineDerived::new(q, pe);
     let bits = QBits::from(q);
-    let layer = Layer::default_synthetic(seed);
-    let d_model = layer.d();
-    let calib = synthetic_tokens(seed.wrapping_add(1), d_model, SYNTH_TOKENS, SYNTH_OUTLIER_CHANNELS);
-    let tokens = synthetic_tokens(seed.wrapping_add(2), d_model, SYNTH_TOKENS, SYNTH_OUTLIER_CHANNELS);
+    let (layer, calib, tokens) = match src {
+        LayerSource::Synthetic => {
+            let layer = Layer::default_synthetic(seed);
+            let d_model = layer.d();
+            let calib = synthetic_tokens(seed.wrapping_add(1), d_model, SYNTH_TOKENS, SYNTH_OUTLIER_CHANNELS);
+            let tokens = synthetic_tokens(seed.wrapping_add(2), d_model, SYNTH_TOKENS, SYNTH_OUTLIER_CHANNELS);
+            (layer, calib, tokens)
+        }
+        LayerSource::Checkpoint { path, layer, head_dim } => {
+            let ck = super::checkpoint::Checkpoint::open(path, head_dim)?;
+            ck.inputs_of(layer, SYNTH_TOKENS, seed, &mut |_, _, _, _| Ok(()))?
+        }
+    };
     let (_, calib_inputs) = layer.forward_f32(&calib);
     let scheme = Scheme { codebook: Codebook::KMeans, outlier_fraction: 0.005, q: bits };
     let ql = QuantLayer::new(&layer, &calib_inputs, &scheme, seed).map_err(anyhow::Error::msg)?;
@@ -88,7 +106,7 @@ pub fn pe_line_golden(cfg: &Config, name: &str, seed: u64, vectors: u32) -> Resu
     let budget = (vectors as u64).div_ceil(7).max(1);
     let k_max = pe.k_max as usize;
     let mut figures = Vec::new();
-    for p in Proj::ALL {
+    for p in Proj::ALL.into_iter().filter(|&p| ql.lin[p as usize].w.rows > 0) {
         let lin = &ql.lin[p as usize];
         let lut = super::lut(&lin.a.ca, &lin.w.cw, q.nw);
         pe_line::load_lut(&mut w, &lut, q);
@@ -142,7 +160,7 @@ mod tests {
     #[test]
     fn layer_golden_replays_by_counting() {
         let cfg = Config::parse("[quant]\nnw = 4\nna = 3\n[pe_line]\nlanes = 8\nk_max = 300\n").unwrap();
-        let g = pe_line_golden(&cfg, "t", 3, 60).unwrap();
+        let g = pe_line_golden(&cfg, "t", 3, 60, LayerSource::Synthetic).unwrap();
         let q = &cfg.quant;
         let d = PeLineDerived::new(q, cfg.pe_line.as_ref().unwrap());
         let (mut lut, mut ia, mut iw) = (vec![0i64; q.bins() as usize], vec![], vec![]);
@@ -190,9 +208,24 @@ mod tests {
     }
 
     #[test]
+    fn a_checkpoint_layer_replaces_the_synthetic_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tiny.safetensors");
+        crate::reference::checkpoint::write_tiny_llama(&p, 2, 3).unwrap();
+        let cfg = Config::parse("[quant]\nnw = 4\nna = 3\n[pe_line]\nlanes = 8\nk_max = 300\n").unwrap();
+        let src = |layer| LayerSource::Checkpoint { path: &p, layer, head_dim: 8 };
+        let g1 = pe_line_golden(&cfg, "t", 3, 60, src(1)).unwrap();
+        // The checkpoint's shapes (d = 32, ffn = 48), not the synthetic layer's.
+        assert_eq!(g1.figures.iter().map(|f| f.k).collect::<Vec<_>>(), vec![32, 32, 32, 32, 32, 32, 48]);
+        assert_ne!(g1.text, pe_line_golden(&cfg, "t", 3, 60, src(0)).unwrap().text);
+        let e = pe_line_golden(&cfg, "t", 3, 60, src(2)).err().unwrap().to_string();
+        assert!(e.starts_with("`--layer` = 2 is out of range") && e.ends_with("has decoder layers 0..=1"), "{e}");
+    }
+
+    #[test]
     fn from_layer_needs_a_pe_line_section() {
         let cfg = Config::parse("[encoder]\n").unwrap();
-        let e = pe_line_golden(&cfg, "enc", 1, 10).err().unwrap().to_string();
+        let e = pe_line_golden(&cfg, "enc", 1, 10, LayerSource::Synthetic).err().unwrap().to_string();
         assert_eq!(e, "config 'enc' has no [pe_line] section; --from-layer writes PE-line vectors");
     }
 }

@@ -1,31 +1,48 @@
-//! 1-D K-Means for codebooks: k-means++ seeding + Lloyd, and an exact optimal solver.
+//! 1-D K-Means for codebooks: k-means++ seeding + Lloyd, and exact optimal solvers.
 //!
-//! Both work on a [`Histogram`]: the distinct input values, sorted, with their total weights and
-//! prefix sums of `w`, `w·x` and `w·x²`. In one dimension a cluster of a sorted set is a
-//! contiguous range, so with prefix sums the mean and the squared error of any range cost O(1):
+//! Both work on a [`Histogram`]: sorted *atoms* (a distinct value, or a narrow bin of values),
+//! each with its total weight and its exact first and second moments, and prefix sums of those.
+//! In one dimension a cluster of a sorted set is a contiguous range, so with prefix sums the mean
+//! and the squared error of any range of atoms cost O(1):
 //!
 //! - a Lloyd iteration is `k` binary searches (find the range between two midpoints) instead of a
-//!   pass over every value, so Lloyd costs O(k log n) per iteration after the sort;
-//! - the exact solver is the Ckmeans.1d.dp dynamic program `D[q][i] = min_j D[q-1][j] +
+//!   pass over every value, so Lloyd costs O(k log n) per iteration after the histogram;
+//! - the exact solvers are the Ckmeans.1d.dp dynamic program `D[q][i] = min_j D[q-1][j] +
 //!   cost(j, i)`, each layer solved by divide and conquer over the monotone split point
-//!   (O(k n log n), n = distinct values).
+//!   (O(k n log n), n = atoms). The split point is monotone because the cost is Monge.
 //!
-//! Real checkpoints store f16/bf16 weights, which have at most 65 536 distinct values, so both
-//! solvers finish in milliseconds after the O(N) histogram; arbitrary f32 input is still exact,
-//! only slower (the cost grows with the number of distinct values).
+//! Codebooks end up as signed integers on a fixed grid (SPEC's integer centroids), and a
+//! nearest-integer-centroid partition only ever cuts the value axis at multiples of half a grid
+//! step. [`FineHist`] therefore bins values at a fixed sub-division of that half step: its bins
+//! regrouped by half steps ([`FineHist::grid`]) lose nothing for the integer problem, and
+//! [`optimal_int`] on them is the exact optimum over integer codebooks (a few hundred atoms for
+//! 8-bit centroids, whatever the number of values); Lloyd runs on the fine bins, whose moments are
+//! exact, so only its assignment step is rounded to a bin (1/128 of a half step for 8-bit
+//! centroids).
 //!
-//! Sample weights (the paper's Fisher-weighted K-Means for activations) are optional; equal
+//! Sample weights are the per-value weights of the objective (a value normalized by its row's
+//! scale `s` carries `s²`, so the solvers minimize the error in the original units); equal
 //! values are merged by adding their weights, which changes nothing in either objective.
 
 use crate::rng::Rng;
 
-/// Sorted distinct values with total weights and prefix sums (values shifted by their weighted
-/// mean so that `Σw·x²` does not cancel catastrophically).
+/// One atom of a [`Histogram`]: total weight `w` and the moments `m1 = Σw·(v−c)`,
+/// `m2 = Σw·(v−c)²` of its values `v` about its centre `c` (a distinct value has `m1 = m2 = 0`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Atom {
+    pub c: f64,
+    pub w: f64,
+    pub m1: f64,
+    pub m2: f64,
+}
+
+/// Sorted atoms with total weights and prefix sums of their moments (about the weighted mean of
+/// everything, so that `Σw·x²` does not cancel catastrophically).
 #[derive(Clone, Debug)]
 pub struct Histogram {
-    /// Distinct values, ascending.
+    /// Each atom's weighted mean, ascending (for distinct values: the values).
     pub x: Vec<f64>,
-    /// Total weight of each distinct value (> 0).
+    /// Total weight of each atom (> 0).
     pub w: Vec<f64>,
     shift: f64,
     pw: Vec<f64>,
@@ -111,17 +128,26 @@ impl Histogram {
         if x.is_empty() {
             return Err("no values to cluster (empty input or all weights zero)".into());
         }
-        let total: f64 = w.iter().sum();
-        let shift = x.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>() / total;
-        let n = x.len();
+        Ok(Histogram::from_atoms(x.into_iter().zip(w).map(|(c, w)| Atom { c, w, m1: 0.0, m2: 0.0 }).collect()))
+    }
+
+    /// A histogram of ascending atoms with positive weight (callers drop empty bins).
+    pub fn from_atoms(atoms: Vec<Atom>) -> Histogram {
+        debug_assert!(atoms.windows(2).all(|a| a[0].c < a[1].c) && atoms.iter().all(|a| a.w > 0.0));
+        let total: f64 = atoms.iter().map(|a| a.w).sum();
+        let shift = if total > 0.0 { atoms.iter().map(|a| a.w * a.c + a.m1).sum::<f64>() / total } else { 0.0 };
+        let n = atoms.len();
         let (mut pw, mut p1, mut p2) = (vec![0.0; n + 1], vec![0.0; n + 1], vec![0.0; n + 1]);
-        for i in 0..n {
-            let d = x[i] - shift;
-            pw[i + 1] = pw[i] + w[i];
-            p1[i + 1] = p1[i] + w[i] * d;
-            p2[i + 1] = p2[i] + w[i] * d * d;
+        for (i, a) in atoms.iter().enumerate() {
+            // Moments about the global mean from moments about the atom's centre: no cancellation.
+            let e = a.c - shift;
+            pw[i + 1] = pw[i] + a.w;
+            p1[i + 1] = p1[i] + a.m1 + a.w * e;
+            p2[i + 1] = p2[i] + a.m2 + 2.0 * e * a.m1 + a.w * e * e;
         }
-        Ok(Histogram { x, w, shift, pw, p1, p2 })
+        let x = atoms.iter().map(|a| a.c + a.m1 / a.w).collect();
+        let w = atoms.iter().map(|a| a.w).collect();
+        Histogram { x, w, shift, pw, p1, p2 }
     }
 
     pub fn len(&self) -> usize {
@@ -288,22 +314,49 @@ fn kmeanspp(h: &Histogram, k: usize, rng: &mut Rng) -> Vec<f64> {
     c
 }
 
-/// The exact minimum-SSE `k` centroids (ascending; `min(k, distinct)` of them), by dynamic
-/// programming over the sorted distinct values.
+/// The exact minimum-SSE `k` centroids (ascending; `min(k, atoms)` of them), by dynamic
+/// programming over the sorted atoms. For distinct values this is the optimum over all real
+/// codebooks.
 pub fn optimal(h: &Histogram, k: usize) -> Vec<f64> {
-    let n = h.len();
-    if n <= k {
+    if h.len() <= k {
         return h.x.clone();
     }
-    // prev[i]: least SSE of the first i values in q-1 clusters; split[q][i]: where the last of
-    // q clusters starts in the best solution for the first i values.
-    let mut prev: Vec<f64> = (0..=n).map(|i| h.cost(0, i)).collect();
+    let bounds = dp_bounds(h, k, |a, b| h.cost(a, b));
+    bounds.windows(2).filter_map(|b| h.mean(b[0], b[1])).collect()
+}
+
+/// The exact minimum-SSE codebook of at most `k` *integer* centroids in `lo..=hi` (ascending,
+/// distinct, as f64). A cluster's best integer centroid is its mean rounded (clamped) to the
+/// grid, so its cost is `cost + W·(mean − round(mean))²`; a minimum over centres of additive
+/// costs is still Monge, so the same divide-and-conquer DP is exact. Exact over *all* integer
+/// codebooks when every nearest-centroid partition is a union of atoms, as for
+/// [`FineHist::grid`]; fewer than `k` centroids come back when the data needs fewer (two
+/// clusters may share their best integer), and adding centroids never raises the error.
+pub fn optimal_int(h: &Histogram, k: usize, lo: i64, hi: i64) -> Vec<f64> {
+    let best = |a: usize, b: usize| h.mean(a, b).map(|m| m.round().clamp(lo as f64, hi as f64));
+    let bounds = if h.len() <= k {
+        (0..=h.len()).collect()
+    } else {
+        dp_bounds(h, k, |a, b| best(a, b).map_or(0.0, |g| h.cost_at(a, b, g)))
+    };
+    let mut c: Vec<f64> = bounds.windows(2).filter_map(|b| best(b[0], b[1])).collect();
+    c.dedup();
+    c
+}
+
+/// Cluster boundaries `0 = b_0 < b_1 < … < b_k = n` minimizing `Σ cost(b_i, b_{i+1})` over
+/// `n > k` atoms, for a Monge `cost` (the best split of row `i` is monotone in `i`).
+fn dp_bounds(h: &Histogram, k: usize, cost: impl Fn(usize, usize) -> f64) -> Vec<usize> {
+    let n = h.len();
+    // prev[i]: least cost of the first i atoms in q-1 clusters; split[q][i]: where the last of
+    // q clusters starts in the best solution for the first i atoms.
+    let mut prev: Vec<f64> = (0..=n).map(|i| cost(0, i)).collect();
     let mut split: Vec<Vec<u32>> = vec![vec![0; n + 1]];
     for q in 2..=k {
         let mut cur = vec![f64::INFINITY; n + 1];
         let mut s = vec![0u32; n + 1];
         // Row i in q..=n may split at j in q-1..i (each cluster non-empty).
-        solve_layer(h, &prev, &mut cur, &mut s, q, n, q - 1, n - 1);
+        solve_layer(&cost, &prev, &mut cur, &mut s, (q, n), (q - 1, n - 1));
         prev = cur;
         split.push(s);
     }
@@ -315,21 +368,18 @@ pub fn optimal(h: &Histogram, k: usize) -> Vec<f64> {
     }
     bounds.push(0);
     bounds.reverse();
-    bounds.windows(2).filter_map(|b| h.mean(b[0], b[1])).collect()
+    bounds
 }
 
 /// Divide and conquer for one DP layer: the best split of row `mid` lies between those of its
-/// neighbours (the split point is monotone in `i` for 1-D squared error).
-#[allow(clippy::too_many_arguments)]
+/// neighbours. Rows `lo..=hi`, candidate splits `jlo..=jhi`.
 fn solve_layer(
-    h: &Histogram,
+    cost: &impl Fn(usize, usize) -> f64,
     prev: &[f64],
     cur: &mut [f64],
     s: &mut [u32],
-    lo: usize,
-    hi: usize,
-    jlo: usize,
-    jhi: usize,
+    (lo, hi): (usize, usize),
+    (jlo, jhi): (usize, usize),
 ) {
     if lo > hi {
         return;
@@ -337,7 +387,7 @@ fn solve_layer(
     let mid = (lo + hi) / 2;
     let mut best = (f64::INFINITY, jlo);
     for (j, p) in prev.iter().enumerate().take(jhi.min(mid - 1) + 1).skip(jlo) {
-        let v = p + h.cost(j, mid);
+        let v = p + cost(j, mid);
         if v < best.0 {
             best = (v, j);
         }
@@ -345,9 +395,114 @@ fn solve_layer(
     cur[mid] = best.0;
     s[mid] = best.1 as u32;
     if mid > lo {
-        solve_layer(h, prev, cur, s, lo, mid - 1, jlo, best.1);
+        solve_layer(cost, prev, cur, s, (lo, mid - 1), (jlo, best.1));
     }
-    solve_layer(h, prev, cur, s, mid + 1, hi, best.1, jhi);
+    solve_layer(cost, prev, cur, s, (mid + 1, hi), (best.1, jhi));
+}
+
+/// Values on the integer-centroid scale `t` (one unit = one step between integer centroids
+/// `lo..=hi`), binned at `2^sub` bins per half unit with exact moments per bin.
+///
+/// Bin `f` holds `t ∈ ((f−1)/2^(sub+1), f/2^(sub+1)]`, i.e. `f = ⌈2^(sub+1)·t⌉` (the scaling by a
+/// power of two is exact). Half-unit bin `g = ⌈f / 2^sub⌉ = ⌈2t⌉` then holds `t ∈ ((g−1)/2, g/2]`,
+/// so a midpoint `m/2` between two integer centroids is always a bin edge, and a value exactly on
+/// it sits in the lower bin, as SPEC's encoder (ties to the lower centroid) puts it.
+#[derive(Clone, Debug)]
+pub struct FineHist {
+    lo: i64,
+    hi: i64,
+    sub: u32,
+    /// Index of bin 0 in the vectors: `f = first + i`.
+    first: i64,
+    w: Vec<f64>,
+    m1: Vec<f64>,
+    m2: Vec<f64>,
+}
+
+impl FineHist {
+    /// An empty histogram for integer centroids `lo..=hi` with about `2^17` bins in all.
+    pub fn new(lo: i64, hi: i64) -> FineHist {
+        let span = 2 * (hi - lo) as u64;
+        let sub = (17 - (64 - span.leading_zeros()).min(17)).min(10);
+        let first = (lo << (sub + 1)) + 1;
+        let n = ((hi - lo) << (sub + 1)) as usize;
+        FineHist { lo, hi, sub, first, w: vec![0.0; n], m1: vec![0.0; n], m2: vec![0.0; n] }
+    }
+
+    fn centre(&self, f: i64) -> f64 {
+        (f as f64 - 0.5) / (1u64 << (self.sub + 1)) as f64
+    }
+
+    /// Adds value `t` (on the centroid scale) with weight `wt`. Values beyond the grid go to
+    /// the end bins (their moments stay exact; only the bin edge is off, and no centroid lies
+    /// beyond the grid to split them).
+    #[inline]
+    pub fn add(&mut self, t: f64, wt: f64) {
+        let f = ((t * (1u64 << (self.sub + 1)) as f64).ceil() as i64).clamp(self.first, self.first + self.w.len() as i64 - 1);
+        let i = (f - self.first) as usize;
+        let d = t - self.centre(f);
+        self.w[i] += wt;
+        self.m1[i] += wt * d;
+        self.m2[i] += wt * d * d;
+    }
+
+    /// Adds another histogram of the same grid, bin by bin.
+    pub fn merge(&mut self, o: &FineHist) {
+        for i in 0..self.w.len() {
+            self.w[i] += o.w[i];
+            self.m1[i] += o.m1[i];
+            self.m2[i] += o.m2[i];
+        }
+    }
+
+    /// Total weight.
+    pub fn weight(&self) -> f64 {
+        self.w.iter().sum()
+    }
+
+    /// The non-empty fine bins as atoms (for Lloyd).
+    pub fn fine(&self) -> Histogram {
+        let atoms = (0..self.w.len())
+            .filter(|&i| self.w[i] > 0.0)
+            .map(|i| Atom { c: self.centre(self.first + i as i64), w: self.w[i], m1: self.m1[i], m2: self.m2[i] })
+            .collect();
+        Histogram::from_atoms(atoms)
+    }
+
+    /// The non-empty half-unit bins as atoms: every nearest-integer-centroid partition is a
+    /// union of them, so [`optimal_int`] on this histogram is exact.
+    pub fn grid(&self) -> Histogram {
+        let per = 1i64 << self.sub;
+        let mut atoms: Vec<Atom> = Vec::new();
+        let mut cur: Option<(i64, Atom)> = None;
+        for i in 0..self.w.len() {
+            if self.w[i] <= 0.0 {
+                continue;
+            }
+            let f = self.first + i as i64;
+            let g = -((-f).div_euclid(per)); // ⌈f / 2^sub⌉
+            let gc = (g as f64 - 0.5) / 2.0;
+            let e = self.centre(f) - gc;
+            let (w, m1, m2) = (self.w[i], self.m1[i], self.m2[i]);
+            if cur.as_ref().is_none_or(|(cg, _)| *cg != g) {
+                if let Some((_, a)) = cur.take() {
+                    atoms.push(a);
+                }
+                cur = Some((g, Atom { c: gc, ..Atom::default() }));
+            }
+            let a = &mut cur.as_mut().unwrap().1;
+            a.w += w;
+            a.m2 += m2 + 2.0 * e * m1 + w * e * e;
+            a.m1 += m1 + w * e;
+        }
+        atoms.extend(cur.map(|(_, a)| a));
+        Histogram::from_atoms(atoms)
+    }
+
+    /// Integer range of the centroids.
+    pub fn range(&self) -> (i64, i64) {
+        (self.lo, self.hi)
+    }
 }
 
 #[cfg(test)]
@@ -410,6 +565,82 @@ mod tests {
             let (o, l) = (h.sse(&optimal(&h, k)), h.sse(&lloyd(&h, k, seed)));
             assert!(o <= l * (1.0 + 1e-9) + 1e-9, "seed {seed}: optimal SSE {o} > Lloyd SSE {l}");
         }
+    }
+
+    /// Values on the integer scale with weights; some land exactly on half-integers (midpoints
+    /// between integer centroids), where ties must go to the lower centroid.
+    fn random_scaled(rng: &mut Rng, n: usize, lo: i64, hi: i64) -> Vec<(f64, f64)> {
+        let span = (hi - lo) as f64;
+        let centre = rng.unit() * span * 0.5 + lo as f64 + span * 0.25;
+        (0..n)
+            .map(|_| {
+                let t = if rng.chance(1, 4) {
+                    rng.range(2 * lo, 2 * hi) as f64 / 2.0
+                } else {
+                    (centre + rng.normal() * span * 0.2).clamp(lo as f64, hi as f64)
+                };
+                (t, 0.1 + rng.unit() * 4.0)
+            })
+            .collect()
+    }
+
+    /// Error of `values` against integer `codebook` with SPEC's encoder (nearest, ties low).
+    fn encoder_sse(values: &[(f64, f64)], codebook: &[i64]) -> f64 {
+        let mids: Vec<f64> = codebook.windows(2).map(|w| 0.5 * (w[0] + w[1]) as f64).collect();
+        values
+            .iter()
+            .map(|&(t, w)| {
+                let c = codebook[mids.partition_point(|&m| m < t)] as f64;
+                w * (t - c) * (t - c)
+            })
+            .sum()
+    }
+
+    #[test]
+    fn optimal_int_equals_brute_force_over_every_integer_codebook() {
+        for seed in 0..150u64 {
+            let mut rng = Rng::new(7000 + seed);
+            let bits = rng.range(2, 4) as u32;
+            let (lo, hi) = (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1);
+            let k = rng.range(1, 4.min(hi - lo + 1)) as usize;
+            let n = rng.range(1, 60) as usize;
+            let values = random_scaled(&mut rng, n, lo, hi);
+            let mut fh = FineHist::new(lo, hi);
+            for &(t, w) in &values {
+                fh.add(t, w);
+            }
+            let opt: Vec<i64> = optimal_int(&fh.grid(), k, lo, hi).iter().map(|&c| c as i64).collect();
+            assert!(opt.len() <= k && opt.windows(2).all(|w| w[0] < w[1]), "seed {seed}: {opt:?}");
+            let got = encoder_sse(&values, &opt);
+            // Every codebook of exactly k distinct integers in lo..=hi.
+            let mut best = f64::INFINITY;
+            for mask in 0u32..1 << (hi - lo + 1) {
+                if mask.count_ones() as usize == k {
+                    let cb: Vec<i64> = (lo..=hi).filter(|v| mask >> (v - lo) & 1 == 1).collect();
+                    best = best.min(encoder_sse(&values, &cb));
+                }
+            }
+            assert!(got <= best * (1.0 + 1e-9) + 1e-9, "seed {seed}: optimal_int {got} > brute force {best} ({opt:?})");
+        }
+    }
+
+    #[test]
+    fn binned_moments_are_exact() {
+        let mut rng = Rng::new(77);
+        let values = random_scaled(&mut rng, 5000, -128, 127);
+        let mut fh = FineHist::new(-128, 127);
+        for &(t, w) in &values {
+            fh.add(t, w);
+        }
+        for h in [fh.fine(), fh.grid()] {
+            // The error of the whole set around any point, from prefix sums, equals the direct sum.
+            for c in [-100.0, 0.0, 3.25, 90.0] {
+                let direct: f64 = values.iter().map(|&(t, w)| w * (t - c) * (t - c)).sum();
+                let got = h.cost_at(0, h.len(), c);
+                assert!((got - direct).abs() <= 1e-9 * direct, "c = {c}: {got} vs {direct}");
+            }
+        }
+        assert!(fh.grid().len() <= 511 && fh.fine().len() > 511);
     }
 
     #[test]

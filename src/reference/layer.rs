@@ -6,6 +6,9 @@
 //! this layer exists to compare. The seven projections are the quantized MatMuls; attention's
 //! score and value products stay f32, as in the paper's linear-layer quantization.
 //!
+//! A GPT-2 block is the same skeleton with LayerNorm (with bias) for RMSNorm, a bias after every
+//! projection, and `Down·gelu(Up·n)` for the gated MLP (six MatMuls; the gate is absent).
+//!
 //! The quantized variants run every projection through [`QLinear`], i.e. through the integer
 //! index path of SPEC.md (`reference::dot_with_outliers`).
 
@@ -52,8 +55,15 @@ pub struct Mat {
 }
 
 impl Mat {
+    /// `W x`, rows in parallel (each row's sum in order, so the result is the same on any
+    /// number of threads).
     pub fn apply(&self, x: &[f32]) -> Vec<f32> {
-        self.data.chunks_exact(self.cols).map(|r| r.iter().zip(x).map(|(a, b)| a * b).sum()).collect()
+        use rayon::prelude::*;
+        let dot = |r: &[f32]| r.iter().zip(x).map(|(a, b)| a * b).sum();
+        if self.data.len() < 1 << 16 {
+            return self.data.chunks_exact(self.cols).map(dot).collect();
+        }
+        self.data.par_chunks_exact(self.cols).with_min_len(16).map(dot).collect()
     }
 }
 
@@ -61,10 +71,23 @@ impl Mat {
 #[derive(Clone, Debug)]
 pub struct Layer {
     pub head_dim: usize,
-    /// Indexed by `Proj as usize`.
+    /// Indexed by `Proj as usize`. A GPT-2 block has no gate: its `Gate` matrix has 0 rows.
     pub w: Vec<Mat>,
     pub norm_attn: Vec<f32>,
     pub norm_mlp: Vec<f32>,
+    /// `Some` for a GPT-2 block (LayerNorm with bias, biased projections, ungated GELU MLP);
+    /// `None` for the LLaMA block (RMSNorm, no biases, SiLU-gated MLP).
+    pub gpt2: Option<Gpt2>,
+}
+
+/// What a GPT-2 block adds to the projections. Biases are f32 and added after the MatMul,
+/// outside SPEC's integer contract, like the scales.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Gpt2 {
+    /// Bias of each projection, indexed by `Proj as usize` (the gate's is empty).
+    pub bias: Vec<Vec<f32>>,
+    /// LayerNorm biases before attention and before the MLP.
+    pub ln_bias: (Vec<f32>, Vec<f32>),
 }
 
 /// Shape of the default synthetic layer: small enough for debug-mode tests, large enough that
@@ -100,7 +123,7 @@ impl Layer {
         let w = vec![mat(d, d), mat(d, d), mat(d, d), mat(d, d), mat(ffn, d), mat(ffn, d), mat(d, ffn)];
         let mut gain = |n: usize| (0..n).map(|_| (1.0 + 0.1 * rng.normal()) as f32).collect();
         let (norm_attn, norm_mlp) = (gain(d), gain(d));
-        Layer { head_dim: d / heads, w, norm_attn, norm_mlp }
+        Layer { head_dim: d / heads, w, norm_attn, norm_mlp, gpt2: None }
     }
 
     /// The default synthetic layer of `eval` and the tests.
@@ -110,7 +133,13 @@ impl Layer {
 
     /// Layer `l` of a LLaMA-family checkpoint (`model.layers.{l}.…` tensor names).
     pub fn from_safetensors(path: &Path, l: usize, head_dim: usize) -> Result<Layer> {
-        let wf = Weights::open(path)?;
+        Layer::from_weights(&Weights::open(path)?, l, head_dim)
+    }
+
+    /// Layer `l` of an open LLaMA-family checkpoint. Errors are one line naming the file, the
+    /// tensor and the shape that does not fit.
+    pub fn from_weights(wf: &Weights, l: usize, head_dim: usize) -> Result<Layer> {
+        let path = wf.path();
         let mut w = Vec::new();
         for p in Proj::ALL {
             let t = wf.tensor(&p.tensor_name(l))?;
@@ -120,39 +149,108 @@ impl Layer {
             w.push(Mat { rows: t.shape[0], cols: t.shape[1], data: t.data });
         }
         let norm = |n: &str| -> Result<Vec<f32>> { Ok(wf.tensor(&format!("model.layers.{l}.{n}.weight"))?.data) };
-        let layer = Layer { head_dim, w, norm_attn: norm("input_layernorm")?, norm_mlp: norm("post_attention_layernorm")? };
-        layer.check_shapes().map_err(|e| anyhow::anyhow!("{}: layer {l}: {e}", path.display()))?;
+        let layer = Layer { head_dim, w, norm_attn: norm("input_layernorm")?, norm_mlp: norm("post_attention_layernorm")?, gpt2: None };
+        layer.check_shapes(l).map_err(|e| anyhow::anyhow!("{}: layer {l}: {e}", path.display()))?;
         Ok(layer)
     }
 
-    fn check_shapes(&self) -> Result<(), String> {
-        let d = self.d();
-        let ffn = self.mat(Proj::Gate).rows;
-        let hd = self.head_dim;
-        let ok = hd > 0
-            && self.mat(Proj::Q).rows.is_multiple_of(hd)
-            && self.mat(Proj::K).rows.is_multiple_of(hd)
-            && self.mat(Proj::K).rows > 0
-            && (self.mat(Proj::Q).rows / hd).is_multiple_of(self.mat(Proj::K).rows / hd)
-            && self.mat(Proj::V).rows == self.mat(Proj::K).rows
-            && [Proj::K, Proj::V, Proj::Gate, Proj::Up].iter().all(|p| self.mat(*p).cols == d)
-            && self.mat(Proj::O).cols == self.mat(Proj::Q).rows
-            && self.mat(Proj::O).rows == d
-            && self.mat(Proj::Up).rows == ffn
-            && self.mat(Proj::Down).cols == ffn
-            && self.mat(Proj::Down).rows == d
-            && self.norm_attn.len() == d
-            && self.norm_mlp.len() == d;
-        if ok { Ok(()) } else { Err(format!("projection shapes do not form a decoder layer with head_dim {hd}")) }
+    /// Block `l` of a GPT-2 checkpoint (`{prefix}h.{l}.…` names, `prefix` "" or "transformer.").
+    /// GPT-2 stores its projections as Conv1D weights `[in, out]`; they are transposed to
+    /// `[out, in]`, and the fused `c_attn` is cut into Q, K and V.
+    pub fn from_gpt2(wf: &Weights, prefix: &str, l: usize, head_dim: usize) -> Result<Layer> {
+        let path = wf.path();
+        let name = |n: &str| format!("{prefix}h.{l}.{n}");
+        let conv = |n: &str| -> Result<(Mat, Vec<f32>)> {
+            let t = wf.tensor(&name(&format!("{n}.weight")))?;
+            if t.shape.len() != 2 {
+                bail!("tensor '{}' in {} has shape {:?}, expected a matrix", t.name, path.display(), t.shape);
+            }
+            let (i, o) = (t.shape[0], t.shape[1]);
+            let data = (0..o).flat_map(|r| (0..i).map(move |c| (r, c))).map(|(r, c)| t.data[c * o + r]).collect();
+            let b = wf.tensor(&name(&format!("{n}.bias")))?.data;
+            if b.len() != o {
+                bail!("tensor '{}' in {} has {} elements, expected {o}", name(&format!("{n}.bias")), path.display(), b.len());
+            }
+            Ok((Mat { rows: o, cols: i, data }, b))
+        };
+        let (qkv, qkv_b) = conv("attn.c_attn")?;
+        let d = qkv.cols;
+        if qkv.rows != 3 * d {
+            bail!("tensor '{}' in {} has shape [{d}, {}], expected [{d}, {}] (q, k, v of d_model {d})", name("attn.c_attn.weight"), path.display(), qkv.rows, 3 * d);
+        }
+        let part = |i: usize| Mat { rows: d, cols: d, data: qkv.data[i * d * d..(i + 1) * d * d].to_vec() };
+        let (o, o_b) = conv("attn.c_proj")?;
+        let (up, up_b) = conv("mlp.c_fc")?;
+        let (down, down_b) = conv("mlp.c_proj")?;
+        let gate = Mat { rows: 0, cols: d, data: vec![] };
+        let w = vec![part(0), part(1), part(2), o, gate, up, down];
+        let bias = vec![qkv_b[..d].to_vec(), qkv_b[d..2 * d].to_vec(), qkv_b[2 * d..].to_vec(), o_b, vec![], up_b, down_b];
+        let t = |n: &str| -> Result<Vec<f32>> { Ok(wf.tensor(&name(n))?.data) };
+        let layer = Layer {
+            head_dim,
+            w,
+            norm_attn: t("ln_1.weight")?,
+            norm_mlp: t("ln_2.weight")?,
+            gpt2: Some(Gpt2 { bias, ln_bias: (t("ln_1.bias")?, t("ln_2.bias")?) }),
+        };
+        layer.check_shapes(l).map_err(|e| anyhow::anyhow!("{}: layer {l}: {e}", path.display()))?;
+        Ok(layer)
     }
 
-    /// Runs the layer on `tokens`, computing every projection with `lin`.
+    /// The first shape that does not fit a decoder layer, as `tensor has [r, c], expected …`.
+    fn check_shapes(&self, l: usize) -> Result<(), String> {
+        let d = self.d();
+        let hd = self.head_dim;
+        let shape = |p: Proj| format!("{} has [{}, {}]", p.tensor_name(l), self.mat(p).rows, self.mat(p).cols);
+        let ffn = self.mat(Proj::Up).rows;
+        let (q, kv) = (self.mat(Proj::Q).rows, self.mat(Proj::K).rows);
+        if hd == 0 || !q.is_multiple_of(hd) || kv == 0 || !kv.is_multiple_of(hd) || !(q / hd).is_multiple_of(kv / hd) {
+            return Err(format!(
+                "{} and {}: with head_dim {hd} the query heads must be a multiple of the key/value heads (check --head-dim)",
+                shape(Proj::Q),
+                shape(Proj::K)
+            ));
+        }
+        let expect = [
+            (Proj::K, kv, d),
+            (Proj::V, kv, d),
+            (Proj::O, d, q),
+            (Proj::Gate, if self.gpt2.is_some() { 0 } else { ffn }, d),
+            (Proj::Up, ffn, d),
+            (Proj::Down, d, ffn),
+        ];
+        for (p, r, c) in expect {
+            if (self.mat(p).rows, self.mat(p).cols) != (r, c) {
+                return Err(format!("{}, expected [{r}, {c}] (d_model {d} from q_proj, ffn {ffn} from up_proj)", shape(p)));
+            }
+        }
+        for (n, g) in [("input_layernorm", &self.norm_attn), ("post_attention_layernorm", &self.norm_mlp)] {
+            if g.len() != d {
+                return Err(format!("model.layers.{l}.{n}.weight has {} elements, expected d_model = {d}", g.len()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the layer on `tokens`, computing every projection with `lin` (a GPT-2 block adds
+    /// its biases to what `lin` returns).
     pub fn forward(&self, tokens: &[Vec<f32>], lin: &mut dyn FnMut(Proj, &[f32]) -> Vec<f32>) -> Vec<Vec<f32>> {
         let hd = self.head_dim;
-        let n1: Vec<Vec<f32>> = tokens.iter().map(|x| rmsnorm(x, &self.norm_attn)).collect();
-        let q: Vec<Vec<f32>> = n1.iter().map(|x| lin(Proj::Q, x)).collect();
-        let k: Vec<Vec<f32>> = n1.iter().map(|x| lin(Proj::K, x)).collect();
-        let v: Vec<Vec<f32>> = n1.iter().map(|x| lin(Proj::V, x)).collect();
+        let mut proj = |p: Proj, x: &[f32]| {
+            let mut y = lin(p, x);
+            if let Some(g) = &self.gpt2 {
+                y.iter_mut().zip(&g.bias[p as usize]).for_each(|(a, b)| *a += b);
+            }
+            y
+        };
+        let norm = |x: &[f32], mlp: bool| match &self.gpt2 {
+            None => rmsnorm(x, if mlp { &self.norm_mlp } else { &self.norm_attn }),
+            Some(g) => layernorm(x, if mlp { &self.norm_mlp } else { &self.norm_attn }, if mlp { &g.ln_bias.1 } else { &g.ln_bias.0 }),
+        };
+        let n1: Vec<Vec<f32>> = tokens.iter().map(|x| norm(x, false)).collect();
+        let q: Vec<Vec<f32>> = n1.iter().map(|x| proj(Proj::Q, x)).collect();
+        let k: Vec<Vec<f32>> = n1.iter().map(|x| proj(Proj::K, x)).collect();
+        let v: Vec<Vec<f32>> = n1.iter().map(|x| proj(Proj::V, x)).collect();
         let heads = q[0].len() / hd;
         let group = heads / (k[0].len() / hd);
         let scale = 1.0 / (hd as f32).sqrt();
@@ -172,16 +270,20 @@ impl Layer {
                     }
                 }
             }
-            let o = lin(Proj::O, &attn);
+            let o = proj(Proj::O, &attn);
             h.push(tokens[t].iter().zip(&o).map(|(a, b)| a + b).collect::<Vec<f32>>());
         }
         h.iter()
             .map(|ht| {
-                let n = rmsnorm(ht, &self.norm_mlp);
-                let g = lin(Proj::Gate, &n);
-                let u = lin(Proj::Up, &n);
-                let a: Vec<f32> = g.iter().zip(&u).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
-                let dn = lin(Proj::Down, &a);
+                let n = norm(ht, true);
+                let a: Vec<f32> = if self.gpt2.is_some() {
+                    proj(Proj::Up, &n).iter().map(|&u| gelu(u)).collect()
+                } else {
+                    let g = proj(Proj::Gate, &n);
+                    let u = proj(Proj::Up, &n);
+                    g.iter().zip(&u).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect()
+                };
+                let dn = proj(Proj::Down, &a);
                 ht.iter().zip(&dn).map(|(a, b)| a + b).collect()
             })
             .collect()
@@ -202,6 +304,20 @@ pub fn rmsnorm(x: &[f32], g: &[f32]) -> Vec<f32> {
     let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
     let r = 1.0 / (ms + 1e-6).sqrt();
     x.iter().zip(g).map(|(v, g)| v * r * g).collect()
+}
+
+/// LayerNorm (GPT-2's, eps 1e-5): `(x − mean) / sqrt(var + eps) · g + b`.
+pub fn layernorm(x: &[f32], g: &[f32], b: &[f32]) -> Vec<f32> {
+    let n = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let r = 1.0 / (var + 1e-5).sqrt();
+    x.iter().zip(g).zip(b).map(|((v, g), b)| (v - mean) * r * g + b).collect()
+}
+
+/// GPT-2's GELU (the tanh approximation).
+pub fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + (0.797_884_6 * (x + 0.044_715 * x * x * x)).tanh())
 }
 
 fn softmax(s: &[f32]) -> Vec<f32> {
@@ -307,7 +423,10 @@ impl QuantLayer {
         let mut lin = Vec::new();
         for (p, w) in Proj::ALL.into_iter().zip(w) {
             let k = quant::outliers_per_side(layer.mat(p).cols, s.outlier_fraction);
+            // A projection the block does not have (GPT-2's gate) never runs: any codebook does.
+            let absent = layer.mat(p).rows == 0;
             let a = match s.codebook {
+                _ if absent => ActQuant::uniform(s.q.na, s.q.ac_bits, s.q.x_bits, k)?,
                 Codebook::KMeans => {
                     ActQuant::kmeans(&calib_inputs[p as usize], s.q.na, s.q.ac_bits, s.q.x_bits, k, Fit::Lloyd { seed })
                         .map_err(|e| format!("{}: {e}", p.name()))?
@@ -482,5 +601,7 @@ mod tests {
         assert_eq!(back.forward_f32(&toks).0, layer.forward_f32(&toks).0);
         let e = format!("{:#}", Layer::from_safetensors(&p, 4, 8).unwrap_err());
         assert!(e.contains("tensor 'model.layers.4.self_attn.q_proj.weight' not found"), "{e}");
+        let e = format!("{:#}", Layer::from_safetensors(&p, 3, 5).unwrap_err());
+        assert!(e.ends_with("layer 3: model.layers.3.self_attn.q_proj.weight has [16, 16] and model.layers.3.self_attn.k_proj.weight has [16, 16]: with head_dim 5 the query heads must be a multiple of the key/value heads (check --head-dim)"), "{e}");
     }
 }

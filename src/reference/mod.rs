@@ -5,6 +5,7 @@
 //! hardware's cleverer methods (pair counting, binary-search comparator trees) are checked
 //! against something that is easy to believe.
 
+pub mod checkpoint;
 pub mod commands;
 pub mod golden_layer;
 pub mod kmeans;

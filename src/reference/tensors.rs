@@ -1,5 +1,9 @@
 //! Real weights from a `.safetensors` file (f32, f16 or bf16), as f32.
 //!
+//! The file is memory-mapped, not read: a tensor is converted when it is asked for (whole, or
+//! row by row through [`Weights::rows`]), and [`Weights::release`] hands its pages back, so
+//! walking a whole checkpoint one tensor at a time keeps memory near the largest tensor.
+//!
 //! Every failure is one line that names the file and, where there is one, the tensor: a missing
 //! or unreadable file, a file that is not safetensors, a tensor name that is not there (with the
 //! names that are, so a typo is easy to see), a dtype this path does not read.
@@ -25,18 +29,60 @@ impl Tensor {
     }
 }
 
-/// A safetensors file read into memory.
+/// A memory-mapped safetensors file.
 pub struct Weights {
     path: PathBuf,
-    bytes: Vec<u8>,
+    bytes: memmap2::Mmap,
 }
 
 impl Weights {
     pub fn open(path: &Path) -> Result<Weights> {
-        let bytes = std::fs::read(path).map_err(|e| anyhow!("cannot read weights file {}: {e}", path.display()))?;
+        let file = std::fs::File::open(path).map_err(|e| anyhow!("cannot read weights file {}: {e}", path.display()))?;
+        // SAFETY: the map is read-only; like every reader of a checkpoint we assume nobody
+        // truncates the file while it is open (that would be a SIGBUS, not a wrong value).
+        let bytes = unsafe { memmap2::Mmap::map(&file) }
+            .map_err(|e| anyhow!("{} is not a valid safetensors file: cannot map it: {e}", path.display()))?;
         SafeTensors::deserialize(&bytes)
             .map_err(|e| anyhow!("{} is not a valid safetensors file: {e}", path.display()))?;
         Ok(Weights { path: path.to_path_buf(), bytes })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Shape of a tensor, if it exists.
+    pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.parsed().tensor(name).ok().map(|t| t.shape().to_vec())
+    }
+
+    /// A float matrix read row by row straight from the map (rows = first dimension). Errors
+    /// as [`Weights::tensor`] does, and for a tensor of rank < 2.
+    pub fn rows(&self, name: &str) -> Result<TensorRows<'_>> {
+        let st = self.parsed();
+        let Ok(view) = st.tensor(name) else { return Err(self.tensor(name).unwrap_err()) };
+        let dtype = view.dtype();
+        if !matches!(dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16) {
+            return Err(self.tensor(name).unwrap_err());
+        }
+        let shape = view.shape().to_vec();
+        if shape.len() < 2 {
+            bail!("tensor '{name}' in {} has shape {shape:?}, expected a matrix (rank >= 2)", self.path.display());
+        }
+        let rows = shape[0];
+        let cols = shape[1..].iter().product();
+        let off = view.data().as_ptr() as usize - self.bytes.as_ptr() as usize;
+        let bytes = &self.bytes[off..off + view.data().len()];
+        Ok(TensorRows { name: name.to_string(), shape, dtype, bytes, rows, cols })
+    }
+
+    /// Drops the mapped pages of a tensor from memory (they are read again if touched).
+    pub fn release(&self, name: &str) {
+        if let Ok(view) = self.parsed().tensor(name) {
+            let off = view.data().as_ptr() as usize - self.bytes.as_ptr() as usize;
+            // SAFETY: a private read-only file map: dropped pages are re-read from the file.
+            let _ = unsafe { self.bytes.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, off, view.data().len()) };
+        }
     }
 
     fn parsed(&self) -> SafeTensors<'_> {
@@ -68,20 +114,53 @@ impl Weights {
                 shown.join(", ")
             );
         };
-        let raw = view.data();
-        let data: Vec<f32> = match view.dtype() {
-            Dtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F16 => raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            Dtype::BF16 => raw.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            other => bail!(
-                "tensor '{name}' in {} has dtype {other:?}, which is not supported (use F32, F16 or BF16)",
-                self.path.display()
-            ),
-        };
+        let mut data = Vec::new();
+        if !convert(view.dtype(), view.data(), &mut data) {
+            bail!(
+                "tensor '{name}' in {} has dtype {:?}, which is not supported (use F32, F16 or BF16)",
+                self.path.display(),
+                view.dtype()
+            );
+        }
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
             bail!("tensor '{name}' in {} has a non-finite value at element {i}", self.path.display());
         }
         Ok(Tensor { name: name.to_string(), shape: view.shape().to_vec(), data })
+    }
+}
+
+/// Appends little-endian `raw` of `dtype` to `out` as f32; false for a dtype that is not
+/// F32, F16 or BF16.
+fn convert(dtype: Dtype, raw: &[u8], out: &mut Vec<f32>) -> bool {
+    match dtype {
+        Dtype::F32 => out.extend(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+        Dtype::F16 => out.extend(raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())),
+        Dtype::BF16 => out.extend(raw.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())),
+        _ => return false,
+    }
+    true
+}
+
+/// A float matrix in a mapped checkpoint, converted to f32 one row at a time.
+pub struct TensorRows<'a> {
+    pub name: String,
+    pub shape: Vec<usize>,
+    dtype: Dtype,
+    bytes: &'a [u8],
+    rows: usize,
+    cols: usize,
+}
+
+impl crate::reference::quant::Rows for TensorRows<'_> {
+    fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    fn row<'a>(&'a self, r: usize, buf: &'a mut Vec<f32>) -> &'a [f32] {
+        let size = if self.dtype == Dtype::F32 { 4 } else { 2 };
+        buf.clear();
+        convert(self.dtype, &self.bytes[r * self.cols * size..(r + 1) * self.cols * size], buf);
+        buf
     }
 }
 
@@ -129,6 +208,14 @@ mod tests {
             for t in sample() {
                 assert_eq!(w.tensor(&t.name).unwrap(), t, "{dtype:?}");
             }
+            // Row by row from the map: the same values.
+            use crate::reference::quant::Rows;
+            let m = w.rows("model.layers.0.mlp.up_proj.weight").unwrap();
+            assert_eq!(m.shape(), (3, 4));
+            let rows: Vec<f32> = (0..3).flat_map(|r| m.row(r, &mut Vec::new()).to_vec()).collect();
+            assert_eq!(rows, sample()[0].data, "{dtype:?}");
+            w.release("model.layers.0.mlp.up_proj.weight");
+            assert_eq!(w.tensor("model.layers.0.mlp.up_proj.weight").unwrap(), sample()[0], "{dtype:?} after release");
         }
     }
 
