@@ -109,3 +109,11 @@ bench: tools $(KLLM) ## generation time, Verilator rate, Yosys cells of the defa
 
 clean: ## remove build products (not verilog_out/)
 	rm -rf build target
+
+# ------------------------------------------------------------------ reliability (issue 15)
+# Fuzzing runs inside `cargo test` (tests/fuzz.rs, ~20 s); `make fuzz` shows its seed and
+# execution counts. FUZZ_SEED=n picks the seed, FUZZ_CASES=x scales the case counts.
+.PHONY: fuzz
+fuzz: ## fuzz the config, sweep and safetensors readers (FUZZ_SEED=n FUZZ_CASES=x), printing executions
+	@set -o pipefail; cargo test --release --test fuzz -- --nocapture --test-threads 1 2>&1 \
+	  | grep -oE 'fuzz [a-z]+: seed.*|test result.*|panicked.*|minimal failing input.*'

@@ -129,7 +129,12 @@ impl Layer {
         let d = self.d();
         let ffn = self.mat(Proj::Gate).rows;
         let hd = self.head_dim;
+        // Empty dimensions are refused here: a zero-width matrix cannot be applied (and a
+        // zero-row Q makes O zero-width).
         let ok = hd > 0
+            && d > 0
+            && ffn > 0
+            && self.mat(Proj::Q).rows > 0
             && self.mat(Proj::Q).rows.is_multiple_of(hd)
             && self.mat(Proj::K).rows.is_multiple_of(hd)
             && self.mat(Proj::K).rows > 0
