@@ -117,3 +117,21 @@ clean: ## remove build products (not verilog_out/)
 fuzz: ## fuzz the config, sweep and safetensors readers (FUZZ_SEED=n FUZZ_CASES=x), printing executions
 	@set -o pipefail; cargo test --release --test fuzz -- --nocapture --test-threads 1 2>&1 \
 	  | grep -oE 'fuzz [a-z]+: seed.*|test result.*|panicked.*|minimal failing input.*'
+
+# RTL mutants of every block family against its own bench (Verilator; survivors get a second
+# opinion from the Icarus bench); kill rates into reports/mutants.md. Fails on a survivor that
+# scripts/mutants_equivalent.txt does not explain. Tens of minutes: not part of `make test`.
+MUTANT_SEED ?= 1
+.PHONY: test-mutants sim-icarus soak
+test-mutants: tools $(KLLM) ## RTL mutation testing of every block family -> reports/mutants.md (MUTANT_SEED=n)
+	@python3 scripts/mutants.py --seed $(MUTANT_SEED)
+
+# The tiny configs under Icarus Verilog and Verilator from the same golden files; both must
+# pass with the same counts.
+ICARUS_CONFIGS ?= generators/tiny.toml generators/orizuru_n16_k2.toml generators/nl_na3.toml
+sim-icarus: tools $(KLLM) ## tiny configs under Icarus and Verilator, same golden files, same counts (ICARUS_VECTORS=n)
+	@status=0; for c in $(ICARUS_CONFIGS); do testbenches/icarus/sim_config.sh $$c || status=1; done; exit $$status
+
+SEEDS ?= 5
+soak: tools $(KLLM) ## every config's regression over SEEDS=n seeds (SEED0, SOAK_VECTORS); summary in build/soak/
+	@SEEDS=$(SEEDS) scripts/soak.sh
