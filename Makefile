@@ -101,7 +101,7 @@ sweep-smoke: tools $(KLLM) ## a 2-job sweep end to end, its cache, and a FAILED 
 test-rust: ## cargo unit, snapshot and CLI tests
 	cargo test --release
 
-test: tools test-rust check-generated lint sim negative-control sweep-smoke ## everything: cargo tests, generated files up to date, lint, regression
+test: tools test-rust check-generated lint sim negative-control sweep-smoke sim-icarus ## everything: cargo tests, generated files up to date, lint, regression
 	@echo "make test: all passed"
 
 bench: tools $(KLLM) ## generation time, Verilator rate, Yosys cells of the default config
@@ -129,8 +129,11 @@ test-mutants: tools $(KLLM) ## RTL mutation testing of every block family -> rep
 # The tiny configs under Icarus Verilog and Verilator from the same golden files; both must
 # pass with the same counts.
 ICARUS_CONFIGS ?= generators/tiny.toml generators/orizuru_n16_k2.toml generators/nl_na3.toml
+ICARUS_VECTORS ?= 2000
 sim-icarus: tools $(KLLM) ## tiny configs under Icarus and Verilator, same golden files, same counts (ICARUS_VECTORS=n)
-	@status=0; for c in $(ICARUS_CONFIGS); do testbenches/icarus/sim_config.sh $$c || status=1; done; exit $$status
+	@status=0; for c in $(ICARUS_CONFIGS); do ICARUS_VECTORS=$(ICARUS_VECTORS) testbenches/icarus/sim_config.sh $$c || status=1; done; exit $$status
+# In `make test` (after `sim`, whose Verilator builds it reuses) with fewer vectors: Icarus is slow.
+test: ICARUS_VECTORS = 300
 
 SEEDS ?= 5
 soak: tools $(KLLM) ## every config's regression over SEEDS=n seeds (SEED0, SOAK_VECTORS); summary in build/soak/

@@ -24,8 +24,9 @@ golden file from `kllm-gen golden`. A mutant is
   invalid    Verilator could not build it (not counted: the generator's lint would reject it),
   survived   the bench passed.
 A mutant the Verilator bench passes gets a second opinion from the Icarus bench
-(testbenches/icarus/), which also checks the `idle` output; if that fails, the mutant is
-killed (by Icarus). A survivor of both must be listed in scripts/mutants_equivalent.txt with the sentence that shows it is
+(testbenches/icarus/), which also checks the `idle` output and drives junk on cfg_* between
+table writes, run once as usual and once with 90 % back-pressure and no input gaps; if either
+fails, the mutant is killed (by Icarus). A survivor of both must be listed in scripts/mutants_equivalent.txt with the sentence that shows it is
 equivalent; any other survivor fails the run. The report goes to reports/mutants.md.
 
 usage: scripts/mutants.py [--families a,b] [--per-family N] [--seed S] [--vectors V] [--jobs J]
@@ -228,7 +229,7 @@ def load_equivalent(path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--families", default=",".join(FAMILIES))
-    ap.add_argument("--per-family", type=int, default=22)
+    ap.add_argument("--per-family", type=int, default=20)
     ap.add_argument("--verilator-only", action="store_true", help="no Icarus second opinion on survivors")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--vectors", type=int, default=300)
@@ -289,12 +290,15 @@ def main():
             path.write_text("\n".join(lines))
             verdict, log = run_bench(d / "design", fam, golden, d, args.seed, limit)
             if verdict == "survived" and not args.verilator_only:
-                # Second opinion: the Icarus bench, which also checks the `idle` output.
-                p = subprocess.run([str(ROOT / "testbenches/icarus/run_block.sh"), str(d / "design"), fam, str(golden), str(d)],
-                                   cwd=ROOT, env=dict(os.environ, SEED=str(args.seed)), capture_output=True, text=True)
-                (d / "icarus.log").write_text(p.stdout + p.stderr)
-                if p.returncode != 0:
-                    verdict, log = "killed_icarus", p.stdout
+                # Second opinion: the Icarus bench, which also checks `idle` and drives junk on
+                # cfg_* between writes; once as usual, once with long back-pressure and no gaps.
+                for extra in ([], ["+stall=90", "+gap=0"]):
+                    p = subprocess.run([str(ROOT / "testbenches/icarus/run_block.sh"), str(d / "design"), fam, str(golden), str(d)] + extra,
+                                       cwd=ROOT, env=dict(os.environ, SEED=str(args.seed)), capture_output=True, text=True)
+                    (d / "icarus.log").write_text(p.stdout + p.stderr)
+                    if p.returncode != 0:
+                        verdict, log = "killed_icarus", p.stdout
+                        break
             if verdict != "survived":
                 shutil.rmtree(d / f"obj_{fam}", ignore_errors=True)
             fail = next((l for l in log.splitlines() if l.startswith("FAIL")), "")
@@ -312,7 +316,9 @@ def main():
               f"{len(sv)} survived, {inv} invalid", flush=True)
         for r in sv:
             tag = "equivalent" if (fam, r["id"]) in eq else "NOT EXPLAINED"
-            print(f"    survived ({tag}) {r['id']}: {r['before']}  ->  {r['after']}")
+            print(f"    survived ({tag}) {r['id']}: {r['before']}  ->  {r['after']}", flush=True)
+        # The report so far, so a long run that is stopped still leaves its finished families.
+        write_report(ROOT / args.report, results, eq, args, time.time() - t0)
 
     write_report(ROOT / args.report, results, eq, args, time.time() - t0)
     bad = [(f, r) for f, (_, rs) in results.items() for r in rs if r["verdict"] == "survived" and (f, r["id"]) not in eq]
@@ -332,7 +338,8 @@ def write_report(path, results, eq, args, seconds):
         "",
         "A mutant is one changed expression in one module of the block's hierarchy (see the script for the seven kinds). "
         "Killed: the Verilator bench failed on it. Icarus: the Verilator bench passed it, the Icarus bench "
-        "(testbenches/icarus/, which also checks the `idle` output) failed it. Hung: the bench gave no verdict within the runner's limit "
+        "(testbenches/icarus/: also checks `idle`, junk on cfg_* between writes, a second run with 90 % "
+        "back-pressure and no gaps) failed it. Hung: the bench gave no verdict within the runner's limit "
         "(5x the unmutated run, at least 90 s); this is a kill for CI, but the bench's own watchdog missed it "
         "(see below). Invalid: Verilator could not build it (not counted). "
         "Kill rate = (killed + Icarus + hung) / (valid mutants - equivalent ones).",
@@ -364,7 +371,8 @@ def write_report(path, results, eq, args, seconds):
     if not hung:
         out.append("None.")
     out += ["", "## Killed only by the Icarus bench", "",
-            "The Verilator bench never looks at `idle`; these mutants break only that output.", ""]
+            "The Verilator bench never looks at `idle`, leaves cfg_* still between writes and stalls outputs "
+            "only briefly; these mutants break what only the Icarus bench checks.", ""]
     ic = [(fam, r) for fam, (_, rs) in results.items() for r in rs if r["verdict"] == "killed_icarus"]
     for fam, r in ic:
         out.append(f"- {fam} `{r['id']}`: `{r['before']}` → `{r['after']}`")

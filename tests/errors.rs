@@ -507,15 +507,19 @@ fn tree(dir: &Path) -> BTreeSet<PathBuf> {
     out
 }
 
+fn write_input(dir: &Path, f: &Input) {
+    match f {
+        Text(name, text) => std::fs::write(dir.join(name), text).unwrap(),
+        Bytes(name, b) => std::fs::write(dir.join(name), b).unwrap(),
+        Weights(name, ts, dtype) => write(&dir.join(name), &ts(), *dtype).unwrap(),
+    }
+}
+
 /// Runs one case; returns what was wrong with it, if anything.
 fn check(c: &Case) -> Option<String> {
     let dir = tempfile::tempdir().unwrap();
     for f in c.files {
-        match f {
-            Text(name, text) => std::fs::write(dir.path().join(name), text).unwrap(),
-            Bytes(name, b) => std::fs::write(dir.path().join(name), b).unwrap(),
-            Weights(name, ts, dtype) => write(&dir.path().join(name), &ts(), *dtype).unwrap(),
-        }
+        write_input(dir.path(), f);
     }
     let before = tree(dir.path());
     let o = Command::new(env!("CARGO_BIN_EXE_kllm-gen")).args(c.args).current_dir(dir.path()).output().unwrap();
@@ -558,11 +562,7 @@ fn fixed_inputs_pass() {
     ];
     for (f, args) in good {
         let dir = tempfile::tempdir().unwrap();
-        match f {
-            Text(name, text) => std::fs::write(dir.path().join(name), text).unwrap(),
-            Weights(name, ts, dtype) => write(&dir.path().join(name), &ts(), dtype).unwrap(),
-            Bytes(..) => unreachable!(),
-        }
+        write_input(dir.path(), &f);
         let o = Command::new(env!("CARGO_BIN_EXE_kllm-gen")).args(args).current_dir(dir.path()).output().unwrap();
         assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
     }

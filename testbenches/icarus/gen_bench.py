@@ -11,7 +11,9 @@ and outputs with random back-pressure (+gap=PCT, +stall=PCT, default 30, from $r
 must equal the golden count; a no-transfer watchdog (+timeout=CYCLES, default 20000); 200 drain
 cycles in which no output may appear; the `end` count must match. Where the top has an `idle`
 output, the bench also checks it, which the Verilator bench does not: it must be 0 in the cycle
-after an input beat was accepted and 1 after the drain. It prints one PASS/FAIL line
+after an input beat was accepted and 1 after the drain. Between table writes, cfg_addr and
+cfg_wdata carry random junk (the Verilator bench leaves them at the last write), so a block that
+writes its table without cfg_we fails. It prints one PASS/FAIL line
 in the Verilator bench's format, so the two can be compared count for count.
 
 The port binding is the one every Verilator bench uses: input field f drives s_f, the output
@@ -214,6 +216,10 @@ def main():
     a("          s_valid = 1'b0;")
     a("        end")
     a("        holding = s_valid;")
+    if has_cfg:
+        a("        // Without cfg_we, the table address and data carry junk: only cfg_we may write.")
+        a("        cfg_addr = $random(seed);")
+        a("        cfg_wdata = {$random(seed), $random(seed)};")
     for si, s in enumerate(streams):
         a(f"        {hs(s, 'ready')} = timed || !chance(stall);")
     a("        #1;")

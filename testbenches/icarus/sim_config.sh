@@ -2,7 +2,7 @@
 # One config's regression under both simulators, from the same golden files: Verilator (the
 # project's benches, testbenches/run_block.sh) and Icarus Verilog (testbenches/icarus/). Both
 # must pass and report the same counts (outputs checked, timing segments), i.e. agree with the
-# reference and with each other.
+# reference and with each other. Then an Icarus-only stress run and a negative control.
 #   testbenches/icarus/sim_config.sh generators/<name>.toml
 # Env: KLLM, SEED (default: the config's test.seed), ICARUS_VECTORS (default 2000; Icarus is an
 # event-driven simulator, far slower than Verilator on these benches).
@@ -34,6 +34,14 @@ while read -r block _top; do
     echo "[$name] FAIL $block: Verilator: $(grep -m1 -E '^(PASS|FAIL)' "$vlog" || echo 'no verdict')"
     echo "[$name]      $block: Icarus:    $(grep -m1 -E '^(PASS|FAIL)' "$ilog" || echo 'no verdict')"
     tail -5 "$ilog" | sed 's/^/    /'
+  fi
+  # Stress: 90 % output back-pressure and back-to-back inputs (Icarus only; the Verilator
+  # bench's rates are fixed in kllm_tb.h).
+  slog=$work/icarus_stress_$block.log
+  if testbenches/icarus/run_block.sh "$design" "$block" "$golden" "$work" +seed="${SEED:-1}" +stall=90 +gap=0 >"$slog" 2>&1; then
+    echo "[$name] PASS $block under 90 % back-pressure, no gaps: $(counts "$slog" | grep -oE 'outputs=[0-9/]+')"
+  else
+    status=1; echo "[$name] FAIL $block under 90 % back-pressure, no gaps"; tail -5 "$slog" | sed 's/^/    /'
   fi
 done <"$build/blocks.txt"
 # Negative control: the Icarus bench must fail on a golden file with one expected word wrong.
