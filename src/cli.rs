@@ -156,7 +156,10 @@ enum Cmd {
 }
 
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     match run(cli.cmd) {
         Ok(()) => 0,
         Err(e) => {
@@ -165,6 +168,19 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// A command-line mistake as one line (clap's first paragraph, without its usage block), exit
+/// code 2; `--help` and `--version` print as usual.
+fn usage_error(e: clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let first: Vec<&str> = text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+    eprintln!("{} (see --help)", first.join(" "));
+    2
 }
 
 fn run(cmd: Cmd) -> Result<()> {

@@ -204,6 +204,10 @@ impl Layer {
         let shape = |p: Proj| format!("{} has [{}, {}]", p.tensor_name(l), self.mat(p).rows, self.mat(p).cols);
         let ffn = self.mat(Proj::Up).rows;
         let (q, kv) = (self.mat(Proj::Q).rows, self.mat(Proj::K).rows);
+        // A zero-sized dimension cannot be applied (and a zero-row Q makes O zero-width).
+        if d == 0 || ffn == 0 || q == 0 {
+            return Err(format!("{} and {}: a dimension is 0 (d_model {d}, ffn {ffn}, q rows {q})", shape(Proj::Q), shape(Proj::Up)));
+        }
         if hd == 0 || !q.is_multiple_of(hd) || kv == 0 || !kv.is_multiple_of(hd) || !(q / hd).is_multiple_of(kv / hd) {
             return Err(format!(
                 "{} and {}: with head_dim {hd} the query heads must be a multiple of the key/value heads (check --head-dim)",

@@ -169,7 +169,10 @@ impl Sweep {
         for (label, v) in &file.axes {
             axes.push(parse_axis(label, v, &file.base)?);
         }
-        let total: usize = axes.iter().map(|a| a.values.len()).product();
+        // Checked: 64 two-value axes would wrap a plain product to 0 points.
+        let Some(total) = axes.iter().try_fold(1usize, |t, a| t.checked_mul(a.values.len())) else {
+            return Err(format!("the axes expand to more than {} points (allowed 1..={MAX_POINTS}); split the sweep", usize::MAX));
+        };
         if total > MAX_POINTS {
             return Err(format!("the axes expand to {total} points (allowed 1..={MAX_POINTS}); split the sweep"));
         }

@@ -1,0 +1,418 @@
+#!/usr/bin/env python3
+"""RTL mutation testing: does each block family's regression notice a wrong Verilog?
+
+For every block family, the generated design folder is copied once per mutant and one small
+change is made to one line of a module in that block's hierarchy:
+
+  arith   `a + b` <-> `a - b`
+  rel     `<` <-> `<=`, `>` <-> `>=`, `==` <-> `!=`
+  logic   `a & b` <-> `a | b`
+  const   a sized constant off by one (`4'd3` -> `4'd4`, wrapping at the width)
+  slice   a part-select or bit-select shifted by one bit (`x[7:4]` -> `x[6:3]`, `x[3]` -> `x[2]`,
+          `x[e +: W]` -> `x[(e) + 1 +: W]`)
+  enable  a register's enable (an `if` condition) inverted
+  invert  a signal inverted: a `~` removed, or added to a right-hand side that is one signal
+
+Only expressions are mutated (right-hand sides, conditions, port connections), never
+declarations, parameters or generate-loop headers, so a mutant is a design that could have
+been emitted by a buggy generator. Sites are found deterministically, and the mutants are drawn
+from them with `random.Random(seed)`, round-robin over the six kinds so each kind is present.
+
+Each mutant runs the family's own Verilator bench (testbenches/run_block.sh) against a short
+golden file from `kllm-gen golden`. A mutant is
+  killed     the bench failed (FAIL line or non-zero exit, including its watchdog),
+  invalid    Verilator could not build it (not counted: the generator's lint would reject it),
+  survived   the bench passed.
+A mutant the Verilator bench passes gets a second opinion from the Icarus bench
+(testbenches/icarus/), which also checks the `idle` output and drives junk on cfg_* between
+table writes, run once as usual and once with 90 % back-pressure and no input gaps; if either
+fails, the mutant is killed (by Icarus). A survivor of both must be listed in scripts/mutants_equivalent.txt with the sentence that shows it is
+equivalent; any other survivor fails the run. The report goes to reports/mutants.md.
+
+usage: scripts/mutants.py [--families a,b] [--per-family N] [--seed S] [--vectors V] [--jobs J]
+Families can run in separate processes (--families); the report gathers every family's
+results.json in the work folder that used the same seed, count and vectors.
+"""
+
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# family -> the config whose design is mutated (the smallest config that has the block)
+FAMILIES = {
+    "pe_line": "generators/tiny.toml",
+    "dq_pe_line": "generators/tiny.toml",
+    "act_encoder": "generators/tiny.toml",
+    "orizuru": "generators/orizuru_n16_k2.toml",
+    "topk_sorter": "generators/orizuru_n16_k2.toml",
+    "nl_map": "generators/nl_na3.toml",
+    "nl_map2": "generators/nl_na3.toml",
+    "nl_reduce": "generators/nl_na3.toml",
+}
+KINDS = ["arith", "rel", "logic", "const", "slice", "enable", "invert"]
+
+SKIP_START = re.compile(
+    r"^(input|output|inout|module|endmodule|localparam|parameter|genvar|integer|for\s*\(|`|generate|endgenerate|"
+    r"end\b|begin\b|always\b|initial\b|case\b|endcase\b|default\b|\)|\);)"
+)
+DECL = re.compile(r"^(wire|reg)\b")
+NBA = re.compile(r"^[A-Za-z_]\w*(\[[^\]]*\])*\s*<=\s")
+BLOCKING = re.compile(r"^[A-Za-z_]\w*(\[[^\]]*\])*\s*=\s")
+IF = re.compile(r"^(end\s+else\s+)?if\s*\((.*)\)\s*begin\s*$")
+INST = re.compile(r"^\s*(kllm_\w+)\s+(?:#\s*\(.*?\)\s*)?(\w+)\s*\(")
+
+
+def hierarchy(design, top):
+    """Files of `top` and every module it instantiates, in a stable order."""
+    seen, order, todo = set(), [], [top]
+    while todo:
+        m = todo.pop(0)
+        f = design / f"{m}.v"
+        if m in seen or not f.exists():
+            continue
+        seen.add(m)
+        order.append(f.name)
+        for line in f.read_text().splitlines():
+            mm = INST.match(line)
+            if mm and mm.group(1) != m:
+                todo.append(mm.group(1))
+    return order
+
+
+def region(code):
+    """(start, end) of the part of a code line that may be mutated, or None."""
+    s = code.strip()
+    off = len(code) - len(code.lstrip())
+    if not s or s.startswith("//"):
+        return None
+    m = IF.match(s)
+    if m:
+        return (off, len(code))
+    if s.startswith("assign "):
+        i = code.find(" = ")
+        return (i + 3, len(code)) if i >= 0 else None
+    if DECL.match(s):
+        i = code.find(" = ")
+        return (i + 3, len(code)) if i >= 0 else None
+    if SKIP_START.match(s):
+        return None
+    m = NBA.match(s) or BLOCKING.match(s)
+    if m:
+        return (off + m.end(), len(code))
+    if s.startswith("."):  # port connection of an instance
+        i = code.find("(")
+        return (i, len(code)) if i >= 0 else None
+    if re.match(r"^\d+'[dbh][0-9a-fA-F_]+\s*:", s):  # case label
+        return (off, len(code))
+    return None
+
+
+def const_off_by_one(m):
+    w, base, digits = int(m.group(1)), m.group(2), m.group(3).replace("_", "")
+    v = int(digits, {"d": 10, "b": 2, "h": 16}[base])
+    nv = v + 1 if v + 1 < (1 << w) else v - 1
+    if nv < 0:
+        return None
+    txt = {"d": str(nv), "b": format(nv, "b"), "h": format(nv, "x")}[base]
+    return f"{w}'{base}{txt}"
+
+
+def sites_in_line(code):
+    """Every (kind, start, end, replacement) in one line's mutable region."""
+    r = region(code)
+    if r is None:
+        return []
+    a, b = r
+    part = code[a:b]
+    out = []
+
+    def add(kind, m, rep, group=0):
+        if rep is not None:
+            out.append((kind, a + m.start(group), a + m.end(group), rep))
+
+    for m in re.finditer(r"(?<=\s)([+-])(?=\s)", part):
+        add("arith", m, "-" if m.group(1) == "+" else "+")
+    for m in re.finditer(r"(?<=\s)(<=|>=|==|!=|<|>)(?=\s)", part):
+        add("rel", m, {"<": "<=", "<=": "<", ">": ">=", ">=": ">", "==": "!=", "!=": "=="}[m.group(1)])
+    for m in re.finditer(r"(?<=\s)([&|])(?=\s)", part):
+        add("logic", m, "|" if m.group(1) == "&" else "&")
+    for m in re.finditer(r"(\d+)'([dbh])([0-9a-fA-F_]+)", part):
+        if int(m.group(1)) <= 64:
+            add("const", m, const_off_by_one(m))
+    for m in re.finditer(r"\[(\d+):(\d+)\]", part):
+        hi, lo = int(m.group(1)), int(m.group(2))
+        add("slice", m, f"[{hi - 1}:{lo - 1}]" if lo > 0 else f"[{hi + 1}:{lo + 1}]")
+    for m in re.finditer(r"(?<=\w)\[(\d+)\]", part):
+        i = int(m.group(1))
+        add("slice", m, f"[{i - 1}]" if i > 0 else f"[{i + 1}]")
+    for m in re.finditer(r"\[([^\[\]]+?) \+: ", part):
+        add("slice", m, f"[({m.group(1)}) + 1 +: ")
+    # A memory or mux index (`table_q[cfg_addr]`), also as the target of a write.
+    for m in re.finditer(r"(?<=\w)\[([A-Za-z_]\w*)\]", code[: b]):
+        out.append(("slice", m.start(), m.end(), f"[{m.group(1)} + 1'b1]"))
+    for m in re.finditer(r"~(?=[A-Za-z_(])", part):
+        add("invert", m, "")
+    m = re.match(r"^\s*([A-Za-z_]\w*(\[[^\]]*\])?)\s*;", part)
+    if m:
+        add("invert", m, f"~({m.group(1)})", 1)
+    m = IF.match(code.strip())
+    if m and m.group(2).strip() != "rst":
+        cond = m.group(2)
+        i = code.index("(" + cond + ")")
+        out.append(("enable", i, i + len(cond) + 2, f"(!({cond}))"))
+    return out
+
+
+def find_sites(design, files):
+    sites = []
+    for f in files:
+        for n, line in enumerate((design / f).read_text().splitlines(), 1):
+            code = line.split("//")[0]
+            for kind, s, e, rep in sites_in_line(code):
+                sites.append({"file": f, "line": n, "col": s, "end": e, "kind": kind, "orig": code[s:e], "rep": rep})
+    return sites
+
+
+def pick(sites, n, seed):
+    rng = random.Random(seed)
+    by_kind = {k: [s for s in sites if s["kind"] == k] for k in KINDS}
+    for k in KINDS:
+        rng.shuffle(by_kind[k])
+    chosen = []
+    while len(chosen) < n and any(by_kind.values()):
+        for k in KINDS:
+            if by_kind[k] and len(chosen) < n:
+                chosen.append(by_kind[k].pop())
+    return chosen
+
+
+def mutant_id(s):
+    return f"{s['file']}:{s['line']}:{s['col']}:{s['kind']}"
+
+
+def run_bench(design, block, golden, build, seed, limit=1800):
+    cmd = [str(ROOT / "testbenches/run_block.sh"), str(design), block, str(golden), str(build), f"+seed={seed}"]
+    env = dict(os.environ, JOBS="1", SEED=str(seed))
+    try:
+        p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=limit)
+        log = p.stdout + p.stderr
+        code = p.returncode
+    except subprocess.TimeoutExpired:
+        (build / "bench.log").write_text(f"HUNG: no verdict after {limit:.0f} s\n")
+        return "hung", ""
+    (build / "bench.log").write_text(log)
+    if "verilator build failed" in log:
+        return "invalid", log
+    if code == 0 and re.search(r"^PASS", log, re.M):
+        return "survived", log
+    return "killed", log
+
+
+def load_equivalent(path):
+    eq = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                key, _, why = line.partition(" # ")
+                fam, mid = key.split()
+                eq[(fam, mid)] = why.strip()
+    return eq
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--per-family", type=int, default=20)
+    ap.add_argument("--verilator-only", action="store_true", help="no Icarus second opinion on survivors")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--vectors", type=int, default=300)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--work", default="build/mutants")
+    ap.add_argument("--report", default="reports/mutants.md")
+    ap.add_argument("--equivalent", default="scripts/mutants_equivalent.txt")
+    ap.add_argument("--also", action="append", default=[], help="another work folder whose results join the report")
+    ap.add_argument("--report-only", action="store_true", help="only rewrite the report from the work folders' results")
+    args = ap.parse_args()
+    kllm = os.environ.get("KLLM", "target/release/kllm-gen")
+    work = ROOT / args.work
+    eq = load_equivalent(ROOT / args.equivalent)
+    print(f"mutants: seed {args.seed}, {args.per_family} per family, {args.vectors} vectors, {args.jobs} jobs")
+    t0 = time.time()
+    results = {}
+    for fam in [] if args.report_only else args.families.split(","):
+        config = FAMILIES[fam]
+        name = Path(config).stem
+        design = ROOT / "verilog_out" / name
+        fw = work / fam
+        shutil.rmtree(fw, ignore_errors=True)
+        fw.mkdir(parents=True)
+        blocks = subprocess.run([kllm, "blocks", "--config", config], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+        top = dict(l.split() for l in blocks.splitlines())[fam]
+        subprocess.run([kllm, "golden", "--config", config, "--out", str(fw), "--block", fam, "--vectors", str(args.vectors),
+                        "--seed", str(args.seed)], cwd=ROOT, check=True, capture_output=True)
+        golden = fw / f"golden_{fam}.txt"
+        files = hierarchy(design, top)
+        sites = find_sites(design, files)
+        chosen = pick(sites, args.per_family, args.seed)
+
+        # The unmutated design must pass, or every "kill" below would mean nothing.
+        base = fw / "original"
+        base.mkdir()
+        (base / "blocks.txt").write_text(blocks)
+        t = time.time()
+        verdict, log = run_bench(design, fam, golden, base, args.seed)
+        # A mutant that makes the design repeat one output forever keeps the bench's
+        # no-transfer watchdog quiet; such a run is stopped here and counted as hung.
+        limit = max(90.0, 5 * (time.time() - t))
+        if verdict != "survived":
+            print(f"[{fam}] FAIL: the unmutated design does not pass its bench:\n{log[-2000:]}")
+            sys.exit(1)
+        shutil.rmtree(base / f"obj_{fam}", ignore_errors=True)
+
+        def one(i_s):
+            i, s = i_s
+            d = fw / f"m{i:03d}"
+            (d / "design").mkdir(parents=True)
+            for f in design.iterdir():
+                if f.is_file():
+                    shutil.copy(f, d / "design" / f.name)
+            (d / "blocks.txt").write_text(blocks)
+            path = d / "design" / s["file"]
+            lines = path.read_text().split("\n")
+            ln = lines[s["line"] - 1]
+            assert ln[s["col"]:s["end"]] == s["orig"], (s, ln)
+            lines[s["line"] - 1] = ln[: s["col"]] + s["rep"] + ln[s["end"]:]
+            path.write_text("\n".join(lines))
+            verdict, log = run_bench(d / "design", fam, golden, d, args.seed, limit)
+            if verdict == "survived" and not args.verilator_only:
+                # Second opinion: the Icarus bench, which also checks `idle` and drives junk on
+                # cfg_* between writes; once as usual, once with long back-pressure and no gaps.
+                for extra in ([], ["+stall=90", "+gap=0"]):
+                    p = subprocess.run([str(ROOT / "testbenches/icarus/run_block.sh"), str(d / "design"), fam, str(golden), str(d)] + extra,
+                                       cwd=ROOT, env=dict(os.environ, SEED=str(args.seed)), capture_output=True, text=True)
+                    (d / "icarus.log").write_text(p.stdout + p.stderr)
+                    if p.returncode != 0:
+                        verdict, log = "killed_icarus", p.stdout
+                        break
+            if verdict != "survived":
+                shutil.rmtree(d / f"obj_{fam}", ignore_errors=True)
+            fail = next((l for l in log.splitlines() if l.startswith("FAIL")), "")
+            return dict(s, id=mutant_id(s), verdict=verdict, before=ln.strip(), after=lines[s["line"] - 1].strip(), fail=fail)
+
+        with cf.ThreadPoolExecutor(args.jobs) as ex:
+            rs = list(ex.map(one, enumerate(chosen)))
+        results[fam] = (len(sites), rs)
+        (fw / "results.json").write_text(json.dumps({"seed": args.seed, "per_family": args.per_family,
+                                                      "vectors": args.vectors, "sites": len(sites), "mutants": rs}))
+        k = sum(r["verdict"] == "killed" for r in rs)
+        ki = sum(r["verdict"] == "killed_icarus" for r in rs)
+        h = sum(r["verdict"] == "hung" for r in rs)
+        inv = sum(r["verdict"] == "invalid" for r in rs)
+        sv = [r for r in rs if r["verdict"] == "survived"]
+        print(f"[{fam}] {len(sites)} sites, {len(rs)} mutants: {k} killed, {ki} killed by Icarus only, {h} hung, "
+              f"{len(sv)} survived, {inv} invalid", flush=True)
+        for r in sv:
+            tag = "equivalent" if (fam, r["id"]) in eq else "NOT EXPLAINED"
+            print(f"    survived ({tag}) {r['id']}: {r['before']}  ->  {r['after']}", flush=True)
+        # The report covers every family with results in the work folder under the same settings
+        # (so families can run in separate processes), and is rewritten after each family.
+        write_report(ROOT / args.report, collect(work, args), eq, args)
+
+    if args.report_only:
+        results = collect(work, args)
+    write_report(ROOT / args.report, collect(work, args), eq, args)
+    bad = [(f, r) for f, (_, rs) in results.items() for r in rs if r["verdict"] == "survived" and (f, r["id"]) not in eq]
+    if bad:
+        print(f"FAIL: {len(bad)} surviving mutant(s) not shown equivalent (scripts/mutants_equivalent.txt)")
+        sys.exit(1)
+    print(f"PASS: every surviving mutant is on the equivalence list ({time.time() - t0:.0f} s); report {args.report}")
+
+
+def collect(work, args):
+    """Results of every family in `work` that ran with this seed, count and vector number."""
+    results = {}
+    for fam in FAMILIES:
+        f = next((w / fam / "results.json" for w in [work] + [ROOT / a for a in args.also] if (w / fam / "results.json").exists()), None)
+        if f:
+            r = json.loads(f.read_text())
+            if (r["seed"], r["per_family"], r["vectors"]) == (args.seed, args.per_family, args.vectors):
+                results[fam] = (r["sites"], r["mutants"])
+    return results
+
+
+def write_report(path, results, eq, args):
+    out = [
+        "# RTL mutation testing",
+        "",
+        "Generated by `make test-mutants` (scripts/mutants.py); do not edit by hand.",
+        f"Seed {args.seed}, up to {args.per_family} mutants per block family, {args.vectors} golden vectors per bench run. "
+        f"Families not listed have not been run with these settings.",
+        "",
+        "A mutant is one changed expression in one module of the block's hierarchy (see the script for the seven kinds). "
+        "Killed: the Verilator bench failed on it. Icarus: the Verilator bench passed it, the Icarus bench "
+        "(testbenches/icarus/: also checks `idle`, junk on cfg_* between writes, a second run with 90 % "
+        "back-pressure and no gaps) failed it. Hung: the bench gave no verdict within the runner's limit "
+        "(5x the unmutated run, at least 90 s); this is a kill for CI, but the bench's own watchdog missed it "
+        "(see below). Invalid: Verilator could not build it (not counted). "
+        "Kill rate = (killed + Icarus + hung) / (valid mutants - equivalent ones).",
+        "",
+        "| family | sites | mutants | invalid | killed | Icarus | hung | survived | equivalent | kill rate |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for fam, (nsites, rs) in results.items():
+        k = sum(r["verdict"] == "killed" for r in rs)
+        ki = sum(r["verdict"] == "killed_icarus" for r in rs)
+        h = sum(r["verdict"] == "hung" for r in rs)
+        inv = sum(r["verdict"] == "invalid" for r in rs)
+        sv = [r for r in rs if r["verdict"] == "survived"]
+        e = sum((fam, r["id"]) in eq for r in sv)
+        denom = len(rs) - inv - e
+        rate = f"{100 * (k + ki + h) / denom:.0f} %" if denom else "-"
+        out.append(f"| {fam} | {nsites} | {len(rs)} | {inv} | {k} | {ki} | {h} | {len(sv)} | {e} | {rate} |")
+    out += ["", "## Kinds", "", "| family | " + " | ".join(KINDS) + " |", "|---|" + "---|" * len(KINDS)]
+    for fam, (_, rs) in results.items():
+        cells = []
+        for kind in KINDS:
+            ks = [r for r in rs if r["kind"] == kind and r["verdict"] != "invalid"]
+            cells.append(f"{sum(r['verdict'] in ('killed', 'killed_icarus', 'hung') for r in ks)}/{len(ks)}")
+        out.append(f"| {fam} | " + " | ".join(cells) + " |")
+    out += ["", "Cells: killed or hung / valid mutants of that kind.", "", "## Hung mutants", ""]
+    hung = [(fam, r) for fam, (_, rs) in results.items() for r in rs if r["verdict"] == "hung"]
+    for fam, r in hung:
+        out.append(f"- {fam} `{r['id']}`: `{r['before']}` → `{r['after']}`")
+    if not hung:
+        out.append("None.")
+    out += ["", "## Killed only by the Icarus bench", "",
+            "The Verilator bench never looks at `idle`, leaves cfg_* still between writes and stalls outputs "
+            "only briefly; these mutants break what only the Icarus bench checks.", ""]
+    ic = [(fam, r) for fam, (_, rs) in results.items() for r in rs if r["verdict"] == "killed_icarus"]
+    for fam, r in ic:
+        out.append(f"- {fam} `{r['id']}`: `{r['before']}` → `{r['after']}`")
+    if not ic:
+        out.append("None.")
+    out += ["", "## Survivors", ""]
+    any_sv = False
+    for fam, (_, rs) in results.items():
+        for r in rs:
+            if r["verdict"] == "survived":
+                any_sv = True
+                why = eq.get((fam, r["id"]), "**not explained: needs a test that kills it**")
+                out.append(f"- {fam} `{r['id']}`: `{r['before']}` → `{r['after']}` — {why}")
+    if not any_sv:
+        out.append("None.")
+    out.append("")
+    path.write_text("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,600 @@
+//! Every error class the tool reports, through the real binary: each case runs `kllm-gen` in a
+//! fresh folder holding only its input files and requires a non-zero exit (1 for a bad input,
+//! 2 for a command-line mistake, never a panic's 101), exactly one line on stderr equal to the
+//! expected message, nothing on stdout, and no file or folder left behind besides the inputs.
+//!
+//! The same table is README.md's "Error messages" section: `readme_error_table_is_current`
+//! renders it from `CASES` and compares; `KLLM_BLESS=1 cargo test --test errors` rewrites the
+//! section after a deliberate change of a message.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kllm_gen::reference::layer::Proj;
+use kllm_gen::reference::tensors::{write, Tensor};
+
+/// An input file of a case.
+enum Input {
+    Text(&'static str, &'static str),
+    Bytes(&'static str, &'static [u8]),
+    /// A safetensors file written by `tensors::write`.
+    Weights(&'static str, fn() -> Vec<Tensor>, safetensors::Dtype),
+}
+
+struct Case {
+    class: &'static str,
+    /// What is wrong, for the README.
+    input: &'static str,
+    files: &'static [Input],
+    args: &'static [&'static str],
+    /// The whole of stderr, without its newline.
+    message: &'static str,
+}
+
+fn matrix(name: &str, rows: usize, cols: usize) -> Tensor {
+    Tensor { name: name.into(), shape: vec![rows, cols], data: (0..rows * cols).map(|i| (i % 7) as f32 * 0.25 - 0.75).collect() }
+}
+
+fn one_matrix() -> Vec<Tensor> {
+    vec![matrix("w", 4, 8)]
+}
+
+fn small_matrix() -> Vec<Tensor> {
+    vec![matrix("w", 2, 2)]
+}
+
+fn with_nan() -> Vec<Tensor> {
+    let mut t = matrix("w", 2, 4);
+    t.data[5] = f32::NAN;
+    vec![t]
+}
+
+fn only_vectors() -> Vec<Tensor> {
+    vec![Tensor { name: "norm".into(), shape: vec![4], data: vec![1.0; 4] }]
+}
+
+/// Layer 0 of a decoder with model width `d`, FFN width `ffn`, 2 heads of 2 and 1 KV head;
+/// `q_rank3` makes q_proj a rank-3 tensor.
+fn layer(d: usize, ffn: usize, q_rank3: bool) -> Vec<Tensor> {
+    let mut ts: Vec<Tensor> = Proj::ALL
+        .iter()
+        .map(|&p| {
+            let (r, c) = match p {
+                Proj::Q => (4, d),
+                Proj::K | Proj::V => (2, d),
+                Proj::O => (d, 4),
+                Proj::Gate | Proj::Up => (ffn, d),
+                Proj::Down => (d, ffn),
+            };
+            matrix(&p.tensor_name(0), r, c)
+        })
+        .collect();
+    if q_rank3 {
+        ts[0].shape = vec![2, 2, d];
+    }
+    for n in ["input_layernorm", "post_attention_layernorm"] {
+        ts.push(Tensor { name: format!("model.layers.0.{n}.weight"), shape: vec![d], data: vec![1.0; d] });
+    }
+    ts
+}
+
+fn layer_no_ffn() -> Vec<Tensor> {
+    layer(4, 0, false)
+}
+
+fn layer_rank3() -> Vec<Tensor> {
+    layer(4, 6, true)
+}
+
+fn layer_ok() -> Vec<Tensor> {
+    layer(4, 6, false)
+}
+
+use Input::*;
+
+const CASES: &[Case] = &[
+    // ---------------------------------------------------------------- config files
+    Case {
+        class: "config",
+        input: "TOML syntax error",
+        files: &[Text("bad.toml", "[pe_line\nlanes = 4\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: line 1: unclosed table, expected `]`",
+    },
+    Case {
+        class: "config",
+        input: "a key given twice",
+        files: &[Text("bad.toml", "[pe_line]\nlanes = 4\nlanes = 8\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: line 3: duplicate key",
+    },
+    Case {
+        class: "config",
+        input: "unknown section",
+        files: &[Text("bad.toml", "[pe_lines]\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: line 1: unknown field `pe_lines`, expected one of `quant`, `pe_line`, `encoder`, `orizuru`, `test`, `nl_map`, `nl_map2`, `nl_reduce`",
+    },
+    Case {
+        class: "config",
+        input: "unknown key",
+        files: &[Text("bad.toml", "[pe_line]\nlanez = 4\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: line 2: unknown field `lanez`, expected one of `lanes`, `reduce_width`, `k_max`, `baseline`",
+    },
+    Case {
+        class: "config",
+        input: "wrong type",
+        files: &[Text("bad.toml", "[pe_line]\nlanes = \"four\"\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: line 2: invalid type: string \"four\", expected u32",
+    },
+    Case {
+        class: "config",
+        input: "negative width",
+        files: &[Text("bad.toml", "[quant]\nnw = -1\n[pe_line]\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: line 2: invalid value: integer `-1`, expected u32",
+    },
+    Case {
+        class: "config",
+        input: "no block selected",
+        files: &[Text("bad.toml", "[quant]\nnw = 4\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: the config selects no block: add at least one of [pe_line], [encoder], [orizuru], [nl_map], [nl_map2], [nl_reduce]",
+    },
+    Case {
+        class: "config",
+        input: "index width out of range",
+        files: &[Text("bad.toml", "[quant]\nnw = 9\n[pe_line]\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: `quant.nw` = 9 is out of range (allowed 1..=8)",
+    },
+    Case {
+        class: "config",
+        input: "raw activations narrower than centroids",
+        files: &[Text("bad.toml", "[quant]\nx_bits = 4\n[pe_line]\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: `quant.x_bits` = 4 is out of range (allowed 8..=32); x_bits must be at least ac_bits because centroids are activation values",
+    },
+    Case {
+        class: "config",
+        input: "codebook does not fit its centroid width",
+        files: &[Text("bad.toml", "[quant]\nna = 5\nac_bits = 4\nx_bits = 8\n[pe_line]\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: `quant.na` = 5 needs 2^5 distinct centroids, which do not fit in ac_bits = 4 (allowed na <= ac_bits)",
+    },
+    Case {
+        class: "config",
+        input: "test vector count out of range",
+        files: &[Text("bad.toml", "[test]\nvectors = 0\n[pe_line]\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: `test.vectors` = 0 is out of range (allowed 1..=10000000)",
+    },
+    Case {
+        class: "config",
+        input: "PE line shorter than one beat",
+        files: &[Text("bad.toml", "[pe_line]\nlanes = 8\nk_max = 4\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: `pe_line.k_max` = 4 is out of range (allowed 8..=1048576); one beat of `pe_line.lanes` = 8 elements must fit the counters",
+    },
+    Case {
+        class: "config",
+        input: "unknown nonlinear function",
+        files: &[Text("bad.toml", "[nl_map]\nfunction = \"tanhh\"\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: `nl_map.function` = \"tanhh\" is not a known function for this unit (allowed: silu, gelu, exp, relu, neg, square, rsqrt, identity)",
+    },
+    Case {
+        class: "config",
+        input: "nonlinear scale not a number",
+        files: &[Text("bad.toml", "[nl_map]\nin_scale = nan\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: `nl_map.in_scale` = NaN is out of range (allowed 1e-9..=1e9)",
+    },
+    Case {
+        class: "config",
+        input: "two-input table too large",
+        files: &[Text("bad.toml", "[quant]\nna = 6\n[nl_map2]\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: `nl_map2.in_bits_a` + `nl_map2.in_bits_b` = 12 gives a 4096-entry table; allowed <= 10 (1024 entries)",
+    },
+    Case {
+        class: "config",
+        input: "Orizuru size not a power of two",
+        files: &[Text("bad.toml", "[orizuru]\nn = 12\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: `orizuru.n` = 12 must be a power of two",
+    },
+    Case {
+        class: "config",
+        input: "Orizuru radix does not divide the tree",
+        files: &[Text("bad.toml", "[orizuru]\nn = 64\nradix = 16\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: `orizuru.radix` = 16 does not divide the tree: n = 64 must be a power of the radix (allowed 0, 2, 4, 8, 64; 0 = flat)",
+    },
+    Case {
+        class: "config",
+        input: "config file missing",
+        files: &[],
+        args: &["generate", "--config", "none.toml", "--out", "out"],
+        message: "error: cannot read config none.toml: No such file or directory (os error 2)",
+    },
+    // ---------------------------------------------------------------- sweep files
+    Case {
+        class: "sweep",
+        input: "sweep file missing",
+        files: &[],
+        args: &["sweep", "none.toml"],
+        message: "error: cannot read sweep file none.toml: No such file or directory (os error 2)",
+    },
+    Case {
+        class: "sweep",
+        input: "no axes",
+        files: &[Text("s.toml", "[base]\npe_line = {}\n")],
+        args: &["sweep", "s.toml"],
+        message: "error: s.toml: `[axes]` is empty: give at least one axis, e.g. \"pe_line.lanes\" = [16, 64]",
+    },
+    Case {
+        class: "sweep",
+        input: "axis is not section.key",
+        files: &[Text("s.toml", "[base]\npe_line = {}\n[axes]\nlanes = [8]\n")],
+        args: &["sweep", "s.toml"],
+        message: "error: s.toml: axis `lanes`: `lanes` must name a config key as section.key (e.g. pe_line.lanes)",
+    },
+    Case {
+        class: "sweep",
+        input: "axis names an unknown key",
+        files: &[Text("s.toml", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanez\" = [8]\n")],
+        args: &["sweep", "s.toml"],
+        message: "error: s.toml: axis `pe_line.lanez` is not a config key: unknown field `lanez`, expected one of `lanes`, `reduce_width`, `k_max`, `baseline`",
+    },
+    Case {
+        class: "sweep",
+        input: "axis value of the wrong type",
+        files: &[Text("s.toml", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [\"x\"]\n")],
+        args: &["sweep", "s.toml"],
+        message: "error: s.toml: axis `pe_line.lanes` value x: invalid type: string \"x\", expected u32",
+    },
+    Case {
+        class: "sweep",
+        input: "axis with an empty list",
+        files: &[Text("s.toml", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = []\n")],
+        args: &["sweep", "s.toml"],
+        message: "error: s.toml: axis `pe_line.lanes` has an empty list of values (give at least one)",
+    },
+    Case {
+        class: "sweep",
+        input: "axis value repeated",
+        files: &[Text("s.toml", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8, 8]\n")],
+        args: &["sweep", "s.toml"],
+        message: "error: s.toml: axis `pe_line.lanes` lists 8 twice",
+    },
+    Case {
+        class: "sweep",
+        input: "a point fails config validation",
+        files: &[Text("s.toml", "[base]\npe_line = { k_max = 256 }\n[axes]\n\"pe_line.lanes\" = [16, 1024]\n")],
+        args: &["sweep", "s.toml"],
+        message: "error: s.toml: point pe_line.lanes=1024: `pe_line.lanes` = 1024 is out of range (allowed 2..=512)",
+    },
+    Case {
+        class: "sweep",
+        input: "run option out of range",
+        files: &[Text("s.toml", "[run]\nvectors = 0\n[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8]\n")],
+        args: &["sweep", "s.toml"],
+        message: "error: s.toml: `run.vectors` = 0 is out of range (allowed 1..=100000)",
+    },
+    Case {
+        class: "sweep",
+        input: "unknown block in run.blocks",
+        files: &[Text("s.toml", "[run]\nblocks = [\"pe\"]\n[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8]\n")],
+        args: &["sweep", "s.toml"],
+        message: "error: s.toml: `run.blocks` names unknown block `pe` (allowed: pe_line, dq_pe_line, act_encoder, orizuru, topk_sorter, nl_map, nl_map2, nl_reduce)",
+    },
+    Case {
+        class: "sweep",
+        input: "too many points",
+        files: &[Text(
+            "s.toml",
+            "[base]\npe_line = { k_max = 4096 }\n[axes]\n\"pe_line.lanes\" = [2, 4, 8, 16, 32, 64, 128, 256, 512]\n\"test.seed\" = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29]\n",
+        )],
+        args: &["sweep", "s.toml"],
+        message: "error: s.toml: the axes expand to 261 points (allowed 1..=256); split the sweep",
+    },
+    Case {
+        class: "sweep",
+        input: "plot of a column that is not numeric",
+        files: &[Text("s.toml", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8]\n[[plot]]\nx = \"cells\"\ny = \"speed\"\n")],
+        args: &["sweep", "s.toml"],
+        message: "error: s.toml: `plot` column `speed` is not a numeric result column (allowed: cells, ffs, transistors, ice40_lut4, ice40_dff, ice40_carry, ice40_bram, fmax_mhz, comparators, multipliers, register_bits, cycles_predicted, cycles_measured, cycles_per_item, throughput, throughput_per_kcell, throughput_per_mtransistor, layer_err_kmeans, layer_err_int, seconds)",
+    },
+    // ---------------------------------------------------------------- safetensors weights
+    Case {
+        class: "safetensors",
+        input: "weights file missing",
+        files: &[],
+        args: &["quantize", "--weights", "none.safetensors"],
+        message: "error: cannot read weights file none.safetensors: No such file or directory (os error 2)",
+    },
+    Case {
+        class: "safetensors",
+        input: "header is not JSON",
+        files: &[Bytes("w.safetensors", b"\x09\x00\x00\x00\x00\x00\x00\x00{not json")],
+        args: &["quantize", "--weights", "w.safetensors"],
+        message: "error: w.safetensors is not a valid safetensors file: invalid JSON in header: key must be a string at line 1 column 2",
+    },
+    Case {
+        class: "safetensors",
+        input: "header length beyond the file",
+        files: &[Bytes("w.safetensors", b"\xff\xff\x00\x00\x00\x00\x00\x00{}")],
+        args: &["quantize", "--weights", "w.safetensors"],
+        message: "error: w.safetensors is not a valid safetensors file: invalid header length",
+    },
+    Case {
+        class: "safetensors",
+        input: "tensor not in the file",
+        files: &[Weights("w.safetensors", one_matrix, safetensors::Dtype::F32)],
+        args: &["quantize", "--weights", "w.safetensors", "--tensor", "q_proj"],
+        message: "error: tensor 'q_proj' not found in w.safetensors (it has: w)",
+    },
+    Case {
+        class: "safetensors",
+        input: "tensor of an integer dtype",
+        files: &[Bytes(
+            "w.safetensors",
+            b"\x40\x00\x00\x00\x00\x00\x00\x00{\"w\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[0,8]}}          \x01\x00\x00\x00\x02\x00\x00\x00",
+        )],
+        args: &["quantize", "--weights", "w.safetensors", "--tensor", "w"],
+        message: "error: tensor 'w' in w.safetensors has dtype I32, which is not supported (use F32, F16 or BF16)",
+    },
+    Case {
+        class: "safetensors",
+        input: "a NaN weight",
+        files: &[Weights("w.safetensors", with_nan, safetensors::Dtype::BF16)],
+        args: &["quantize", "--weights", "w.safetensors"],
+        message: "error: tensor 'w' in w.safetensors has a non-finite value at element 5",
+    },
+    Case {
+        class: "safetensors",
+        input: "no matrix to quantize",
+        files: &[Weights("w.safetensors", only_vectors, safetensors::Dtype::F32)],
+        args: &["quantize", "--weights", "w.safetensors"],
+        message: "error: w.safetensors has no float tensor of rank >= 2 to quantize",
+    },
+    Case {
+        class: "safetensors",
+        input: "layer index not in the checkpoint",
+        files: &[Weights("w.safetensors", layer_ok, safetensors::Dtype::F32)],
+        args: &["eval", "--weights", "w.safetensors", "--layer", "1", "--head-dim", "2", "--tokens", "2"],
+        message: "error: tensor 'model.layers.1.self_attn.q_proj.weight' not found in w.safetensors (it has: model.layers.0.input_layernorm.weight, model.layers.0.mlp.down_proj.weight, model.layers.0.mlp.gate_proj.weight, model.layers.0.mlp.up_proj.weight, model.layers.0.post_attention_layernorm.weight, model.layers.0.self_attn.k_proj.weight, model.layers.0.self_attn.o_proj.weight, model.layers.0.self_attn.q_proj.weight, ... (9 in all))",
+    },
+    Case {
+        class: "safetensors",
+        input: "projection is not a matrix",
+        files: &[Weights("w.safetensors", layer_rank3, safetensors::Dtype::F32)],
+        args: &["eval", "--weights", "w.safetensors", "--head-dim", "2", "--tokens", "2"],
+        message: "error: tensor 'model.layers.0.self_attn.q_proj.weight' in w.safetensors has shape [2, 2, 4], expected a matrix",
+    },
+    Case {
+        class: "safetensors",
+        input: "layer with an empty FFN",
+        files: &[Weights("w.safetensors", layer_no_ffn, safetensors::Dtype::F32)],
+        args: &["eval", "--weights", "w.safetensors", "--head-dim", "2", "--tokens", "2"],
+        message: "error: w.safetensors: layer 0: projection shapes do not form a decoder layer with head_dim 2",
+    },
+    Case {
+        class: "safetensors",
+        input: "head size does not divide the projections",
+        files: &[Weights("w.safetensors", layer_ok, safetensors::Dtype::F32)],
+        args: &["eval", "--weights", "w.safetensors", "--head-dim", "3", "--tokens", "2"],
+        message: "error: w.safetensors: layer 0: projection shapes do not form a decoder layer with head_dim 3",
+    },
+    // ---------------------------------------------------------------- command line
+    Case {
+        class: "CLI",
+        input: "golden vector count out of range",
+        files: &[Text("c.toml", "[pe_line]\nlanes = 2\nk_max = 8\n")],
+        args: &["golden", "--config", "c.toml", "--out", "out", "--vectors", "0"],
+        message: "error: `--vectors` = 0 is out of range (allowed 1..=10000000)",
+    },
+    Case {
+        class: "CLI",
+        input: "golden for a block the config lacks",
+        files: &[Text("c.toml", "[pe_line]\nlanes = 2\nk_max = 8\n")],
+        args: &["golden", "--config", "c.toml", "--out", "out", "--block", "orizuru"],
+        message: "error: config 'c' has no block 'orizuru' (it has: pe_line)",
+    },
+    Case {
+        class: "CLI",
+        input: "layer vectors for another block",
+        files: &[Text("c.toml", "[pe_line]\nlanes = 2\nk_max = 8\n")],
+        args: &["golden", "--config", "c.toml", "--out", "out", "--from-layer", "--block", "act_encoder"],
+        message: "error: --from-layer writes PE-line vectors only; drop --block or use --block pe_line",
+    },
+    Case {
+        class: "CLI",
+        input: "sweep job count out of range",
+        files: &[Text("s.toml", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8]\n")],
+        args: &["sweep", "s.toml", "--jobs", "0"],
+        message: "error: `--jobs` = 0 is out of range (allowed 1..=256)",
+    },
+    Case {
+        class: "CLI",
+        input: "quantize index width out of range",
+        files: &[Weights("w.safetensors", one_matrix, safetensors::Dtype::F32)],
+        args: &["quantize", "--weights", "w.safetensors", "--nw", "9"],
+        message: "error: `--nw` = 9 is out of range (allowed 1..=8)",
+    },
+    Case {
+        class: "CLI",
+        input: "centroid width below the index width",
+        files: &[Weights("w.safetensors", small_matrix, safetensors::Dtype::F32)],
+        args: &["quantize", "--weights", "w.safetensors", "--nw", "6", "--wc-bits", "4"],
+        message: "error: `--wc-bits` = 4 is out of range (allowed 6..=16)",
+    },
+    Case {
+        class: "CLI",
+        input: "eval outlier share out of range",
+        files: &[],
+        args: &["eval", "--outliers", "60"],
+        message: "error: `--outliers` = 60 is out of range (allowed 0..=50 percent per side)",
+    },
+    Case {
+        class: "CLI",
+        input: "eval token count out of range",
+        files: &[],
+        args: &["eval", "--tokens", "0"],
+        message: "error: `--tokens` = 0 is out of range (allowed 1..=4096)",
+    },
+    Case {
+        class: "CLI",
+        input: "eval index width out of range",
+        files: &[],
+        args: &["eval", "--nw", "9"],
+        message: "error: `quant.nw` = 9 is out of range (allowed 1..=8)",
+    },
+    Case {
+        class: "CLI",
+        input: "bench-kmeans cluster count out of range",
+        files: &[],
+        args: &["bench-kmeans", "--k", "0"],
+        message: "error: `--k` = 0 is out of range (allowed 1..=256)",
+    },
+    Case {
+        class: "CLI",
+        input: "required option missing",
+        files: &[],
+        args: &["golden", "--config", "c.toml"],
+        message: "error: the following required arguments were not provided: --out <OUT> (see --help)",
+    },
+    Case {
+        class: "CLI",
+        input: "option value not a number",
+        files: &[],
+        args: &["golden", "--config", "c.toml", "--out", "out", "--vectors", "many"],
+        message: "error: invalid value 'many' for '--vectors <VECTORS>': invalid digit found in string (see --help)",
+    },
+    Case {
+        class: "CLI",
+        input: "unknown option",
+        files: &[],
+        args: &["generate", "--config", "c.toml", "--outdir", "out"],
+        message: "error: unexpected argument '--outdir' found (see --help)",
+    },
+    Case {
+        class: "CLI",
+        input: "unknown subcommand",
+        files: &[],
+        args: &["synth"],
+        message: "error: unrecognized subcommand 'synth' (see --help)",
+    },
+];
+
+/// Every path under `dir`, relative, sorted.
+fn tree(dir: &Path) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            out.insert(p.strip_prefix(dir).unwrap().to_path_buf());
+            if p.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn write_input(dir: &Path, f: &Input) {
+    match f {
+        Text(name, text) => std::fs::write(dir.join(name), text).unwrap(),
+        Bytes(name, b) => std::fs::write(dir.join(name), b).unwrap(),
+        Weights(name, ts, dtype) => write(&dir.join(name), &ts(), *dtype).unwrap(),
+    }
+}
+
+/// Runs one case; returns what was wrong with it, if anything.
+fn check(c: &Case) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    for f in c.files {
+        write_input(dir.path(), f);
+    }
+    let before = tree(dir.path());
+    let o = Command::new(env!("CARGO_BIN_EXE_kllm-gen")).args(c.args).current_dir(dir.path()).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let code = o.status.code();
+    let want_code = if c.class == "CLI" && c.message.ends_with("(see --help)") { 2 } else { 1 };
+    let mut wrong = vec![];
+    if code != Some(want_code) {
+        wrong.push(format!("exit code {code:?}, want {want_code}"));
+    }
+    if stderr != format!("{}\n", c.message) {
+        wrong.push(format!("stderr {stderr:?}\n     want {:?}", c.message));
+    }
+    if !stdout.is_empty() {
+        wrong.push(format!("stdout not empty: {stdout:?}"));
+    }
+    let after = tree(dir.path());
+    if after != before {
+        wrong.push(format!("left behind: {:?}", after.difference(&before).collect::<Vec<_>>()));
+    }
+    (!wrong.is_empty()).then(|| format!("{} / {} (kllm-gen {}):\n  {}", c.class, c.input, c.args.join(" "), wrong.join("\n  ")))
+}
+
+#[test]
+fn every_error_class_is_one_line_with_nothing_written() {
+    let failures: Vec<String> = CASES.iter().filter_map(check).collect();
+    assert!(failures.is_empty(), "{} of {} error cases wrong:\n{}", failures.len(), CASES.len(), failures.join("\n"));
+    assert!(CASES.len() >= 25);
+}
+
+/// The cases are real errors: the same command with the input fixed succeeds, so each case
+/// fails for the reason its row gives and not because of some other mistake in it.
+#[test]
+fn fixed_inputs_pass() {
+    let good = [
+        (Text("c.toml", "[pe_line]\nlanes = 2\nk_max = 8\n"), &["golden", "--config", "c.toml", "--out", "out", "--vectors", "2"][..]),
+        (Text("s.toml", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8]\n"), &["sweep", "s.toml", "--check"][..]),
+        (Weights("w.safetensors", one_matrix, safetensors::Dtype::F32), &["quantize", "--weights", "w.safetensors", "--nw", "2"][..]),
+        (Weights("w.safetensors", layer_ok, safetensors::Dtype::F32), &["eval", "--weights", "w.safetensors", "--head-dim", "2", "--tokens", "2"][..]),
+    ];
+    for (f, args) in good {
+        let dir = tempfile::tempdir().unwrap();
+        write_input(dir.path(), &f);
+        let o = Command::new(env!("CARGO_BIN_EXE_kllm-gen")).args(args).current_dir(dir.path()).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+const BEGIN: &str = "<!-- error table: generated from tests/errors.rs (KLLM_BLESS=1 cargo test --test errors) -->\n";
+const END: &str = "<!-- end of error table -->\n";
+
+fn table() -> String {
+    let mut s = String::from(BEGIN);
+    s += "| # | class | input | message (the whole of stderr) |\n|---|---|---|---|\n";
+    for (i, c) in CASES.iter().enumerate() {
+        let msg = c.message.replace('|', "\\|");
+        s += &format!("| {} | {} | {} | `` {msg} `` |\n", i + 1, c.class, c.input);
+    }
+    s + END
+}
+
+#[test]
+fn readme_error_table_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let (Some(a), Some(b)) = (readme.find(BEGIN), readme.find(END)) else {
+        panic!("README.md lacks the error table markers; add the section \"Error messages\" with\n{BEGIN}{END}");
+    };
+    let current = &readme[a..b + END.len()];
+    let want = table();
+    if current != want {
+        if std::env::var_os("KLLM_BLESS").is_some() {
+            std::fs::write(&path, format!("{}{want}{}", &readme[..a], &readme[b + END.len()..])).unwrap();
+        } else {
+            panic!("README.md's error table is stale: run KLLM_BLESS=1 cargo test --release --test errors");
+        }
+    }
+}
