@@ -488,7 +488,7 @@ fn check_weights(path: &Path, hd: usize, nw: u32) -> Result<bool, TestCaseError>
         one_line("missing tensor", &format!("{e:#}"))?;
     }
     let mut ok = true;
-    match commands::quantize(path, None, nw, 8, 1) {
+    match commands::quantize(path, None, nw, 8, 1, commands::Solver::Lloyd) {
         Err(e) => {
             ok = false;
             one_line("quantize", &format!("{e:#}"))?;
@@ -496,7 +496,7 @@ fn check_weights(path: &Path, hd: usize, nw: u32) -> Result<bool, TestCaseError>
         Ok(table) => prop_assert!(table.lines().count() >= 2),
     }
     let q = kllm_gen::config::QuantConfig { nw, na: nw, ..Default::default() };
-    match commands::eval(&q, 1, Some((path, 0, hd)), 2, 0.5) {
+    match commands::eval(&q, 1, Some((path, Some(0), hd)), 2, 0.5, None) {
         Err(e) => {
             ok = false;
             one_line("eval", &format!("{e:#}"))?;
@@ -551,7 +551,7 @@ fn layer_with_an_empty_dimension_is_a_shape_error_not_a_panic() {
         let p = dir.path().join("empty_dim.safetensors");
         write(&p, &ts, safetensors::Dtype::F32).unwrap();
         let q = kllm_gen::config::QuantConfig::default();
-        let e = format!("{:#}", commands::eval(&q, 1, Some((&p, 0, 2)), 2, 0.5).unwrap_err());
+        let e = format!("{:#}", commands::eval(&q, 1, Some((&p, Some(0), 2)), 2, 0.5, None).unwrap_err());
         assert!(e.ends_with("layer 0: projection shapes do not form a decoder layer with head_dim 2"), "{d} {q_rows} {ffn}: {e}");
     }
 }
