@@ -4,7 +4,8 @@
 #
 #   scripts/slurm_local.sh test    start Slurm, run testbenches/sweep_smoke.toml locally and as a
 #                                  job array, compare the two CSVs (tool seconds aside), check a
-#                                  resubmission runs nothing and the error lines, stop Slurm
+#                                  resubmission runs nothing, FAILED rows (a failing flow, a
+#                                  cancelled task) and the error lines, stop Slurm
 #   scripts/slurm_local.sh start   start it and print the SLURM_CONF to export (for trying it out)
 #   scripts/slurm_local.sh stop    stop the daemons started by `start`
 #
@@ -40,7 +41,7 @@ stop() {
 }
 
 start() {
-  for t in munged mungekey slurmctld slurmd sbatch squeue scontrol; do
+  for t in munged mungekey slurmctld slurmd sbatch squeue scontrol scancel sinfo python3; do
     command -v $t >/dev/null || PATH=$PATH:/usr/sbin command -v $t >/dev/null ||
       skip "$t not installed (\`make tools\` installs munge, slurmctld, slurmd, slurm-client)"
   done
@@ -154,6 +155,18 @@ run_test() {
   grep -q "^p00,4,pe_line,kllm_pe_line,FAILED,sim" "$root/report4/results.csv" ||
     { cat "$root/report4/results.csv"; fail "the broken bench's row is not FAILED with its reason"; }
   echo "PASS slurm: a failing task gives a FAILED row with the reason and exit 1"
+  # A task killed before it wrote its row (here: the array cancelled as soon as it is
+  # submitted) is a FAILED row naming the task and the state Slurm gives it.
+  "$KLLM" sweep "$sweep" --out "$root/report7" --work "$root/work7" --slurm --poll 1 >"$root/slurm7.log" 2>&1 &
+  sweep_pid=$!
+  for _ in $(seq 100); do grep -q "submitted job array" "$root/slurm7.log" && break; sleep 0.2; done
+  jid=$(sed -n 's/^slurm: submitted job array \([0-9]*\) .*/\1/p' "$root/slurm7.log")
+  [ -n "$jid" ] || { kill $sweep_pid; fail "no job array submitted for the cancel test"; }
+  scancel "$jid"
+  wait $sweep_pid && fail "a sweep whose tasks were cancelled exited 0"
+  [ "$(grep -c ',FAILED,"\?slurm: task '"$jid"'_[01] left no row (CANCELLED' "$root/report7/results.csv")" = 2 ] ||
+    { cat "$root/report7/results.csv"; fail "cancelled tasks are not FAILED rows naming the task and CANCELLED"; }
+  echo "PASS slurm: cancelled tasks that left no row are FAILED rows naming the task and its state"
   # Errors are one line each: an unknown partition, and a controller that is not there.
   out=$("$KLLM" sweep "$sweep" --out "$root/r5" --work "$root/work5" --slurm --partition nosuch 2>&1); rc=$?
   [ $rc != 0 ] && [ "$(echo "$out" | grep -c .)" -le 2 ] && echo "$out" | grep -q "partition nosuch does not exist" ||

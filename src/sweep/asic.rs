@@ -159,6 +159,31 @@ mod tests {
         assert!(s.contains("| p00 | pe_line / dq_pe_line | 0.50 | 2.00 | 2.00 |  |  |"), "{s}");
     }
 
+    fn parse(run: &str) -> Result<crate::sweep::Sweep, String> {
+        let text = format!("[run]\n{run}\n[base]\npe_line = {{ k_max = 64 }}\n[axes]\n\"pe_line.lanes\" = [4]\n");
+        crate::sweep::Sweep::parse(&text, "t", std::path::Path::new("t.toml"))
+    }
+
+    #[test]
+    fn flow_options_off_leave_the_cache_key_unchanged() {
+        // The run options are part of every row's cache key: with the new steps off they must
+        // serialize exactly as before they existed, so existing caches stay valid.
+        let off = serde_json::to_string(&parse("").unwrap().run).unwrap();
+        assert!(!off.contains("asic") && !off.contains("ecp5") && !off.contains("liberty") && !off.contains("clock"), "{off}");
+        let on = serde_json::to_string(&parse("asic = true\nclock_period_ns = 5.0").unwrap().run).unwrap();
+        assert!(on.contains("\"asic\":true") && on.contains("\"clock_period_ns\":5.0"), "{on}");
+    }
+
+    #[test]
+    fn clock_period_out_of_range_is_one_line_naming_the_key() {
+        for bad in ["0.0", "-1.0", "1000.5"] {
+            let e = parse(&format!("clock_period_ns = {bad}")).unwrap_err();
+            assert!(e.starts_with("run.clock_period_ns = ") && e.contains("(0, 1000]") && !e.contains('\n'), "{e}");
+        }
+        assert!(parse("clock_period_ns = 2.5").is_ok());
+        assert!(parse("ecp5 = 1").is_err(), "a non-boolean switch is rejected");
+    }
+
     #[test]
     fn worst_slack_is_read_signed() {
         assert_eq!(worst_slack("Startpoint: x\nworst slack -2.836\n"), Some(-2.836));
