@@ -41,7 +41,8 @@ stop() {
 }
 
 start() {
-  for t in munged mungekey slurmctld slurmd sbatch squeue scontrol scancel sinfo python3; do
+  command -v python3 >/dev/null || fail "python3 not found (\`make tools\` installs python3-venv): it compares the CSVs"
+  for t in munged mungekey slurmctld slurmd sbatch squeue scontrol scancel sinfo; do
     command -v $t >/dev/null || PATH=$PATH:/usr/sbin command -v $t >/dev/null ||
       skip "$t not installed (\`make tools\` installs munge, slurmctld, slurmd, slurm-client)"
   done
