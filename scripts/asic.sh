@@ -51,6 +51,16 @@ flops=$(awk '/^[ \t]*cell[ \t]*\(/ { c = $0; sub(/.*\([ \t]*"?/, "", c); sub(/"?
              /^[ \t]*ff[ \t]*\(/ { printf "%s%s", sep, c; sep = "|" }' "$liberty")
 [ -n "$flops" ] || die "LIBERTY='$liberty' has no flip-flop cell (no ff group): dfflibmap cannot map registers onto it"
 ps=$(awk -v p="$period" 'BEGIN { printf "%d", p * 1000 }')
+# ABC assumes ideal drivers on its inputs, which include every flip-flop output: a register
+# feeding hundreds of gates would not be buffered. Tell it they are driven by the library's
+# smallest inverter (the cell whose function is "!A" with the least area).
+driver=$(awk '/^[ \t]*cell[ \t]*\(/ { c = $0; sub(/.*\([ \t]*"?/, "", c); sub(/"?[ \t]*\).*/, "", c); a = "" }
+  /^[ \t]*area[ \t]*:/ { a = $3; sub(/;/, "", a) }
+  /function[ \t]*:[ \t]*"\(?![ \t]*\(?[A-Za-z0-9_]+\)?\)?"/ { if (best == "" || a + 0 < ba) { best = c; ba = a + 0 } }
+  END { print best }' "$liberty")
+[ -n "$driver" ] || die "LIBERTY='$liberty' has no inverter (no cell with function \"!A\"): ABC needs one as input driver"
+mkdir -p "$out"
+printf 'set_driving_cell %s\nset_load 0.01\n' "$driver" >"$out/abc.constr"
 # ABC script: Yosys's default delay-driven mapping, then buffering and sizing against the target.
 abc_script="+strash;&get,-n;&fraig,-x;&put;scorr;dc2;dretime;strash;&get,-n;&dch,-f;&nf,{D};&put;buffer,-p;upsize,{D};dnsize,{D}"
 stats=""
@@ -59,7 +69,7 @@ echo "asic $name: Yosys + ABC onto $(basename "$liberty"), clock target $period 
 start=$(date +%s)
 timeout --kill-after=10 "$limit" yosys -q -l "$out/yosys.log" -p "read_verilog $files; synth; \
     check -assert; select -assert-none t:\$_DLATCH*_ t:\$_SR_* t:\$dlatch* t:\$sr; \
-    dfflibmap -liberty $liberty; abc -D $ps -liberty $liberty -script $abc_script; \
+    dfflibmap -liberty $liberty; abc -D $ps -constr $out/abc.constr -liberty $liberty -script $abc_script; \
     splitnets; opt_clean -purge; select -assert-none t:\$*; $stats \
     write_verilog -noattr -noexpr -nohex -nodec $out/netlist.v" >/dev/null 2>&1
 rc=$?
@@ -113,7 +123,7 @@ for top in $tops; do
   fstart=$(date +%s)
   timeout --kill-after=10 "$flat_limit" yosys -q -l "$out/${top}_flat.log" -p "read_liberty $liberty; \
       read_verilog $out/netlist.v; hierarchy -top $top; flatten; opt_clean; \
-      dfflibmap -liberty $liberty; abc -D $ps -liberty $liberty -script $abc_script; \
+      dfflibmap -liberty $liberty; abc -D $ps -constr $out/abc.constr -liberty $liberty -script $abc_script; \
       splitnets; opt_clean -purge; select -assert-none t:\$*; tee -q -o $out/${top}_flat.stat stat -liberty $liberty; \
       write_verilog -noattr -noexpr -nohex -nodec $out/${top}_flat.v" >/dev/null 2>&1
   frc=$?
