@@ -23,6 +23,9 @@ use super::Row;
 pub const OSU018_LIBERTY: &str = "/usr/share/qflow/tech/osu018/osu018_stdcells.lib";
 /// The clock target when `run.clock_period_ns` is not set: ABC's delay target and the STA clock.
 pub const DEFAULT_PERIOD_NS: f64 = 10.0;
+/// Part of the cache key of sweeps with `run.asic` or `run.ecp5`: bump when the commands or the
+/// parsing of those steps change, so their cached rows are measured again.
+pub const STEP_VERSION: &str = "flows-2";
 
 pub fn liberty(run: &RunOptions) -> &str {
     if run.liberty.is_empty() { OSU018_LIBERTY } else { &run.liberty }
@@ -60,11 +63,21 @@ pub fn run(job: &Job, run: &RunOptions, row: &mut Row) {
     // ABC: Yosys's default delay-driven mapping, then buffering and gate sizing against the
     // target, so a high-fanout net is not timed as one minimum-size gate.
     let abc = "+strash;&get,-n;&fraig,-x;&put;scorr;dc2;dretime;strash;&get,-n;&dch,-f;&nf,{D};&put;buffer,-p;upsize,{D};dnsize,{D}";
+    // ABC assumes ideal drivers on its inputs, flip-flop outputs included: without a driving
+    // cell a register feeding hundreds of gates is not buffered.
+    let Some(driver) = std::fs::read_to_string(lib).ok().as_deref().and_then(smallest_inverter) else {
+        row.fail(format!("asic: {lib} has no inverter (a cell with function \"!A\") to drive ABC's inputs"));
+        return;
+    };
+    if std::fs::write(job.dir.join("abc.constr"), format!("set_driving_cell {driver}\nset_load 0.01\n")).is_err() {
+        row.fail("asic: cannot write abc.constr");
+        return;
+    }
     let script = format!(
         "read_verilog {files}\n\
          synth -flatten -top {top}\n\
          dfflibmap -liberty {lib}\n\
-         abc -D {ps} -liberty {lib} -script {abc}\n\
+         abc -D {ps} -constr abc.constr -liberty {lib} -script {abc}\n\
          splitnets\n\
          opt_clean -purge\n\
          tee -q -o asic_stat.txt stat -liberty {lib} -top {top}\n\
@@ -125,6 +138,27 @@ pub fn chip_area(stat: &str, top: &str) -> Option<f64> {
         .and_then(value)
 }
 
+/// The Liberty cell with function `!A` (an inverter) and the least area.
+pub fn smallest_inverter(lib: &str) -> Option<String> {
+    let (mut cell, mut area, mut best) = (String::new(), f64::MAX, None::<(f64, String)>);
+    for line in lib.lines().map(str::trim) {
+        let value = |l: &str| l.split_once(':').map(|(_, v)| v.trim().trim_end_matches(';').trim().to_string());
+        if let Some(rest) = line.strip_prefix("cell").map(str::trim_start).filter(|r| r.starts_with('(')) {
+            cell = rest.trim_start_matches('(').split(')').next()?.trim().trim_matches('"').to_string();
+            area = f64::MAX;
+        } else if line.starts_with("area") {
+            area = value(line).and_then(|v| v.parse().ok()).unwrap_or(f64::MAX);
+        } else if line.starts_with("function") {
+            let f: String = value(line).unwrap_or_default().chars().filter(|c| !"\"()".contains(*c)).collect();
+            let inverts_one_pin = f.trim().strip_prefix('!').is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'));
+            if inverts_one_pin && best.as_ref().map_or(true, |(a, _)| area < *a) {
+                best = Some((area, cell.clone()));
+            }
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
 /// `worst slack -1.234` from OpenSTA's `report_worst_slack`.
 pub fn worst_slack(report: &str) -> Option<f64> {
     report.lines().find_map(|l| l.trim().strip_prefix("worst slack")?.trim().parse().ok())
@@ -182,6 +216,20 @@ mod tests {
         }
         assert!(parse("clock_period_ns = 2.5").is_ok());
         assert!(parse("ecp5 = 1").is_err(), "a non-boolean switch is rejected");
+    }
+
+    #[test]
+    fn the_smallest_inverter_drives_abc_inputs() {
+        let lib = "cell (BUFX2) { area : 24; pin(Y) { function : \"A\"; } }\n\
+                   cell (INVX4) {\n area : 24;\n pin(Y) {\n function : \"(!A)\";\n }\n}\n\
+                   cell (INVX1) {\n area : 16;\n pin(Y) {\n function : \"(!A)\";\n }\n}\n\
+                   cell (NAND2X1) {\n area : 8;\n pin(Y) {\n function : \"(!(A B))\";\n }\n}\n";
+        assert_eq!(smallest_inverter(lib).as_deref(), Some("INVX1"));
+        assert_eq!(smallest_inverter("cell (NAND2X1) {\n area : 8;\n function : \"!(A B)\";\n}\n"), None);
+        let osu = std::fs::read_to_string(OSU018_LIBERTY);
+        if let Ok(osu) = osu {
+            assert_eq!(smallest_inverter(&osu).as_deref(), Some("INVX1"));
+        }
     }
 
     #[test]

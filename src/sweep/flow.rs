@@ -154,6 +154,9 @@ pub fn prepare(sweep: &Sweep, args: &RunArgs, tools: &Tools) -> Result<Vec<Job>>
                 h.update([0]);
             }
             h.update(serde_json::to_string(&sweep.run)?.as_bytes());
+            if sweep.run.asic || sweep.run.ecp5 {
+                h.update(super::asic::STEP_VERSION.as_bytes());
+            }
             if sweep.run.sim {
                 for f in &tb {
                     h.update(std::fs::read(f)?);
