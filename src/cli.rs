@@ -147,6 +147,27 @@ enum Cmd {
         /// Only check the sweep file and list its points.
         #[arg(long)]
         check: bool,
+        /// Run the jobs as one Slurm job array (sbatch); --work must be a folder every node sees.
+        #[arg(long)]
+        slurm: bool,
+        /// Slurm partition (default: the cluster's default partition).
+        #[arg(long, requires = "slurm")]
+        partition: Option<String>,
+        /// Slurm time limit per task, as sbatch --time takes it (e.g. 1:00:00).
+        #[arg(long, requires = "slurm")]
+        time: Option<String>,
+        /// Slurm account to charge.
+        #[arg(long, requires = "slurm")]
+        account: Option<String>,
+        /// Do not submit: wait for the last submission of this sweep and collect its rows.
+        #[arg(long, requires = "slurm")]
+        collect: bool,
+        /// Seconds between two squeue polls.
+        #[arg(long, requires = "slurm", default_value_t = 10)]
+        poll: u64,
+        /// Internal: run one array task of a --slurm submission (the task list file).
+        #[arg(long, hide = true, conflicts_with = "slurm")]
+        slurm_task: Option<PathBuf>,
     },
     /// List the blocks a config selects, one per line: `<name> <top module>`.
     Blocks {
@@ -260,7 +281,7 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::BenchKmeans { n, k, seed } => {
             print!("{}", crate::reference::commands::bench_kmeans(n, k, seed)?);
         }
-        Cmd::Sweep { file, out, work, testbenches, jobs, fresh, check } => {
+        Cmd::Sweep { file, out, work, testbenches, jobs, fresh, check, slurm, partition, time, account, collect, poll, slurm_task } => {
             let sweep = crate::sweep::Sweep::load(&file)?;
             if check {
                 for p in &sweep.points {
@@ -274,6 +295,15 @@ fn run(cmd: Cmd) -> Result<()> {
             crate::config::in_range("--jobs", jobs, 1, 256).map_err(anyhow::Error::msg)?;
             let out = out.unwrap_or_else(|| crate::sweep::default_out(&sweep));
             let args = crate::sweep::RunArgs { out, work, testbenches, jobs, fresh };
+            if let Some(tasks) = slurm_task {
+                return crate::sweep::slurm::task(&sweep, &args, &tasks);
+            }
+            if slurm {
+                crate::config::in_range("--poll", poll, 1, 3600).map_err(anyhow::Error::msg)?;
+                let s = crate::sweep::slurm::SlurmArgs { partition, time, account, collect, poll_s: poll };
+                crate::sweep::slurm::run(&sweep, &file, &args, &s)?;
+                return Ok(());
+            }
             crate::sweep::run(&sweep, &args)?;
         }
         Cmd::Blocks { config } => {

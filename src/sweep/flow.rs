@@ -155,6 +155,9 @@ pub fn prepare(sweep: &Sweep, args: &RunArgs, tools: &Tools) -> Result<Vec<Job>>
                 h.update([0]);
             }
             h.update(serde_json::to_string(&sweep.run)?.as_bytes());
+            if sweep.run.asic || sweep.run.ecp5 {
+                h.update(super::asic::STEP_VERSION.as_bytes());
+            }
             if sweep.run.sim {
                 for f in &tb {
                     h.update(std::fs::read(f)?);
@@ -211,13 +214,13 @@ pub fn store(job: &Job, row: &Row) {
 }
 
 /// The result of one tool invocation.
-struct Ran {
-    ok: bool,
-    output: String,
+pub(super) struct Ran {
+    pub ok: bool,
+    pub output: String,
 }
 
 /// Runs `cmd args` in `dir` under `timeout`, output to `dir/<log>`.
-fn tool(dir: &Path, log: &str, timeout_s: u64, cmd: &str, args: &[String]) -> Ran {
+pub(super) fn tool(dir: &Path, log: &str, timeout_s: u64, cmd: &str, args: &[String]) -> Ran {
     let start = Instant::now();
     let out = Command::new("timeout")
         .arg("--kill-after=10")
@@ -249,7 +252,7 @@ fn tool(dir: &Path, log: &str, timeout_s: u64, cmd: &str, args: &[String]) -> Ra
 }
 
 /// The first line that says what went wrong, for the FAILED reason.
-fn first_error(output: &str) -> String {
+pub(super) fn first_error(output: &str) -> String {
     let line = output
         .lines()
         .find(|l| {
@@ -262,7 +265,7 @@ fn first_error(output: &str) -> String {
     if line.len() > 200 { format!("{}...", &line[..200]) } else { line.to_string() }
 }
 
-fn paths(files: &[PathBuf]) -> Vec<String> {
+pub(super) fn paths(files: &[PathBuf]) -> Vec<String> {
     files.iter().map(|f| f.display().to_string()).collect()
 }
 
@@ -290,6 +293,12 @@ pub fn run_job(job: &Job, tools: &Tools, run: &RunOptions) -> Row {
     if run.ice40 {
         ice40(job, run, &mut row);
     }
+    if run.asic {
+        super::asic::run(job, run, &mut row);
+    }
+    if run.ecp5 {
+        super::ecp5::run(job, run, &mut row);
+    }
     if run.sim {
         simulate(job, run, tools, &mut row);
     }
@@ -307,7 +316,7 @@ fn lint(job: &Job, run: &RunOptions, row: &mut Row) {
 }
 
 /// The cells of the one module left after `synth -flatten` (or `synth_ice40`).
-fn stat_cells(path: &Path, top: &str) -> Option<(u64, BTreeMap<String, u64>)> {
+pub(super) fn stat_cells(path: &Path, top: &str) -> Option<(u64, BTreeMap<String, u64>)> {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     let m = v.get("modules")?.get(format!("\\{top}"))?;
     let n = m.get("num_cells")?.as_u64()?;
@@ -453,7 +462,7 @@ fn ice40(job: &Job, run: &RunOptions, row: &mut Row) {
 }
 
 /// The first resource nextpnr reports above 100 % (`ICESTORM_LC:  9150/ 7680   119%`).
-fn over_utilised(log: &str) -> Option<(String, u64, u64)> {
+pub(super) fn over_utilised(log: &str) -> Option<(String, u64, u64)> {
     log.lines().find_map(|l| {
         let (res, rest) = l.trim_start_matches("Info:").trim().split_once(':')?;
         let (used, rest) = rest.trim().split_once('/')?;

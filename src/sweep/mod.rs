@@ -7,9 +7,12 @@
 //! `spec` reads and checks the sweep file, `flow` runs the tools for one (point, block) job and
 //! caches its row, `report` writes the tables, `plot` the SVGs.
 
+pub mod asic;
+pub mod ecp5;
 pub mod flow;
 pub mod plot;
 pub mod report;
+pub mod slurm;
 pub mod spec;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -60,6 +63,22 @@ pub struct Row {
     pub layer_err_int: Option<f64>,
     /// Tool wall time of the job when it ran (a cached row keeps it).
     pub seconds: f64,
+    /// Standard-cell area (µm², Σ instances × module area) and OpenSTA Fmax (`run.asic`).
+    #[serde(default)]
+    pub asic_area_um2: Option<f64>,
+    #[serde(default)]
+    pub asic_fmax_mhz: Option<f64>,
+    /// ECP5 LUT4 (carry cells as two), flip-flops, 18x18 multipliers, Fmax, fit (`run.ecp5`).
+    #[serde(default)]
+    pub ecp5_lut4: Option<u64>,
+    #[serde(default)]
+    pub ecp5_ff: Option<u64>,
+    #[serde(default)]
+    pub ecp5_dsp: Option<u64>,
+    #[serde(default)]
+    pub ecp5_fmax_mhz: Option<f64>,
+    #[serde(default)]
+    pub ecp5_fit: String,
 }
 
 impl Row {
@@ -97,6 +116,7 @@ pub struct Outcome {
 /// error after writing them if any row FAILED.
 pub fn run(sweep: &Sweep, args: &RunArgs) -> Result<Outcome> {
     let tools = flow::Tools::probe(&sweep.run)?;
+    let extra_tools = probe_extra(&sweep.run)?;
     let jobs = flow::prepare(sweep, args, &tools)?;
     let total = jobs.len();
     if total == 0 {
@@ -163,11 +183,29 @@ pub fn run(sweep: &Sweep, args: &RunArgs) -> Result<Outcome> {
     });
     bar.finish_and_clear();
     rows.extend(results.into_inner().unwrap());
+    finish(sweep, args, rows, &tools, &extra_tools, (ran, cached), start)
+}
+
+/// Orders the rows, adds the accuracy columns, writes the reports (local run and Slurm
+/// collection alike). Returns an error after writing them if any row FAILED.
+pub(crate) fn finish(
+    sweep: &Sweep,
+    args: &RunArgs,
+    mut rows: Vec<Row>,
+    tools: &flow::Tools,
+    extra_tools: &[String],
+    (ran, cached): (usize, usize),
+    start: Instant,
+) -> Result<Outcome> {
     let order: BTreeMap<&str, usize> =
         crate::registry::names().into_iter().enumerate().map(|(i, b)| (b, i)).collect();
     rows.sort_by_key(|r| (r.point, order.get(r.block.as_str()).copied().unwrap_or(usize::MAX)));
     flow::add_accuracy(sweep, &mut rows);
-    let files = report::files(sweep, &rows, &tools);
+    let mut files = report::files(sweep, &rows, tools);
+    let flows = asic::section(&rows, &crate::registry::baseline_pairs(), extra_tools);
+    if let Some((_, md)) = files.iter_mut().find(|(n, _)| n == "results.md") {
+        md.push_str(&flows);
+    }
     crate::design::write_dir_atomic(&args.out, &files)?;
     let failed = rows.iter().filter(|r| !r.ok()).count();
     eprintln!(
@@ -182,6 +220,19 @@ pub fn run(sweep: &Sweep, args: &RunArgs) -> Result<Outcome> {
         bail!("{failed} of {} rows FAILED (reasons in {})", rows.len(), args.out.join("results.md").display());
     }
     Ok(Outcome { rows, ran, cached })
+}
+
+/// Versions of the tools of the optional flows (`run.asic`, `run.ecp5`) that are on; a missing
+/// tool is an error before anything runs.
+pub fn probe_extra(run: &spec::RunOptions) -> Result<Vec<String>> {
+    let mut v = vec![];
+    if run.asic {
+        v.push(format!("{} with {}", asic::probe(run)?, asic::liberty(run)));
+    }
+    if run.ecp5 {
+        v.push(ecp5::probe(run)?);
+    }
+    Ok(v)
 }
 
 /// Default report folder of a sweep.

@@ -11,6 +11,7 @@ pub const NUMERIC_COLUMNS: &[&str] = &[
     "cells", "ffs", "transistors", "ice40_lut4", "ice40_dff", "ice40_carry", "ice40_bram", "fmax_mhz",
     "comparators", "multipliers", "register_bits", "cycles_predicted", "cycles_measured", "cycles_per_item", "throughput",
     "throughput_per_kcell", "throughput_per_mtransistor", "layer_err_kmeans", "layer_err_int", "seconds",
+    "asic_area_um2", "asic_fmax_mhz", "throughput_per_mm2", "ecp5_lut4", "ecp5_ff", "ecp5_fmax_mhz",
 ];
 
 /// The value of a numeric column, derived columns included.
@@ -37,6 +38,12 @@ pub fn numeric(r: &Row, col: &str) -> Option<f64> {
         "layer_err_kmeans" => r.layer_err_kmeans,
         "layer_err_int" => r.layer_err_int,
         "seconds" => Some(r.seconds),
+        "asic_area_um2" => r.asic_area_um2,
+        "asic_fmax_mhz" => r.asic_fmax_mhz,
+        "throughput_per_mm2" => super::asic::throughput_per_mm2(r),
+        "ecp5_lut4" => f(r.ecp5_lut4),
+        "ecp5_ff" => f(r.ecp5_ff),
+        "ecp5_fmax_mhz" => r.ecp5_fmax_mhz,
         _ => None,
     }
 }
@@ -65,8 +72,11 @@ pub fn csv(sweep: &Sweep, rows: &[Row]) -> String {
         ]
         .map(String::from),
     );
+    // Columns of the optional flows (standard cells, ECP5): only those some row fills.
+    let (extra_header, extra) = super::asic::csv_columns(rows);
+    header.extend(extra_header);
     w.write_record(&header).expect("in-memory write");
-    for r in rows {
+    for (r, extra) in rows.iter().zip(extra) {
         let mut rec = vec![format!("p{:02}", r.point)];
         rec.extend(r.axes.iter().map(|(_, v)| v.clone()));
         let matched = match (r.cycles_measured, r.cycles_predicted) {
@@ -105,6 +115,7 @@ pub fn csv(sweep: &Sweep, rows: &[Row]) -> String {
             r.config_hash.clone(),
             format!("{:.0}", r.seconds),
         ]);
+        rec.extend(extra);
         w.write_record(&rec).expect("in-memory write");
     }
     String::from_utf8(w.into_inner().expect("in-memory flush")).expect("utf-8")

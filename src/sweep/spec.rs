@@ -48,6 +48,24 @@ pub struct RunOptions {
     pub ice40_max_cells: u64,
     /// Only these blocks (default: every block a point's config selects).
     pub blocks: Vec<String>,
+    // Flows added for larger designs (see `sweep::asic` and `sweep::ecp5`); off by default, and
+    // left out of the serialized options (the cache key) while off, so existing caches stay valid.
+    /// Standard cells: Yosys + ABC onto `liberty`, µm² and OpenSTA Fmax (needs opensta).
+    #[serde(skip_serializing_if = "is_false")]
+    pub asic: bool,
+    /// The Liberty file of `asic` (default: the OSU 0.18 µm library of Debian qflow-tech-osu018).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub liberty: String,
+    /// The clock of `asic`, ns (ABC's delay target and the OpenSTA clock; default 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_period_ns: Option<f64>,
+    /// ECP5 (LFE5U-85F) mapping and nextpnr-ecp5 Fmax with the same harness as iCE40.
+    #[serde(skip_serializing_if = "is_false")]
+    pub ecp5: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for RunOptions {
@@ -63,6 +81,10 @@ impl Default for RunOptions {
             timeout_s: 1200,
             ice40_max_cells: 40_000,
             blocks: vec![],
+            asic: false,
+            liberty: String::new(),
+            clock_period_ns: None,
+            ecp5: false,
         }
     }
 }
@@ -156,6 +178,9 @@ impl Sweep {
         let run = file.run;
         in_range("run.vectors", run.vectors, 1, 100_000)?;
         in_range("run.timeout_s", run.timeout_s, 10, 24 * 3600)?;
+        if let Some(p) = run.clock_period_ns.filter(|p| !(*p > 0.0 && *p <= 1000.0)) {
+            return Err(format!("run.clock_period_ns = {p} is out of range: a clock period in ns in (0, 1000]"));
+        }
         for b in &run.blocks {
             if crate::registry::find(b).is_none() {
                 let known = crate::registry::names().join(", ");
