@@ -309,7 +309,7 @@ const CASES: &[Case] = &[
         input: "plot of a column that is not numeric",
         files: &[Text("s.toml", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8]\n[[plot]]\nx = \"cells\"\ny = \"speed\"\n")],
         args: &["sweep", "s.toml"],
-        message: "error: s.toml: `plot` column `speed` is not a numeric result column (allowed: cells, ffs, transistors, ice40_lut4, ice40_dff, ice40_carry, ice40_bram, fmax_mhz, comparators, multipliers, register_bits, cycles_predicted, cycles_measured, cycles_per_item, throughput, throughput_per_kcell, throughput_per_mtransistor, layer_err_kmeans, layer_err_int, seconds)",
+        message: "error: s.toml: `plot` column `speed` is not a numeric result column (allowed: cells, ffs, transistors, ice40_lut4, ice40_dff, ice40_carry, ice40_bram, fmax_mhz, comparators, multipliers, register_bits, cycles_predicted, cycles_measured, cycles_per_item, throughput, throughput_per_kcell, throughput_per_mtransistor, layer_err_kmeans, layer_err_int, seconds, asic_area_um2, asic_fmax_mhz, throughput_per_mm2, ecp5_lut4, ecp5_ff, ecp5_fmax_mhz)",
     },
     // ---------------------------------------------------------------- safetensors weights
     Case {
