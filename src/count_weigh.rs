@@ -104,6 +104,25 @@ pub fn generate(d: &mut Design, g: &CountWeigh) -> Handle {
     Handle::of(d, &name, serde_json::to_value(g).unwrap())
 }
 
+/// Instantiates the core (built once per shape) in `m` as `u_count_weigh`, with every port wired
+/// to the same-named port of `m` except the lanes' indices (`s_idx`) and the result (`m_y`).
+pub fn instantiate(d: &mut Design, m: &mut Module, g: &CountWeigh, s_idx: &str, m_y: &str) {
+    let core = generate(d, g);
+    let conns: Vec<(&str, String)> = core
+        .ports
+        .iter()
+        .map(|p| {
+            let to = match p.name.as_str() {
+                "s_idx" => s_idx,
+                "m_y" => m_y,
+                other => other,
+            };
+            (p.name.as_str(), to.to_string())
+        })
+        .collect();
+    m.instantiate(&core, "u_count_weigh", &conns);
+}
+
 fn build(d: &mut Design, g: &CountWeigh, name: &str) -> Module {
     let mut m = Module::new(name);
     m.doc(format!(

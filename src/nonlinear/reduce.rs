@@ -123,27 +123,7 @@ pub fn generate(d: &mut Design, spec: &MapSpec, c: &NlReduceConfig, module: &str
         .output_signed("m_sum", yb, "sum of TABLE[idx] over the vector, signed")
         .output("idle", 1, "nothing in flight: table writes are safe");
 
-    let core = count_weigh::generate(d, &g.core);
-    m.instantiate(
-        &core,
-        "u_count_weigh",
-        &[
-            ("clk", "clk".into()),
-            ("rst", "rst".into()),
-            ("cfg_we", "cfg_we".into()),
-            ("cfg_addr", "cfg_addr".into()),
-            ("cfg_wdata", "cfg_wdata".into()),
-            ("s_valid", "s_valid".into()),
-            ("s_ready", "s_ready".into()),
-            ("s_idx", "s_idx".into()),
-            ("s_keep", "s_keep".into()),
-            ("s_last", "s_last".into()),
-            ("m_valid", "m_valid".into()),
-            ("m_ready", "m_ready".into()),
-            ("m_y", "m_sum".into()),
-            ("idle", "idle".into()),
-        ],
-    );
+    count_weigh::instantiate(d, &mut m, &g.core, "s_idx", "m_sum");
     d.add(m);
     Handle::of(d, module, serde_json::to_value(&g).unwrap())
 }
