@@ -343,6 +343,12 @@ impl NlMap2Config {
 
 /// The reduce unit's table as a value-mode map spec (for the report and the golden tables).
 impl NlReduceConfig {
+    /// The counting core of a unit counting `in_bits`-bit indices: results are exact at
+    /// `entry_bits + ceil(log2 n_max)` bits.
+    pub fn core(&self, in_bits: u32) -> Result<crate::count_weigh::CountWeigh, String> {
+        let sum_bits = self.entry_bits + crate::verilog::clog2(self.n_max as u64);
+        crate::count_weigh::CountWeigh::new(self.lanes, in_bits, self.n_max, self.entry_bits, sum_bits, self.reduce_width)
+    }
     pub fn in_bits(&self, q: &QuantConfig) -> u32 {
         self.in_bits.unwrap_or(q.na)
     }
@@ -373,8 +379,7 @@ impl NlReduceConfig {
         };
         check_value_width("nl_reduce", "nl_reduce.entry_bits", func, q.ac_bits, self.in_scale, spec.value_scale(), self.entry_bits)?;
         // The counting core has its own config; a shape it cannot build is this section's error.
-        let sum_bits = self.entry_bits + crate::verilog::clog2(self.n_max as u64);
-        crate::count_weigh::CountWeigh::new(self.lanes, b, self.n_max, self.entry_bits, sum_bits, self.reduce_width)
+        self.core(b)
             .map_err(|e| format!("[nl_reduce] lanes = {}, n_max = {}, entry_bits = {}: {e}", self.lanes, self.n_max, self.entry_bits))?;
         report(&spec)?;
         Ok(spec)

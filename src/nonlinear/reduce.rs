@@ -22,7 +22,7 @@ use crate::golden::{hex_lanes, hex_signed, GoldenWriter};
 use crate::count_weigh::{self, timing, CountWeigh};
 use crate::reference;
 use crate::rng::Rng;
-use crate::verilog::{clog2, Design, Handle, Module};
+use crate::verilog::{Design, Handle, Module};
 
 pub const TOP: &str = "kllm_nl_reduce";
 
@@ -67,9 +67,7 @@ pub struct ReducePredicted {
 impl NlReduceDerived {
     pub fn new(s: &MapSpec, c: &NlReduceConfig) -> Self {
         let (accuracy, _) = super::report(s).expect("validated config");
-        let sum_bits = c.entry_bits + clog2(c.n_max as u64);
-        let core = CountWeigh::new(c.lanes, s.in_bits[0], c.n_max, c.entry_bits, sum_bits, c.reduce_width)
-            .expect("a validated [nl_reduce] gives a valid counting core");
+        let core = c.core(s.in_bits[0]).expect("a validated [nl_reduce] gives a valid counting core");
         let beats = c.n_max.div_ceil(c.lanes);
         NlReduceDerived {
             lanes: c.lanes,
@@ -78,7 +76,7 @@ impl NlReduceDerived {
             entry_bits: c.entry_bits,
             popcount_bits: core.popcount_bits,
             count_bits: core.count_bits,
-            sum_bits,
+            sum_bits: core.y_bits,
             reduce_width: c.reduce_width,
             weigh_steps: core.weigh_steps,
             fifo_depth: core.fifo_depth,

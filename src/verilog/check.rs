@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Design, Dir, Item, Module, Stmt};
+use super::{is_identifier, Design, Dir, Item, Module, Stmt};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
@@ -478,11 +478,6 @@ fn eval(text: &str, scope: &Scope) -> Result<(Val, Vec<String>), String> {
 // ---------------------------------------------------------------------------------------------
 // Modules
 
-fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
 
 struct Ctx<'a> {
     design: &'a Design,
