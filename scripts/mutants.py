@@ -12,6 +12,9 @@ change is made to one line of a module in that block's hierarchy:
           `x[e +: W]` -> `x[(e) + 1 +: W]`)
   enable  a register's enable (an `if` condition) inverted
   invert  a signal inverted: a `~` removed, or added to a right-hand side that is one signal
+  reset   a register's reset removed: one assignment in an `if (rst) begin ... end` block
+          deleted, or `r <= rst ? 0 : x` made `r <= x` (drawn apart: --resets-per-family, with
+          their own random stream, so adding them leaves the other mutants of a seed unchanged)
 
 Only expressions are mutated (right-hand sides, conditions, port connections), never
 declarations, parameters or generate-loop headers, so a mutant is a design that could have
@@ -60,6 +63,9 @@ FAMILIES = {
     "nl_reduce": "generators/nl_na3.toml",
 }
 KINDS = ["arith", "rel", "logic", "const", "slice", "enable", "invert"]
+REPORT_KINDS = KINDS + ["reset"]
+RST_IF = re.compile(r"^\s*if \(rst\) begin\s*$")
+RST_TERNARY = re.compile(r"^(\s*)([A-Za-z_]\w*(?:\[[^\]]*\])*) <= rst \? [^:;]+ : (.+);\s*$")
 
 SKIP_START = re.compile(
     r"^(input|output|inout|module|endmodule|localparam|parameter|genvar|integer|for\s*\(|`|generate|endgenerate|"
@@ -183,6 +189,37 @@ def find_sites(design, files):
     return sites
 
 
+def reset_sites(design, files):
+    """Every register reset in the files: a line of an `if (rst) begin` block, or `<= rst ? :`."""
+    sites = []
+    for f in files:
+        in_rst = False
+        for n, line in enumerate((design / f).read_text().splitlines(), 1):
+            code = line.split("//")[0].rstrip()
+            s = code.strip()
+            if RST_IF.match(code):
+                in_rst = True
+                continue
+            m = RST_TERNARY.match(code)
+            if m:
+                start = len(m.group(1))
+                sites.append({"file": f, "line": n, "col": start, "end": len(code), "kind": "reset",
+                              "orig": code[start:], "rep": f"{m.group(2)} <= {m.group(3)};"})
+                continue
+            if not in_rst:
+                continue
+            if s.startswith("end"):
+                in_rst = False
+                continue
+            m = NBA.match(s)
+            if m:
+                start = len(code) - len(code.lstrip())
+                name = s.split("<=")[0].strip()
+                sites.append({"file": f, "line": n, "col": start, "end": len(code), "kind": "reset",
+                              "orig": code[start:], "rep": f"/* reset of {name} removed */"})
+    return sites
+
+
 def pick(sites, n, seed):
     rng = random.Random(seed)
     by_kind = {k: [s for s in sites if s["kind"] == k] for k in KINDS}
@@ -233,6 +270,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--families", default=",".join(FAMILIES))
     ap.add_argument("--per-family", type=int, default=20)
+    ap.add_argument("--resets-per-family", type=int, default=4, help="reset-removal mutants, on top of --per-family")
     ap.add_argument("--verilator-only", action="store_true", help="no Icarus second opinion on survivors")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--vectors", type=int, default=300)
@@ -264,6 +302,9 @@ def main():
         files = hierarchy(design, top)
         sites = find_sites(design, files)
         chosen = pick(sites, args.per_family, args.seed)
+        rsites = reset_sites(design, files)
+        chosen += random.Random(args.seed + 1000).sample(rsites, min(args.resets_per_family, len(rsites)))
+        sites += rsites
 
         # The unmutated design must pass, or every "kill" below would mean nothing.
         base = fw / "original"
@@ -313,6 +354,7 @@ def main():
             rs = list(ex.map(one, enumerate(chosen)))
         results[fam] = (len(sites), rs)
         (fw / "results.json").write_text(json.dumps({"seed": args.seed, "per_family": args.per_family,
+                                                      "resets_per_family": args.resets_per_family,
                                                       "vectors": args.vectors, "sites": len(sites), "mutants": rs}))
         k = sum(r["verdict"] == "killed" for r in rs)
         ki = sum(r["verdict"] == "killed_icarus" for r in rs)
@@ -345,7 +387,8 @@ def collect(work, args):
         f = next((w / fam / "results.json" for w in [work] + [ROOT / a for a in args.also] if (w / fam / "results.json").exists()), None)
         if f:
             r = json.loads(f.read_text())
-            if (r["seed"], r["per_family"], r["vectors"]) == (args.seed, args.per_family, args.vectors):
+            if (r["seed"], r["per_family"], r.get("resets_per_family", 0), r["vectors"]) == (
+                    args.seed, args.per_family, args.resets_per_family, args.vectors):
                 results[fam] = (r["sites"], r["mutants"])
     return results
 
@@ -355,13 +398,17 @@ def write_report(path, results, eq, args):
         "# RTL mutation testing",
         "",
         "Generated by `make test-mutants` (scripts/mutants.py); do not edit by hand.",
-        f"Seed {args.seed}, up to {args.per_family} mutants per block family, {args.vectors} golden vectors per bench run. "
+        f"Seed {args.seed}, up to {args.per_family} mutants per block family plus up to {args.resets_per_family} "
+        f"reset-removal mutants, {args.vectors} golden vectors per bench run. "
         f"Families not listed have not been run with these settings.",
         "",
-        "A mutant is one changed expression in one module of the block's hierarchy (see the script for the seven kinds). "
-        "Killed: the Verilator bench failed on it. Icarus: the Verilator bench passed it, the Icarus bench "
-        "(testbenches/icarus/: also checks `idle`, junk on cfg_* between writes, a second run with 90 % "
-        "back-pressure and no gaps) failed it. Hung: the bench gave no verdict within the runner's limit "
+        "A mutant is one changed expression in one module of the block's hierarchy (see the script for the eight kinds; "
+        "`reset` removes one register's reset). "
+        "Killed: the Verilator bench (testbenches/kllm_tb.h: random gaps and back-pressure, bursts, long stalls, "
+        "resets in the middle of a vector with a cfg reload, table re-writes between vectors, junk on cfg_*, "
+        "`idle` checks) failed on it. Icarus: the Verilator bench passed it, the Icarus bench "
+        "(testbenches/icarus/, run as usual and with 90 % back-pressure and no gaps) failed it. "
+        "Hung: the bench gave no verdict within the runner's limit "
         "(5x the unmutated run, at least 90 s); this is a kill for CI, but the bench's own watchdog missed it "
         "(see below). Invalid: Verilator could not build it (not counted). "
         "Kill rate = (killed + Icarus + hung) / (valid mutants - equivalent ones).",
@@ -379,10 +426,10 @@ def write_report(path, results, eq, args):
         denom = len(rs) - inv - e
         rate = f"{100 * (k + ki + h) / denom:.0f} %" if denom else "-"
         out.append(f"| {fam} | {nsites} | {len(rs)} | {inv} | {k} | {ki} | {h} | {len(sv)} | {e} | {rate} |")
-    out += ["", "## Kinds", "", "| family | " + " | ".join(KINDS) + " |", "|---|" + "---|" * len(KINDS)]
+    out += ["", "## Kinds", "", "| family | " + " | ".join(REPORT_KINDS) + " |", "|---|" + "---|" * len(REPORT_KINDS)]
     for fam, (_, rs) in results.items():
         cells = []
-        for kind in KINDS:
+        for kind in REPORT_KINDS:
             ks = [r for r in rs if r["kind"] == kind and r["verdict"] != "invalid"]
             cells.append(f"{sum(r['verdict'] in ('killed', 'killed_icarus', 'hung') for r in ks)}/{len(ks)}")
         out.append(f"| {fam} | " + " | ".join(cells) + " |")
@@ -393,8 +440,7 @@ def write_report(path, results, eq, args):
     if not hung:
         out.append("None.")
     out += ["", "## Killed only by the Icarus bench", "",
-            "The Verilator bench never looks at `idle`, leaves cfg_* still between writes and stalls outputs "
-            "only briefly; these mutants break what only the Icarus bench checks.", ""]
+            "Mutants the Verilator bench passed and the Icarus bench (four-state: X reaches a compared output) failed.", ""]
     ic = [(fam, r) for fam, (_, rs) in results.items() for r in rs if r["verdict"] == "killed_icarus"]
     for fam, r in ic:
         out.append(f"- {fam} `{r['id']}`: `{r['before']}` → `{r['after']}`")

@@ -6,7 +6,8 @@
 //!   order (`s_idx_a` is field `idx_a`); output stream `""` is `m_valid`/`m_ready` with every
 //!   other `m_*` output; a named output stream `max` is `m_max_valid`/`m_max_ready` with its
 //!   `m_max_*` outputs (field `value` for `m_max_value`);
-//! - `cfg_we`/`cfg_addr`/`cfg_wdata` write tables, `idle` says a table write is safe.
+//! - `cfg_we`/`cfg_addr`/`cfg_wdata` write tables, `idle` says a table write is safe; between
+//!   writes the bench drives random values of the ports' widths on `cfg_addr`/`cfg_wdata`.
 //!
 //! The bench checks the golden file's `fields in:`/`fields out:` lines against these names, so a
 //! golden writer and a module whose field orders disagree fail instead of driving the wrong
@@ -87,6 +88,13 @@ pub fn binding(block: &str, h: &Handle, prefix: &str) -> Result<String, String> 
                 we.name, addr.name, data.name
             );
             let _ = writeln!(s, "    b.cfg_idle = [t]() {{ t->{} = 0; }};", we.name);
+            // Between writes the bench drives junk of the ports' widths on the address and data:
+            // only cfg_we may write a table.
+            let _ = writeln!(
+                s,
+                "    b.cfg_junk = [t](std::mt19937_64& r) {{\n        put(t->{}, Bits::random(r, {}));\n        put(t->{}, Bits::random(r, {}));\n    }};",
+                addr.name, addr.width, data.name, data.width
+            );
         }
         (None, None, None) => {}
         _ => return Err(format!("{}: cfg_we, cfg_addr and cfg_wdata come together", h.module)),
@@ -176,6 +184,16 @@ mod tests {
         let text = binding("x", &h, "").unwrap();
         assert!(text.contains("b.add_out(\"min\", &t->m_min_valid, &t->m_min_ready, {\"value\"}"), "{text}");
         assert!(text.contains("b.predicted = {12ULL, 40ULL};"), "{text}");
+    }
+
+    #[test]
+    fn cfg_junk_has_the_ports_widths() {
+        let mut m = Module::new("kllm_z");
+        m.input("cfg_we", 1, "").input("cfg_addr", 5, "").input("cfg_wdata", 20, "").output("idle", 1, "");
+        m.input("s_valid", 1, "").output("s_ready", 1, "").input("s_a", 4, "");
+        m.output("m_valid", 1, "").input("m_ready", 1, "").output("m_y", 8, "");
+        let text = binding("z", &handle(m), "").unwrap();
+        assert!(text.contains("put(t->cfg_addr, Bits::random(r, 5));\n        put(t->cfg_wdata, Bits::random(r, 20));"), "{text}");
     }
 
     #[test]

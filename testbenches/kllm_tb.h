@@ -2,18 +2,41 @@
 //
 // A bench binds its streams, fields and cfg/idle ports with the `kllm_bind_<block>` function
 // that kllm-gen generates from the module's ports (kllm_bench.h in the design folder); this
-// header reads the golden file that `kllm-gen golden` wrote (format: src/golden.rs), drives every
-// input stream with random gaps, every output stream with random back-pressure, compares each
-// output beat with the next expected one, checks `timing` segments cycle-exactly, and prints one
-// PASS or FAIL line. It fails on any mismatch, a missing or unexpected output, a timeout, a
-// timing difference, a golden file whose `fields` lines differ from the ports, a golden file with
-// no expected output, a cycle count the manifest predicts that no timed segment checks, and a
-// cfg write while the block's `idle` is low. The process exits non-zero then, so a missing PASS
-// line always means failure.
+// header reads the golden file that `kllm-gen golden` wrote (format: src/golden.rs), drives the
+// inputs and outputs, compares each output beat with the next expected one, checks `timing`
+// segments cycle-exactly, and prints one PASS or FAIL line.
+//
+// Protocol robustness, in every untimed segment (all of it generic: it needs nothing but the
+// generated binding, so every block's bench gets it):
+// - traffic phases of random length, each one of: random gaps and back-pressure (+gap, +stall),
+//   a back-to-back burst (valid every cycle, ready every cycle), a long stall (ready low for
+//   100-1000 cycles while the inputs keep offering beats), 90 % back-pressure, 90 % input gaps;
+// - resets in the middle of the segment (up to 3): after 1-256 accepted input beats (plus 0-7
+//   cycles), rst is raised for 1-4 cycles with work in flight; no output may be valid while rst is high
+//   or in the first cycle after it, and `idle` must be high then; the bench re-writes every
+//   table address the golden file wrote so far with its latest value (cfg reload; a table write
+//   only stores, so the order does not matter) and runs the segment again from its
+//   first beat, all of whose outputs must be right. Outputs compared before the reset are counted
+//   apart (pre_reset_outputs), so `outputs=` is the golden file's count with or without resets;
+// - table writes between vectors: when `idle` is high and no input beat is being offered, an
+//   entry is sometimes re-written with the value it holds (results must not change);
+// - between writes, cfg_addr/cfg_wdata carry random junk of their widths (only cfg_we writes);
+// - `idle` must be low in the cycle after an input beat was accepted, and high after the drain.
+// The watchdog counts cycles without a *new* transfer (an accepted input beat or an expected
+// output): an output beyond the expected ones is not progress, so a block that repeats an output
+// forever fails it instead of hanging the bench.
+//
+// It fails on any mismatch, a missing or unexpected output, the watchdog, a timing difference,
+// a reset error, an `idle` error, a golden file whose `fields` lines differ from the ports, a
+// golden file with no expected output, a cycle count the manifest predicts that no timed segment
+// checks, and a cfg write while the block's `idle` is low. The process exits non-zero then, so a
+// missing PASS line always means failure.
 //
 // Plusargs: +golden=FILE (required) +seed=N +gap=PCT +stall=PCT +timeout=CYCLES +waves=FILE.fst
 //           +timed=0 (a golden file that is not a regression file, e.g. a layer's MatMuls, need
-//           not contain the manifest's timed workloads)
+//           not contain the manifest's timed workloads) +resets=N (at most N mid-segment resets;
+//           default: up to 3 per untimed segment; 0: none) +phases=0 (only +gap/+stall traffic)
+//           +rewrites=0 (no table re-writes between vectors)
 #pragma once
 
 #include <verilated.h>
@@ -21,13 +44,16 @@
 #include <verilated_fst_c.h>
 #endif
 
+#include <algorithm>
 #include <cinttypes>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -92,6 +118,16 @@ struct Bits {
         b.w = {(uint32_t)v, (uint32_t)(v >> 32)};
         return b;
     }
+    // Random bits of a port `width` bits wide (nothing above the width: Verilator assumes it).
+    static Bits random(std::mt19937_64& r, unsigned width) {
+        Bits b;
+        for (unsigned i = 0; i < width; i += 32) {
+            uint32_t v = (uint32_t)r();
+            if (width - i < 32) v &= (1u << (width - i)) - 1;
+            b.w.push_back(v);
+        }
+        return b;
+    }
 };
 
 // Signals of up to 64 bits are plain integers in Verilator; wider ones are VlWide<N>.
@@ -135,6 +171,7 @@ struct Segment {
     std::vector<std::deque<Beat>> in;   // per input stream
     std::vector<std::deque<Beat>> out;  // per output stream
     long timing = -1;
+    long line = 0;  // golden line where the segment starts
 };
 
 struct InStream {
@@ -176,6 +213,7 @@ class Bench {
     std::vector<OutStream> outs;
     std::function<void(uint64_t, const Bits&)> cfg_write;  // drive one cfg write (none: no cfg port)
     std::function<void()> cfg_idle = []() {};              // deassert cfg_we
+    std::function<void(std::mt19937_64&)> cfg_junk;         // random cfg_addr/cfg_wdata (we low)
     std::function<bool()> idle;                             // the block's idle port
     std::vector<uint64_t> predicted;                        // the manifest's timed workloads
 
@@ -196,12 +234,14 @@ class Bench {
 
     int run() {
         golden_path = plusarg(ctx.get(), "golden", "");
-        seed = std::stoull(plusarg(ctx.get(), "seed", "1"));
-        gap_pct = std::stoi(plusarg(ctx.get(), "gap", "30"));
-        stall_pct = std::stoi(plusarg(ctx.get(), "stall", "30"));
-        timeout = std::stol(plusarg(ctx.get(), "timeout", "20000"));
-        timed = plusarg(ctx.get(), "timed", "1") != "0";
         if (golden_path.empty()) return fail_now("no +golden=FILE given");
+        if (!num_arg("seed", "1", 0, -1, seed) || !num_arg("gap", "30", 0, 100, gap_pct) ||
+            !num_arg("stall", "30", 0, 100, stall_pct) || !num_arg("timeout", "20000", 100, -1, timeout) ||
+            !num_arg("resets", "-1", -1, -1, resets_max))
+            return 2;
+        timed = plusarg(ctx.get(), "timed", "1") != "0";
+        phases = plusarg(ctx.get(), "phases", "1") != "0";
+        rewrites_on = plusarg(ctx.get(), "rewrites", "1") != "0";
         rng.seed(seed);
 #if VM_TRACE
         std::string waves = plusarg(ctx.get(), "waves", "");
@@ -220,33 +260,56 @@ class Bench {
         if (tfp) tfp->close();
 #endif
         top->final();
-        bool ok = !aborted && mismatches == 0 && missing == 0 && unexpected == 0 &&
-                  timing_bad == 0 && cfg_busy == 0 && checked == expected_total;
+        bool ok = !aborted && mismatches == 0 && missing == 0 && unexpected == 0 && timing_bad == 0 &&
+                  cfg_busy == 0 && reset_errors == 0 && idle_errors == 0 && checked == expected_total;
         std::string extra;
         if (cfg_busy) extra += " cfg_writes_while_busy=" + std::to_string(cfg_busy);
-        if (aborted) extra += " (aborted)";
+        if (watchdog) extra += " (watchdog)";
+        else if (aborted) extra += " (aborted)";
         printf("%s: %s golden=%s seed=%" PRIu64 " outputs=%ld/%ld mismatches=%ld unexpected=%ld "
-               "missing=%ld cycles=%" PRIu64 " timing_segments=%ld timing_mismatches=%ld%s\n",
-               ok ? "PASS" : "FAIL", block.c_str(), golden_path.c_str(), seed, checked,
-               expected_total, mismatches, unexpected, missing, cycle, timing_ok + timing_bad,
-               timing_bad, extra.c_str());
+               "missing=%ld cycles=%" PRIu64 " timing_segments=%ld timing_mismatches=%ld resets=%ld "
+               "pre_reset_outputs=%ld reset_errors=%ld idle_checks=%ld idle_errors=%ld cfg_rewrites=%ld "
+               "long_stalls=%ld bursts=%ld%s\n",
+               ok ? "PASS" : "FAIL", block.c_str(), golden_path.c_str(), seed, checked, expected_total,
+               mismatches, unexpected, missing, cycle, timing_ok + timing_bad, timing_bad, resets,
+               pre_reset_checked, reset_errors, idle_checks, idle_errors, rewrites, long_stalls, bursts,
+               extra.c_str());
         return ok ? 0 : 1;
     }
 
   private:
     std::string golden_path;
     uint64_t seed = 1;
-    int gap_pct = 30, stall_pct = 30;
-    long timeout = 20000;
+    long gap_pct = 30, stall_pct = 30;
+    long timeout = 20000, resets_max = -1;
     std::mt19937_64 rng;
     std::vector<Segment> segments;
     uint64_t cycle = 0;
     long checked = 0, expected_total = 0, mismatches = 0, unexpected = 0, missing = 0;
     long timing_ok = 0, timing_bad = 0, reported = 0, cfg_busy = 0;
-    bool aborted = false, timed = true;
+    long resets = 0, pre_reset_checked = 0, reset_errors = 0, idle_checks = 0, idle_errors = 0;
+    long rewrites = 0, long_stalls = 0, bursts = 0;
+    bool aborted = false, watchdog = false, timed = true, phases = true, rewrites_on = true;
+    std::map<uint64_t, CfgWrite> table;      // the golden file's latest write to each address
+    std::vector<uint64_t> table_addrs;       // the addresses written so far
 #if VM_TRACE
     std::unique_ptr<VerilatedFstC> tfp;
 #endif
+
+    // A numeric plusarg within [lo, hi] (hi < 0: no upper bound); one FAIL line otherwise.
+    template <class T>
+    bool num_arg(const char* name, const char* dflt, long lo, long hi, T& out) {
+        std::string v = plusarg(ctx.get(), name, dflt);
+        char* end = nullptr;
+        long long x = strtoll(v.c_str(), &end, 10);
+        if (v.empty() || *end || x < lo || (hi >= 0 && x > hi)) {
+            fail_now("plusarg +" + std::string(name) + "=" + v + " is out of range (allowed " +
+                     std::to_string(lo) + ".." + (hi >= 0 ? std::to_string(hi) : std::string("")) + ")");
+            return false;
+        }
+        out = (T)x;
+        return true;
+    }
 
     int fail_now(const std::string& why) {
         printf("FAIL: %s %s\n", block.c_str(), why.c_str());
@@ -275,6 +338,7 @@ class Bench {
             return s;
         };
         Segment cur = fresh();
+        cur.line = 1;
         bool ended = false;
         std::string line;
         long lineno = 0;
@@ -346,6 +410,7 @@ class Bench {
             } else if (cmd == "sync") {
                 segments.push_back(cur);
                 cur = fresh();
+                cur.line = lineno + 1;
             } else if (cmd == "end") {
                 declared_end = std::stol(tok.at(0));
                 ended = true;
@@ -390,10 +455,16 @@ class Bench {
         ctx->timeInc(1);
     }
 
+    // cfg_we low; address and data random (a block that writes without cfg_we fails).
+    void quiet_cfg() {
+        cfg_idle();
+        if (cfg_junk) cfg_junk(rng);
+    }
+
     void reset() {
         for (auto& s : ins) *s.valid = 0;
         for (auto& s : outs) *s.ready = 0;
-        cfg_idle();
+        quiet_cfg();
         top->rst = 1;
         for (int i = 0; i < 5; i++) {
             eval_half(0);
@@ -402,32 +473,40 @@ class Bench {
         top->rst = 0;
     }
 
-    bool chance(int pct) { return (int)(rng() % 100) < pct; }
+    bool chance(long pct) { return (long)(rng() % 100) < pct; }
 
-    void compare(OutStream& o, std::deque<Beat>& exp, const Fields& got) {
+    void note(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
+        if (reported++ >= 10) return;
+        va_list ap;
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+    }
+
+    // Compares one output beat; false if no output was expected (then it is not progress).
+    bool compare(OutStream& o, std::deque<Beat>& exp, const Fields& got, long& seg_checked) {
         if (exp.empty()) {
             unexpected++;
-            if (reported++ < 10)
-                printf("  unexpected output on stream '%s' at cycle %" PRIu64 "\n", o.name.c_str(),
-                       cycle);
-            return;
+            note("  unexpected output on stream '%s' at cycle %" PRIu64 "\n", o.name.c_str(), cycle);
+            return false;
         }
         Beat e = exp.front();
         exp.pop_front();
         checked++;
+        seg_checked++;
         bool same = e.f.size() == got.size();
         for (size_t i = 0; same && i < got.size(); i++) same = e.f[i] == got[i];
         if (!same) {
             mismatches++;
             if (reported++ < 10) {
-                printf("  mismatch on stream '%s' (golden line %ld, cycle %" PRIu64 "):",
-                       o.name.c_str(), e.line, cycle);
+                printf("  mismatch on stream '%s' (golden line %ld, cycle %" PRIu64 "):", o.name.c_str(),
+                       e.line, cycle);
                 for (size_t i = 0; i < got.size() && i < e.f.size(); i++)
-                    printf(" [%zu] expected %s got %s", i, e.f[i].hex().c_str(),
-                           got[i].hex().c_str());
+                    printf(" [%zu] expected %s got %s", i, e.f[i].hex().c_str(), got[i].hex().c_str());
                 printf("\n");
             }
         }
+        return true;
     }
 
     // Waits (inputs quiet, outputs ready) until the block says it is idle.
@@ -436,48 +515,129 @@ class Bench {
         for (auto& o : outs) *o.ready = 1;
         for (long waited = 0; idle && !idle(); waited++) {
             if (waited > timeout) {
-                printf("  timeout: the block did not become idle within %ld cycles at cycle %" PRIu64 "\n",
+                printf("  watchdog: the block did not become idle within %ld cycles at cycle %" PRIu64 "\n",
                        timeout, cycle);
-                aborted = true;
+                aborted = watchdog = true;
                 return;
             }
+            quiet_cfg();
             eval_half(0);
             for (auto& o : outs)
                 if (*o.valid) {
                     unexpected++;
-                    if (reported++ < 10) printf("  unexpected output on stream '%s' while waiting for idle\n", o.name.c_str());
+                    note("  unexpected output on stream '%s' while waiting for idle\n", o.name.c_str());
                 }
             eval_half(1);
             cycle++;
         }
     }
 
-    // One table write, in a cycle of its own with every input quiet; `idle` must be high.
-    void write_cfg(const CfgWrite& c) {
+    // One table write, in a cycle of its own with every input quiet and every output stalled;
+    // `idle` must be high. A write from the golden file becomes what a reset reloads.
+    void write_cfg(const CfgWrite& c, bool from_golden) {
         for (auto& s : ins) *s.valid = 0;
+        for (auto& o : outs) *o.ready = 0;
         cfg_write(c.addr, c.data);
         eval_half(0);
         if (idle && !idle()) {
             cfg_busy++;
-            if (reported++ < 10)
-                printf("  cfg write while busy (idle low) at cycle %" PRIu64 ", golden line %ld\n", cycle, c.line);
+            note("  cfg write while busy (idle low) at cycle %" PRIu64 ", golden line %ld\n", cycle, c.line);
         }
         eval_half(1);
         cycle++;
-        cfg_idle();
+        quiet_cfg();
+        if (from_golden) {
+            if (!table.count(c.addr)) table_addrs.push_back(c.addr);
+            table[c.addr] = c;
+        }
     }
 
-    void run_segment(Segment& seg) {
+    // A reset with work in flight, then the tables reloaded: the block must come back clean.
+    void mid_reset() {
+        resets++;
+        for (auto& s : ins) *s.valid = 0;
+        for (auto& o : outs) *o.ready = 0;
+        quiet_cfg();
+        top->rst = 1;
+        int n = 1 + (int)(rng() % 4);
+        for (int i = 0; i <= n; i++) {
+            if (i == n) top->rst = 0;
+            eval_half(0);
+            // The first edge with rst high clears the block: from then on (and in the first cycle
+            // after rst falls) no output may be valid, and the block has nothing in flight.
+            if (i > 0) {
+                for (auto& o : outs)
+                    if (*o.valid) {
+                        reset_errors++;
+                        note("  reset: stream '%s' valid %s at cycle %" PRIu64 "\n", o.name.c_str(),
+                             i < n ? "while rst is high" : "in the first cycle after reset", cycle);
+                    }
+                if (i == n && idle && !idle()) {
+                    reset_errors++;
+                    note("  reset: idle low in the first cycle after reset (cycle %" PRIu64 ")\n", cycle);
+                }
+            }
+            eval_half(1);
+            cycle++;
+        }
+        // cfg reload: every address written so far gets its latest value again (a table write
+        // only stores: the blocks have no write side effects).
+        for (auto& kv : table) write_cfg(kv.second, false);
+    }
+
+    // One traffic phase of an untimed segment.
+    struct Phase {
+        long gap, stall;
+        bool ready_low;
+        long left;
+    };
+    Phase next_phase() {
+        long r = (long)(rng() % 100);
+        long len = 16 + (long)(rng() % 300);
+        if (!phases || r < 40) return {gap_pct, stall_pct, false, len};
+        if (r < 60) {
+            bursts++;
+            return {0, 0, false, len};
+        }
+        if (r < 70) {
+            long_stalls++;
+            long stall = std::min<long>(100 + (long)(rng() % 901), timeout / 4);
+            return {0, 0, true, stall};
+        }
+        if (r < 85) return {0, 90, false, len};
+        return {90, 0, false, len};
+    }
+
+    void run_segment(const Segment& orig) {
+        // Up to 3 resets in the middle of an untimed segment, each after `reset_at` accepted
+        // beats of input stream 0 and `delay` more cycles; after each one the segment runs again
+        // from its first beat, and its last run has no reset.
+        size_t n0 = ins.empty() ? 0 : orig.in[0].size();
+        for (int tries = 0;; tries++) {
+            long reset_at = -1, delay = 0;
+            if (orig.timing < 0 && n0 > 0 && tries < 3 && (resets_max < 0 || resets < resets_max)) {
+                reset_at = 1 + (long)(rng() % std::min<size_t>(n0, 256));
+                delay = (long)(rng() % 8);
+            }
+            Segment seg = orig;
+            if (!attempt(seg, reset_at, delay) || aborted) return;
+        }
+    }
+
+    // Runs a segment; true if it was cut short by a reset (the caller runs it again).
+    bool attempt(Segment& seg, long reset_at, long delay) {
         size_t next_cfg = 0;
         if (!seg.cfg.empty() && seg.cfg[0].at == 0) wait_idle();
-        if (aborted) return;
-        while (next_cfg < seg.cfg.size() && seg.cfg[next_cfg].at == 0) write_cfg(seg.cfg[next_cfg++]);
-        cfg_idle();
+        if (aborted) return false;
+        while (next_cfg < seg.cfg.size() && seg.cfg[next_cfg].at == 0) write_cfg(seg.cfg[next_cfg++], true);
+        quiet_cfg();
         size_t sent0 = 0;  // beats of input stream 0 taken in this segment
         bool timed = seg.timing >= 0;
         std::vector<bool> holding(ins.size(), false);
-        long idle = 0;
+        long quiet = 0, seg_checked = 0, seg_rewrites = 0;
         int64_t first_in = -1, last_out = -1;
+        bool after_in = false;
+        Phase ph{gap_pct, stall_pct, false, 0};
         auto pending = [&]() {
             for (auto& q : seg.in)
                 if (!q.empty()) return true;
@@ -488,19 +648,41 @@ class Bench {
         while (pending()) {
             // A write the golden file places after some of this segment's beats happens now,
             // while the block is busy: the bench must report it.
-            while (next_cfg < seg.cfg.size() && seg.cfg[next_cfg].at <= sent0) write_cfg(seg.cfg[next_cfg++]);
+            while (next_cfg < seg.cfg.size() && seg.cfg[next_cfg].at <= sent0)
+                write_cfg(seg.cfg[next_cfg++], true);
+            bool offering = false;
+            for (size_t i = 0; i < ins.size(); i++) offering |= holding[i];
+            if (!timed) {
+                if (--ph.left <= 0) ph = next_phase();
+                // Between vectors (idle, no beat offered) an entry is re-written with its value.
+                if (rewrites_on && cfg_write && idle && !offering && !after_in && !table_addrs.empty() &&
+                    seg_rewrites < 4 && chance(2) && idle()) {
+                    write_cfg(table[table_addrs[rng() % table_addrs.size()]], false);
+                    rewrites++;
+                    seg_rewrites++;
+                }
+            }
             for (size_t i = 0; i < ins.size(); i++) {
                 bool v = false;
                 if (!seg.in[i].empty()) {
                     // A source keeps valid up once raised, until the beat is taken.
-                    v = timed || holding[i] || !chance(gap_pct);
+                    v = timed || holding[i] || !chance(ph.gap);
                     if (v) ins[i].drive(seg.in[i].front().f);
                 }
                 *ins[i].valid = v;
                 holding[i] = v;
             }
-            for (auto& o : outs) *o.ready = timed || !chance(stall_pct);
+            for (auto& o : outs) *o.ready = timed || (!ph.ready_low && !chance(ph.stall));
+            quiet_cfg();
             eval_half(0);
+            // A beat accepted on the last edge is in flight: the block must not claim idle.
+            if (after_in && idle) {
+                idle_checks++;
+                if (idle()) {
+                    idle_errors++;
+                    note("  idle is high at cycle %" PRIu64 ", the cycle after an input beat was accepted\n", cycle);
+                }
+            }
             std::vector<bool> in_fire(ins.size()), out_fire(outs.size());
             std::vector<Fields> got(outs.size());
             for (size_t i = 0; i < ins.size(); i++) in_fire[i] = *ins[i].valid && *ins[i].ready;
@@ -510,29 +692,48 @@ class Bench {
             }
             eval_half(1);
             bool progress = false;
+            after_in = false;
             for (size_t i = 0; i < ins.size(); i++)
                 if (in_fire[i]) {
                     seg.in[i].pop_front();
                     holding[i] = false;
                     if (i == 0) sent0++;
-                    progress = true;
+                    progress = after_in = true;
                     if (first_in < 0) first_in = (int64_t)cycle;
                 }
             for (size_t j = 0; j < outs.size(); j++)
                 if (out_fire[j]) {
-                    compare(outs[j], seg.out[j], got[j]);
-                    progress = true;
+                    // Only an expected output is progress: repeats beyond them are not.
+                    progress |= compare(outs[j], seg.out[j], got[j], seg_checked);
                     last_out = (int64_t)cycle;
                 }
             cycle++;
-            idle = progress ? 0 : idle + 1;
-            if (idle > timeout) {
-                for (auto& q : seg.out) missing += (long)q.size();
-                printf("  timeout: no transfer for %ld cycles at cycle %" PRIu64
-                       "; %ld expected outputs never came\n",
-                       timeout, cycle, missing);
-                aborted = true;
-                return;
+            quiet = progress ? 0 : quiet + 1;
+            if (quiet > timeout || unexpected > 1000) {
+                size_t beats = 0;
+                long outs_left = 0;
+                for (auto& q : seg.in) beats += q.size();
+                for (auto& q : seg.out) outs_left += (long)q.size();
+                missing += outs_left;
+                if (quiet > timeout)
+                    printf("  watchdog: no new transfer (input beat or expected output) for %ld cycles, at "
+                           "cycle %" PRIu64 " in the segment from golden line %ld: %zu input beats not "
+                           "taken, %ld expected outputs not seen\n",
+                           timeout, cycle, seg.line, beats, outs_left);
+                else
+                    printf("  watchdog: more than 1000 unexpected outputs, at cycle %" PRIu64
+                           " in the segment from golden line %ld\n", cycle, seg.line);
+                aborted = watchdog = true;
+                return false;
+            }
+            if (reset_at >= 0 && (long)sent0 >= reset_at && delay-- <= 0) {
+                // Outputs compared so far stay compared (a mismatch still fails) but count apart:
+                // the whole segment runs again.
+                checked -= seg_checked;
+                pre_reset_checked += seg_checked;
+                for (auto& s : ins) *s.valid = 0;
+                mid_reset();
+                return true;
             }
         }
         for (auto& s : ins) *s.valid = 0;
@@ -546,20 +747,28 @@ class Bench {
             printf("  timing: predicted %ld cycles, measured %ld%s\n", seg.timing, measured,
                    measured == seg.timing ? "" : "  <-- MISMATCH");
         }
+        return false;
     }
 
-    // After the last segment nothing more may come out.
+    // After the last segment nothing more may come out, and the block must say it is idle.
     void drain_check() {
         for (auto& o : outs) *o.ready = 1;
+        for (auto& s : ins) *s.valid = 0;
         for (int i = 0; i < 200; i++) {
+            quiet_cfg();
             eval_half(0);
             for (auto& o : outs)
                 if (*o.valid) {
                     unexpected++;
-                    if (reported++ < 10)
-                        printf("  unexpected output on stream '%s' after the last vector\n",
-                               o.name.c_str());
+                    note("  unexpected output on stream '%s' after the last vector\n", o.name.c_str());
                 }
+            if (i == 199 && idle) {
+                idle_checks++;
+                if (!idle()) {
+                    idle_errors++;
+                    note("  idle is low 200 cycles after the last output\n");
+                }
+            }
             eval_half(1);
             cycle++;
         }

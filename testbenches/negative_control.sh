@@ -83,4 +83,34 @@ half=$(( 1 << (abits - 1) )) # cfg_addr of weight centroid 0
 n=$(grep -n -m1 "^cfg $(printf %x "$half") " "$good" | cut -d: -f1); w=$(sed -n "${n}p" "$good" | cut -d' ' -f3)
 sed "${n}s/.*/cfg $(printf %x "$half") $(flip_hex "$w")/" "$good" >"$build/dq_bad_centroid.txt"
 run dq-corrupt-centroid "$build/dq_bad_centroid.txt" "mismatches=[1-9]"
+# 10. Reset handling broken: a copy of the design whose count-weigh core no longer clears its
+#     result-credit counter (outstanding_q) on reset. Registers start at zero (RAND_RESET=0), so
+#     the bench's first reset is not needed and the copy passes without mid-segment resets
+#     (+resets=0); a reset in the middle of a dot product leaves a credit counted, `idle` stays
+#     low after the reset and the bench must fail.
+block=pe_line
+good=$build/golden_pe_line.txt
+bad=$build/broken_reset
+rm -rf "$bad"; cp -r "$design" "$bad"
+core=$(grep -l 'outstanding_q <= 2.d0;' "$bad"/kllm_count_weigh_*.v | head -1)
+sed -i -E "/if \(rst\) begin/,/end/ s/^( +)outstanding_q <= [^;]+;$/\1\/\/ reset of outstanding_q removed (negative control)/" "$core"
+if ! grep -q 'reset of outstanding_q removed' "$core"; then
+  echo "FAIL negative control 'broken-reset': could not remove the reset of outstanding_q"; status=1
+else
+  mkdir -p "$build/broken_reset_run"; cp "$build/blocks.txt" "$build/broken_reset_run/"
+  log=$build/broken_reset_noresets.log
+  if RAND_RESET=0 testbenches/run_block.sh "$bad" pe_line "$good" "$build/broken_reset_run" +seed=7 +resets=0 >"$log" 2>&1; then
+    echo "PASS negative control 'broken-reset' baseline: without mid-segment resets the broken copy passes"
+  else
+    echo "FAIL negative control 'broken-reset' baseline: the broken copy fails even without resets"; tail -3 "$log"; status=1
+  fi
+  log=$build/broken_reset.log
+  if RAND_RESET=0 testbenches/run_block.sh "$bad" pe_line "$good" "$build/broken_reset_run" +seed=7 >"$log" 2>&1; then
+    echo "FAIL negative control 'broken-reset': the bench passed a block whose reset leaves a counter set"; status=1
+  elif grep -q '^FAIL' "$log" && grep -q 'reset: idle low in the first cycle after reset' "$log"; then
+    echo "PASS negative control 'broken-reset': the reset-in-the-middle segment fails it ($(grep -m1 -o 'reset: idle low[^(]*' "$log"))"
+  else
+    echo "FAIL negative control 'broken-reset': bench failed without the expected reset report"; tail -5 "$log"; status=1
+  fi
+fi
 exit $status

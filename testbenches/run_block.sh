@@ -22,5 +22,6 @@ if [ ! -x "$obj/V$top" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     $files "$here/tb_$block.cpp" >"$obj.log" 2>&1 || { tail -30 "$obj.log"; echo "FAIL: $block: verilator build failed"; exit 1; }
   echo "$want" >"$stamp"
 fi
-# Uninitialised registers start random: the design must not depend on power-up values.
-exec "$obj/V$top" +verilator+rand+reset+2 +verilator+seed+"${SEED:-1}" +golden="$golden" "$@"
+# Uninitialised registers start random: the design must not depend on power-up values
+# (RAND_RESET=0 starts them at zero instead, for a control that must not depend on it).
+exec "$obj/V$top" +verilator+rand+reset+"${RAND_RESET:-2}" +verilator+seed+"${SEED:-1}" +golden="$golden" "$@"

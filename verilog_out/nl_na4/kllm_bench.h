@@ -14,6 +14,10 @@ void kllm_bind_nl_map(Bench<Top>& b) {
         put(t->cfg_wdata, data);
     };
     b.cfg_idle = [t]() { t->cfg_we = 0; };
+    b.cfg_junk = [t](std::mt19937_64& r) {
+        put(t->cfg_addr, Bits::random(r, 4));
+        put(t->cfg_wdata, Bits::random(r, 4));
+    };
     b.idle = [t]() { return t->idle != 0; };
     b.add_in("", &t->s_valid, &t->s_ready, {"idx", "last"}, [t](const Fields& f) {
         put(t->s_idx, f.at(0));
@@ -33,6 +37,10 @@ void kllm_bind_nl_map2(Bench<Top>& b) {
         put(t->cfg_wdata, data);
     };
     b.cfg_idle = [t]() { t->cfg_we = 0; };
+    b.cfg_junk = [t](std::mt19937_64& r) {
+        put(t->cfg_addr, Bits::random(r, 8));
+        put(t->cfg_wdata, Bits::random(r, 4));
+    };
     b.idle = [t]() { return t->idle != 0; };
     b.add_in("", &t->s_valid, &t->s_ready, {"idx_a", "idx_b", "last"}, [t](const Fields& f) {
         put(t->s_idx_a, f.at(0));
@@ -53,6 +61,10 @@ void kllm_bind_nl_reduce(Bench<Top>& b) {
         put(t->cfg_wdata, data);
     };
     b.cfg_idle = [t]() { t->cfg_we = 0; };
+    b.cfg_junk = [t](std::mt19937_64& r) {
+        put(t->cfg_addr, Bits::random(r, 4));
+        put(t->cfg_wdata, Bits::random(r, 16));
+    };
     b.idle = [t]() { return t->idle != 0; };
     b.add_in("", &t->s_valid, &t->s_ready, {"idx", "keep", "last"}, [t](const Fields& f) {
         put(t->s_idx, f.at(0));

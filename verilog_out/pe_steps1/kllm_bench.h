@@ -14,6 +14,10 @@ void kllm_bind_pe_line(Bench<Top>& b) {
         put(t->cfg_wdata, data);
     };
     b.cfg_idle = [t]() { t->cfg_we = 0; };
+    b.cfg_junk = [t](std::mt19937_64& r) {
+        put(t->cfg_addr, Bits::random(r, 4));
+        put(t->cfg_wdata, Bits::random(r, 16));
+    };
     b.idle = [t]() { return t->idle != 0; };
     b.add_in("", &t->s_valid, &t->s_ready, {"idx_a", "idx_w", "keep", "last"}, [t](const Fields& f) {
         put(t->s_idx_a, f.at(0));
