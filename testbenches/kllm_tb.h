@@ -17,7 +17,8 @@
 //   table address the golden file wrote so far with its latest value (cfg reload; a table write
 //   only stores, so the order does not matter) and runs the segment again from its
 //   first beat, all of whose outputs must be right. Outputs compared before the reset are counted
-//   apart (pre_reset_outputs), so `outputs=` is the golden file's count with or without resets;
+//   apart (pre_reset_outputs, pre_reset_mismatches: these fail the run too), so `outputs=` and
+//   `mismatches=` count each golden output once, with or without resets;
 // - table writes between vectors: when `idle` is high and no input beat is being offered, an
 //   entry is sometimes re-written with the value it holds (results must not change);
 // - between writes, cfg_addr/cfg_wdata carry random junk of their widths (only cfg_we writes);
@@ -54,6 +55,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -261,18 +263,20 @@ class Bench {
 #endif
         top->final();
         bool ok = !aborted && mismatches == 0 && missing == 0 && unexpected == 0 && timing_bad == 0 &&
-                  cfg_busy == 0 && reset_errors == 0 && idle_errors == 0 && checked == expected_total;
+                  cfg_busy == 0 && reset_errors == 0 && idle_errors == 0 && pre_reset_mismatches == 0 &&
+                  checked == expected_total;
         std::string extra;
         if (cfg_busy) extra += " cfg_writes_while_busy=" + std::to_string(cfg_busy);
         if (watchdog) extra += " (watchdog)";
         else if (aborted) extra += " (aborted)";
         printf("%s: %s golden=%s seed=%" PRIu64 " outputs=%ld/%ld mismatches=%ld unexpected=%ld "
                "missing=%ld cycles=%" PRIu64 " timing_segments=%ld timing_mismatches=%ld resets=%ld "
-               "pre_reset_outputs=%ld reset_errors=%ld idle_checks=%ld idle_errors=%ld cfg_rewrites=%ld "
+               "pre_reset_outputs=%ld pre_reset_mismatches=%ld reset_errors=%ld idle_checks=%ld "
+               "idle_errors=%ld cfg_rewrites=%ld "
                "long_stalls=%ld bursts=%ld%s\n",
                ok ? "PASS" : "FAIL", block.c_str(), golden_path.c_str(), seed, checked, expected_total,
                mismatches, unexpected, missing, cycle, timing_ok + timing_bad, timing_bad, resets,
-               pre_reset_checked, reset_errors, idle_checks, idle_errors, rewrites, long_stalls, bursts,
+               pre_reset_checked, pre_reset_mismatches, reset_errors, idle_checks, idle_errors, rewrites, long_stalls, bursts,
                extra.c_str());
         return ok ? 0 : 1;
     }
@@ -287,7 +291,9 @@ class Bench {
     uint64_t cycle = 0;
     long checked = 0, expected_total = 0, mismatches = 0, unexpected = 0, missing = 0;
     long timing_ok = 0, timing_bad = 0, reported = 0, cfg_busy = 0;
-    long resets = 0, pre_reset_checked = 0, reset_errors = 0, idle_checks = 0, idle_errors = 0;
+    long resets = 0, pre_reset_checked = 0, pre_reset_mismatches = 0, reset_errors = 0;
+    long idle_checks = 0, idle_errors = 0;
+    std::set<long> busy_lines;  // golden lines of table writes made while busy (once each)
     long rewrites = 0, long_stalls = 0, bursts = 0;
     bool aborted = false, watchdog = false, timed = true, phases = true, rewrites_on = true;
     std::map<uint64_t, CfgWrite> table;      // the golden file's latest write to each address
@@ -484,7 +490,8 @@ class Bench {
     }
 
     // Compares one output beat; false if no output was expected (then it is not progress).
-    bool compare(OutStream& o, std::deque<Beat>& exp, const Fields& got, long& seg_checked) {
+    bool compare(OutStream& o, std::deque<Beat>& exp, const Fields& got, long& seg_checked,
+                 long& seg_mismatches) {
         if (exp.empty()) {
             unexpected++;
             note("  unexpected output on stream '%s' at cycle %" PRIu64 "\n", o.name.c_str(), cycle);
@@ -498,6 +505,7 @@ class Bench {
         for (size_t i = 0; same && i < got.size(); i++) same = e.f[i] == got[i];
         if (!same) {
             mismatches++;
+            seg_mismatches++;
             if (reported++ < 10) {
                 printf("  mismatch on stream '%s' (golden line %ld, cycle %" PRIu64 "):", o.name.c_str(),
                        e.line, cycle);
@@ -539,7 +547,7 @@ class Bench {
         for (auto& o : outs) *o.ready = 0;
         cfg_write(c.addr, c.data);
         eval_half(0);
-        if (idle && !idle()) {
+        if (idle && !idle() && busy_lines.insert(c.line).second) {
             cfg_busy++;
             note("  cfg write while busy (idle low) at cycle %" PRIu64 ", golden line %ld\n", cycle, c.line);
         }
@@ -634,7 +642,7 @@ class Bench {
         size_t sent0 = 0;  // beats of input stream 0 taken in this segment
         bool timed = seg.timing >= 0;
         std::vector<bool> holding(ins.size(), false);
-        long quiet = 0, seg_checked = 0, seg_rewrites = 0;
+        long quiet = 0, seg_checked = 0, seg_mismatches = 0, seg_rewrites = 0;
         int64_t first_in = -1, last_out = -1;
         bool after_in = false;
         Phase ph{gap_pct, stall_pct, false, 0};
@@ -704,7 +712,7 @@ class Bench {
             for (size_t j = 0; j < outs.size(); j++)
                 if (out_fire[j]) {
                     // Only an expected output is progress: repeats beyond them are not.
-                    progress |= compare(outs[j], seg.out[j], got[j], seg_checked);
+                    progress |= compare(outs[j], seg.out[j], got[j], seg_checked, seg_mismatches);
                     last_out = (int64_t)cycle;
                 }
             cycle++;
@@ -731,6 +739,8 @@ class Bench {
                 // the whole segment runs again.
                 checked -= seg_checked;
                 pre_reset_checked += seg_checked;
+                mismatches -= seg_mismatches;
+                pre_reset_mismatches += seg_mismatches;
                 for (auto& s : ins) *s.valid = 0;
                 mid_reset();
                 return true;

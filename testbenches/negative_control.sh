@@ -108,7 +108,7 @@ else
   if RAND_RESET=0 testbenches/run_block.sh "$bad" pe_line "$good" "$build/broken_reset_run" +seed=7 >"$log" 2>&1; then
     echo "FAIL negative control 'broken-reset': the bench passed a block whose reset leaves a counter set"; status=1
   elif grep -q '^FAIL' "$log" && grep -q 'reset: idle low in the first cycle after reset' "$log"; then
-    echo "PASS negative control 'broken-reset': the reset-in-the-middle segment fails it ($(grep -m1 -o 'reset: idle low[^(]*' "$log"))"
+    echo "PASS negative control 'broken-reset': the reset-in-the-middle segment fails it ($(grep -m1 -o 'reset: idle low in the first cycle after reset' "$log"))"
   else
     echo "FAIL negative control 'broken-reset': bench failed without the expected reset report"; tail -5 "$log"; status=1
   fi
