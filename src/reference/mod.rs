@@ -6,6 +6,7 @@
 //! against something that is easy to believe.
 
 pub mod checkpoint;
+pub mod gemv;
 pub mod commands;
 pub mod golden_layer;
 pub mod kmeans;
