@@ -72,8 +72,10 @@ mod tests {
     fn outlier_ties_leave_by_position_and_overlaps_count_once() {
         // Largest two: 9 at 1, then the 7 at 2 before the 7 at 4; smallest two: -3 at 0, 0 at 3.
         assert_eq!(outlier_set(&[-3, 9, 7, 0, 7], 2), vec![0, 1, 2, 3]);
-        // 2k > K: both lists cover everything, each position once.
-        assert_eq!(outlier_set(&[5, 5, 5], 2), vec![0, 1, 2]);
+        // 2k > K: position 1 is in both lists and is counted once.
+        assert_eq!(outlier_set(&[1, 2, 3], 2), vec![0, 1, 2]);
+        // All equal: both lists take the lowest positions, so position 2 is no outlier.
+        assert_eq!(outlier_set(&[5, 5, 5], 2), vec![0, 1]);
         assert_eq!(outlier_set(&[1, 2, 3], 0), Vec::<usize>::new());
     }
 
