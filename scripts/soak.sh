@@ -22,7 +22,7 @@ for ((s = first; s < first + seeds; s++)); do
   echo "seed $s done: $(grep -c "^seed=$s .*PASS" "$out/results.txt") PASS, $(grep -c "^seed=$s .*FAIL" "$out/results.txt") FAIL"
 done
 pass=$(grep -c 'PASS' "$out/results.txt") bad=$(grep -c 'FAIL' "$out/results.txt")
-sum() { grep -oE "$1=[0-9]+" "$out/results.txt" | awk -F= '{ s += $2 } END { print s + 0 }'; }
+sum() { grep -oE " $1=[0-9]+" "$out/results.txt" | awk -F= '{ s += $2 } END { print s + 0 }'; }
 outputs=$(sum outputs) cycles=$(sum cycles)
 summary="soak: seeds $first..$((first + seeds - 1)), $(echo $configs | wc -w) configs: $pass bench runs passed, $bad failed; $outputs outputs checked over $cycles simulated cycles; $(( $(date +%s) - start )) s"
 echo "$summary" | tee "$out/summary.txt"

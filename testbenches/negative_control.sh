@@ -35,18 +35,18 @@ fi
 # 1. One expected result word wrong.
 n=$(grep -n -m1 '^out ' "$good" | cut -d: -f1); w=$(sed -n "${n}p" "$good" | cut -d' ' -f2)
 sed "${n}s/.*/out $(flip_hex "$w")/" "$good" >"$build/bad_out.txt"
-run corrupt-result "$build/bad_out.txt" "mismatches=1 "
+run corrupt-result "$build/bad_out.txt" " mismatches=1 "
 # 2. One LUT entry wrong (entry 0 and all entries in the first segment see traffic).
 for e in 0 5; do
   n=$(grep -n '^cfg ' "$good" | sed -n "$((e + 1))p" | cut -d: -f1); line=$(sed -n "${n}p" "$good")
   addr=$(echo "$line" | cut -d' ' -f2); w=$(echo "$line" | cut -d' ' -f3)
   sed "${n}s/.*/cfg $addr $(flip_hex "$w")/" "$good" >"$build/bad_lut_$e.txt"
-  run "corrupt-lut-entry-$e" "$build/bad_lut_$e.txt" "mismatches=[1-9]"
+  run "corrupt-lut-entry-$e" "$build/bad_lut_$e.txt" " mismatches=[1-9]"
 done
 # 3. An expected output removed: the hardware's extra result is unexpected.
 n=$(grep -n -m1 '^out ' "$good" | cut -d: -f1); total=$(grep -c '^out ' "$good")
 sed -e "${n}d" -e "s/^end .*/end $((total - 1))/" "$good" >"$build/missing_out.txt"
-run dropped-expectation "$build/missing_out.txt" "mismatches=[1-9]\|unexpected=[1-9]"
+run dropped-expectation "$build/missing_out.txt" " mismatches=[1-9]\| unexpected=[1-9]"
 # 4. A truncated file is refused outright.
 head -n -20 "$good" >"$build/truncated.txt"
 run truncated "$build/truncated.txt" "truncated"
@@ -77,12 +77,12 @@ else
 fi
 n=$(grep -n -m1 '^out ' "$good" | cut -d: -f1); w=$(sed -n "${n}p" "$good" | cut -d' ' -f2)
 sed "${n}s/.*/out $(flip_hex "$w")/" "$good" >"$build/dq_bad_out.txt"
-run dq-corrupt-result "$build/dq_bad_out.txt" "mismatches=1 "
+run dq-corrupt-result "$build/dq_bad_out.txt" " mismatches=1 "
 abits=$(grep -m1 '^#define KLLM_DQ_PE_LINE_CFG_ADDR_BITS' "$design/kllm_params.h" | cut -d' ' -f3)
 half=$(( 1 << (abits - 1) )) # cfg_addr of weight centroid 0
 n=$(grep -n -m1 "^cfg $(printf %x "$half") " "$good" | cut -d: -f1); w=$(sed -n "${n}p" "$good" | cut -d' ' -f3)
 sed "${n}s/.*/cfg $(printf %x "$half") $(flip_hex "$w")/" "$good" >"$build/dq_bad_centroid.txt"
-run dq-corrupt-centroid "$build/dq_bad_centroid.txt" "mismatches=[1-9]"
+run dq-corrupt-centroid "$build/dq_bad_centroid.txt" " mismatches=[1-9]"
 # 10. Reset handling broken: a copy of the design whose count-weigh core no longer clears its
 #     result-credit counter (outstanding_q) on reset. Registers start at zero (RAND_RESET=0), so
 #     the bench's first reset is not needed and the copy passes without mid-segment resets

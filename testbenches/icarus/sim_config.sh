@@ -19,7 +19,7 @@ cp "$build/blocks.txt" "$work/blocks.txt"
 args=(--vectors "${ICARUS_VECTORS:-2000}")
 [ -n "${SEED:-}" ] && args+=(--seed "$SEED")
 "$KLLM" golden --config "$config" --out "$work" "${args[@]}" >/dev/null
-counts() { grep -m1 -E '^(PASS|FAIL)' "$1" | grep -oE '(outputs|mismatches|unexpected|missing|timing_segments|timing_mismatches)=[0-9/]+' | tr '\n' ' '; }
+counts() { grep -m1 -E '^(PASS|FAIL)' "$1" | grep -oE '(^| )(outputs|mismatches|unexpected|missing|timing_segments|timing_mismatches)=[0-9/]+' | tr -d ' ' | tr '\n' ' '; }
 status=0
 while read -r block _top; do
   golden=$work/golden_$block.txt
