@@ -38,6 +38,11 @@
 //           not contain the manifest's timed workloads) +resets=N (at most N mid-segment resets;
 //           default: up to 3 per untimed segment; 0: none) +phases=0 (only +gap/+stall traffic)
 //           +rewrites=0 (no table re-writes between vectors)
+//           +dump=FILE (every output transfer of the segments, in the golden file's `out` line
+//           format, for tools that use the RTL's results, e.g. `kllm-gen eval --rtl-results`;
+//           written to FILE.tmp and renamed when the run ends, whatever its verdict; the
+//           transfers of a segment run cut short by a mid-segment reset are left out, so each
+//           golden output appears once)
 #pragma once
 
 #include <verilated.h>
@@ -255,6 +260,8 @@ class Bench {
         }
 #endif
         if (!load()) return 2;
+        std::string dump_path = plusarg(ctx.get(), "dump", "");
+        if (!dump_path.empty() && !open_dump(dump_path)) return fail_now("cannot write dump file " + dump_path + ".tmp");
         reset();
         for (size_t s = 0; s < segments.size() && !aborted; s++) run_segment(segments[s]);
         if (!aborted) drain_check();
@@ -262,6 +269,7 @@ class Bench {
         if (tfp) tfp->close();
 #endif
         top->final();
+        if (dump && !close_dump()) return fail_now("cannot write dump file " + dump_name);
         bool ok = !aborted && mismatches == 0 && missing == 0 && unexpected == 0 && timing_bad == 0 &&
                   cfg_busy == 0 && reset_errors == 0 && idle_errors == 0 && pre_reset_mismatches == 0 &&
                   checked == expected_total;
@@ -298,6 +306,9 @@ class Bench {
     bool aborted = false, watchdog = false, timed = true, phases = true, rewrites_on = true;
     std::map<uint64_t, CfgWrite> table;      // the golden file's latest write to each address
     std::vector<uint64_t> table_addrs;       // the addresses written so far
+    FILE* dump = nullptr;
+    std::string dump_name;
+    std::string dump_pending;  // this segment run's dump lines, written when it is not cut short
 #if VM_TRACE
     std::unique_ptr<VerilatedFstC> tfp;
 #endif
@@ -315,6 +326,34 @@ class Bench {
         }
         out = (T)x;
         return true;
+    }
+
+    // The dump starts like a golden file (header, the output fields), then one `out` line per
+    // output transfer.
+    bool open_dump(const std::string& path) {
+        dump_name = path;
+        dump = fopen((path + ".tmp").c_str(), "w");
+        if (!dump) return false;
+        fprintf(dump, "# kllm-gen rtl dump block=%s golden=%s seed=%" PRIu64 "\nfields out: %s\n", block.c_str(),
+                golden_path.c_str(), seed, outs.empty() ? "" : join(outs[0].fields).c_str());
+        return true;
+    }
+    void dump_out(const OutStream& o, const Fields& got) {
+        dump_pending += "out";
+        if (!o.name.empty()) dump_pending += "." + o.name;
+        for (auto& f : got) dump_pending += " " + f.hex();
+        dump_pending += "\n";
+    }
+    // The segment run's lines go to the file (`keep`), or are dropped when a reset cut it short.
+    void dump_flush(bool keep) {
+        if (dump && keep) fputs(dump_pending.c_str(), dump);
+        dump_pending.clear();
+    }
+    bool close_dump() {
+        dump_flush(true);
+        bool ok = fclose(dump) == 0;
+        dump = nullptr;
+        return ok && rename((dump_name + ".tmp").c_str(), dump_name.c_str()) == 0;
     }
 
     int fail_now(const std::string& why) {
@@ -711,6 +750,7 @@ class Bench {
                 }
             for (size_t j = 0; j < outs.size(); j++)
                 if (out_fire[j]) {
+                    if (dump) dump_out(outs[j], got[j]);
                     // Only an expected output is progress: repeats beyond them are not.
                     progress |= compare(outs[j], seg.out[j], got[j], seg_checked, seg_mismatches);
                     last_out = (int64_t)cycle;
@@ -741,12 +781,14 @@ class Bench {
                 pre_reset_checked += seg_checked;
                 mismatches -= seg_mismatches;
                 pre_reset_mismatches += seg_mismatches;
+                dump_flush(false);
                 for (auto& s : ins) *s.valid = 0;
                 mid_reset();
                 return true;
             }
         }
         for (auto& s : ins) *s.valid = 0;
+        dump_flush(true);
         if (timed) {
             long measured = (first_in >= 0 && last_out >= 0) ? (long)(last_out - first_in + 1) : -1;
             if (measured == seg.timing) {
