@@ -10,6 +10,9 @@
 //!                                       weighted-sum issue (one step = reduce_width bins/cycle)
 //!                                  A operand regs ──► B product regs ──► C tree + accumulate ──► FIFO ──► m_*
 //! ```
+//! With `weigh_pipeline` = P > 0, B is preceded by P stages M0 .. M(P-1) (the count split into
+//! 2^P parts: partial products, then pairwise sums) and C is split by the registered adder tree
+//! (`tree_stages` registers T0 ..), so the accumulator's add is a cycle of its own.
 //! The core has its own config ([`CountWeigh`]), validated when it is built: a PE line counts
 //! `na + nw`-bit pair indices, `nl_reduce` counts `in_bits`-bit indices.
 
@@ -36,17 +39,36 @@ pub struct CountWeigh {
     pub y_bits: u32,
     pub reduce_width: u32,
     pub weigh_steps: u32,
+    /// Extra register stages in the weighing multiply (`count × table entry`): 0 multiplies in
+    /// one stage; P > 0 splits each count into 2^P parts whose partial products are registered
+    /// and then summed over P registered adder levels.
+    pub weigh_pipeline: u32,
+    /// Register stages of the adder tree over the products (the baseline's registered tree)
+    /// when `weigh_pipeline` > 0 and there are 2+ multipliers; 0 otherwise (one-cycle tree).
+    pub tree_stages: u32,
     pub fifo_depth: u32,
     /// A result of `n` beats on an idle core takes `n + latency_extra` cycles, first input
     /// transfer to result transfer, inclusive.
     pub latency_extra: u32,
 }
 
-/// Fixed pipeline cycles between the last input beat and the result, beyond the weigh steps.
+/// Fixed pipeline cycles between the last input beat and the result, beyond the weigh steps
+/// and the multiply's extra stages.
 const PIPE_EXTRA: u32 = 5;
 
+/// Largest `weigh_pipeline`: a count split into 4 parts already multiplies in a few LUT levels.
+pub const MAX_WEIGH_PIPELINE: u32 = 2;
+
 impl CountWeigh {
-    pub fn new(lanes: u32, idx_bits: u32, k_max: u32, table_bits: u32, y_bits: u32, reduce_width: u32) -> Result<Self, String> {
+    pub fn new(
+        lanes: u32,
+        idx_bits: u32,
+        k_max: u32,
+        table_bits: u32,
+        y_bits: u32,
+        reduce_width: u32,
+        weigh_pipeline: u32,
+    ) -> Result<Self, String> {
         in_range("count_weigh.lanes", lanes, 1, 4096)?;
         in_range("count_weigh.idx_bits", idx_bits, 1, 12)?;
         in_range("count_weigh.k_max", k_max, 1, 1 << 24)?;
@@ -57,8 +79,23 @@ impl CountWeigh {
         let count_bits = ubits(k_max.max(lanes) as u64);
         in_range("count_weigh.y_bits", y_bits, table_bits.max(count_bits + 1), 128)
             .map_err(|e| format!("{e}: the result must hold a count and a table entry"))?;
+        in_range("count_weigh.weigh_pipeline", weigh_pipeline, 0, MAX_WEIGH_PIPELINE)?;
+        if count_bits < 1 << weigh_pipeline {
+            return Err(format!(
+                "`weigh_pipeline` = {weigh_pipeline} splits each count into {} parts but a count has \
+                 only {count_bits} bits; allowed 0..={}",
+                1 << weigh_pipeline,
+                count_bits.ilog2()
+            ));
+        }
         let bins = 1 << idx_bits;
         let steps = bins / reduce_width;
+        let tree_stages = if weigh_pipeline > 0 && reduce_width >= 2 {
+            crate::pe_baseline::tree_shape(reduce_width, y_bits, y_bits).iter().filter(|l| l.registered).count() as u32
+        } else {
+            0
+        };
+        let extra = weigh_pipeline + tree_stages;
         Ok(CountWeigh {
             lanes,
             idx_bits,
@@ -70,16 +107,57 @@ impl CountWeigh {
             y_bits,
             reduce_width,
             weigh_steps: steps,
-            fifo_depth: fifo_depth(steps),
-            latency_extra: steps + PIPE_EXTRA,
+            weigh_pipeline,
+            tree_stages,
+            fifo_depth: fifo_depth(steps, extra),
+            latency_extra: steps + PIPE_EXTRA + extra,
         })
+    }
+
+    /// The parts a count is split into for a pipelined multiply, low part first, as
+    /// `(bit offset, width)`: 2^weigh_pipeline parts, the wider ones at the bottom.
+    pub fn count_parts(&self) -> Vec<(u32, u32)> {
+        let n = 1u32 << self.weigh_pipeline;
+        let (base, extra) = (self.count_bits / n, self.count_bits % n);
+        let mut off = 0;
+        (0..n)
+            .map(|k| {
+                let w = base + (k < extra) as u32;
+                off += w;
+                (off - w, w)
+            })
+            .collect()
+    }
+
+    /// Register bits the pipelining adds: the multiply stages before the product registers
+    /// (partial products, intermediate sums), the registered tree, and their valid/first/last
+    /// flags; 0 without pipelining.
+    pub fn pipeline_register_bits(&self) -> u64 {
+        let p = self.weigh_pipeline;
+        if p == 0 {
+            return 0;
+        }
+        let r = self.reduce_width as u64;
+        let partials: u64 = self.count_parts().iter().map(|&(_, w)| (w + 1 + self.table_bits) as u64).sum();
+        let sums: u64 = (1..p).map(|level| (1u64 << (p - level)) * self.y_bits as u64).sum();
+        let tree: u64 = if self.tree_stages > 0 {
+            crate::pe_baseline::tree_shape(r as u32, self.y_bits, self.y_bits)
+                .iter()
+                .filter(|l| l.registered)
+                .map(|l| l.nodes as u64 * l.width as u64)
+                .sum()
+        } else {
+            0
+        };
+        3 * (p + self.tree_stages) as u64 + r * (partials + sums) + tree
     }
 
     /// The module name: every parameter that changes the body is in it, so cores of different
     /// shapes coexist in one design and equal shapes share one module.
     pub fn module_name(&self) -> String {
+        let pipe = if self.weigh_pipeline > 0 { format!("_p{}", self.weigh_pipeline) } else { String::new() };
         format!(
-            "kllm_count_weigh_l{}_i{}_c{}_t{}_y{}_r{}",
+            "kllm_count_weigh_l{}_i{}_c{}_t{}_y{}_r{}{pipe}",
             self.lanes, self.idx_bits, self.count_bits, self.table_bits, self.y_bits, self.reduce_width
         )
     }
@@ -87,10 +165,11 @@ impl CountWeigh {
 
 /// Output FIFO depth so that, with a ready sink, results never wait for a slot: a result's
 /// credit is taken at its weigh start (cycle X) and returned by its pop at the edge of cycle
-/// X + steps + 3, while new starts come every `steps` cycles; so floor((steps + 3) / steps)
-/// credits are still out when the next start asks, and it needs one more.
-fn fifo_depth(steps: u32) -> u32 {
-    let outstanding = (steps + 3) / steps + 1;
+/// X + steps + 3 + pipeline, while new starts come every `steps` cycles; so
+/// floor((steps + 3 + pipeline) / steps) credits are still out when the next start asks, and
+/// it needs one more.
+fn fifo_depth(steps: u32, pipeline: u32) -> u32 {
+    let outstanding = (steps + 3 + pipeline) / steps + 1;
     outstanding.next_power_of_two().max(2)
 }
 
@@ -157,7 +236,6 @@ fn build(d: &mut Design, g: &CountWeigh, name: &str) -> Module {
     let sb = clog2(s as u64);
     let rb = clog2(r as u64);
     let ob = ubits(g.fifo_depth as u64);
-    let tree = crate::pe_line::add_tree_module(d, r, yb);
     let fifo = crate::common::fifo_module(d, yb, g.fifo_depth);
     let (l, pb, popcount) = (g.lanes, g.idx_bits, crate::pe_line::popcount_module(d, g.lanes));
     // ---------------------------------------------------------------- S1: input registers
@@ -322,8 +400,12 @@ fn build(d: &mut Design, g: &CountWeigh, name: &str) -> Module {
         "{2'b0, bank_full_q[0]} + {2'b0, bank_full_q[1]} + {2'b0, s1_valid_q & s1_last_q} \
          + {2'b0, s2_valid_q & s2_last_q}",
     );
+    // "The weighing is in its last two steps" (busy and step >= steps-2) is kept in a register
+    // for 3+ steps: decoded from the step counter, it put the counter's compare, the ready logic
+    // and the input stage's enable in one cycle, the line's longest control path.
     let weigh_ending = if s > 2 {
-        format!("ws_busy_q & (ws_step_q >= {})", lit(sb, (s - 2) as u64))
+        m.reg("ws_ending_q", 1);
+        "ws_ending_q".to_string()
     } else {
         "ws_busy_q".to_string()
     };
@@ -346,16 +428,30 @@ fn build(d: &mut Design, g: &CountWeigh, name: &str) -> Module {
             vec![if_("ws_busy_q", vec![nb("ws_step_q", format!("ws_step_q + {}", lit(sb, 1)))])],
         ));
     }
+    if s > 2 {
+        // Next cycle's (busy & step >= steps-2): a start begins at step 0 (< steps-2), a busy
+        // non-final step moves to step+1.
+        let next = if s == 3 {
+            "ws_busy_q & ~ws_final".to_string()
+        } else {
+            format!("ws_busy_q & ~ws_final & (ws_step_q >= {})", lit(sb, (s - 3) as u64))
+        };
+        issue.push(nb("ws_ending_q", format!("~ws_start & {next}")));
+    }
     m.clocked(
         "weigh_control",
         vec![if_else(
             "rst",
-            vec![
-                nb("ws_busy_q", "1'b0"),
-                nb("ws_bank_q", "1'b0"),
-                nb("drain_bank_q", "1'b0"),
-                nb("bank_full_q", "2'b00"),
-            ],
+            [
+                vec![
+                    nb("ws_busy_q", "1'b0"),
+                    nb("ws_bank_q", "1'b0"),
+                    nb("drain_bank_q", "1'b0"),
+                    nb("bank_full_q", "2'b00"),
+                ],
+                if s > 2 { vec![nb("ws_ending_q", "1'b0")] } else { vec![] },
+            ]
+            .concat(),
             issue,
         )],
     );
@@ -410,6 +506,100 @@ fn build(d: &mut Design, g: &CountWeigh, name: &str) -> Module {
         ],
     );
 
+    if g.weigh_pipeline == 0 {
+        stage_b_single(&mut m, g);
+    } else {
+        stage_b_pipelined(&mut m, g);
+    }
+
+    // Stage C: adder tree + accumulate; the last step's sum goes straight into the FIFO.
+    let c_in = if g.tree_stages == 0 {
+        m.comment(format!("Sum of the step's products, accumulated over the steps of one {}.", "result"));
+        m.wire("step_sum", yb).reg("acc_q", yb);
+        let tree = crate::pe_line::add_tree_module(d, r, yb);
+        m.instance(&tree, "u_add_tree", &[("i_terms", "b_prod_q".into()), ("o_sum", "step_sum".into())]);
+        "b".to_string()
+    } else {
+        m.comment(format!(
+            "Sum of the step's products in a registered adder tree ({} {}, the dequantize baseline's\n\
+             tree), so the accumulator's add is a cycle of its own; flags follow the tree's stages.",
+            g.tree_stages,
+            if g.tree_stages == 1 { "stage" } else { "stages" }
+        ));
+        m.wire("step_sum", yb).reg("acc_q", yb);
+        let (tree, _) = crate::pe_baseline::add_tree_pipe_module(d, r, yb, yb);
+        m.instance(
+            &tree,
+            "u_add_tree",
+            &[("clk", "clk".into()), ("i_terms", "b_prod_q".into()), ("o_sum", "step_sum".into())],
+        );
+        let mut prev = "b".to_string();
+        for stage in 0..g.tree_stages {
+            let cur = format!("t{stage}");
+            m.reg(&format!("{cur}_valid_q"), 1).reg(&format!("{cur}_first_q"), 1).reg(&format!("{cur}_last_q"), 1);
+            m.clocked(
+                &format!("stage_t{stage}"),
+                vec![
+                    nb(format!("{cur}_valid_q"), format!("rst ? 1'b0 : {prev}_valid_q")),
+                    nb(format!("{cur}_first_q"), format!("{prev}_first_q")),
+                    nb(format!("{cur}_last_q"), format!("{prev}_last_q")),
+                ],
+            );
+            prev = cur;
+        }
+        prev
+    };
+    m.wire_eq("acc_next", yb, format!("({c_in}_first_q ? {{Y_W{{1'b0}}}} : acc_q) + step_sum"));
+    m.clocked("stage_c", vec![if_(format!("{c_in}_valid_q"), vec![nb("acc_q", "acc_next")])]);
+
+    m.comment("Results wait here for the sink; credits guarantee a free slot for every push.");
+    m.wire_eq("push", 1, format!("{c_in}_valid_q & {c_in}_last_q"));
+    m.wire_eq("pop", 1, "m_valid & m_ready");
+    m.wire("fifo_data", yb);
+    m.instance(
+        &fifo,
+        "u_result_fifo",
+        &[
+            ("clk", "clk".into()),
+            ("rst", "rst".into()),
+            ("push", "push".into()),
+            ("push_data", "acc_next".into()),
+            ("pop", "pop".into()),
+            ("m_valid", "m_valid".into()),
+            ("m_data", "fifo_data".into()),
+        ],
+    );
+    m.assign("m_y", "fifo_data");
+    m.clocked(
+        "credits",
+        vec![if_else(
+            "rst",
+            vec![nb("outstanding_q", lit(ob, 0))],
+            vec![nb(
+                "outstanding_q",
+                format!("outstanding_q + {{{}'d0, ws_start}} - {{{}'d0, pop}}", ob - 1, ob - 1),
+            )],
+        )],
+    );
+    let multiply_busy: String = (0..g.weigh_pipeline)
+        .map(|level| format!(" & ~m{level}_valid_q"))
+        .chain((0..g.tree_stages).map(|stage| format!(" & ~t{stage}_valid_q")))
+        .collect();
+    m.assign(
+        "idle",
+        format!(
+            "~s1_valid_q & ~s2_valid_q & fill_fresh_q & (bank_full_q == 2'b00) & ~ws_busy_q \
+             & ~a_valid_q{multiply_busy} & ~b_valid_q & (outstanding_q == {})",
+            lit(ob, 0)
+        ),
+    );
+    m
+}
+
+/// Stage B in one cycle: the whole `count × table entry` multiply between the operand registers
+/// and the product registers.
+fn stage_b_single(m: &mut Module, g: &CountWeigh) {
+    let (cw, lb, yb, r) = (g.count_bits, g.table_bits, g.y_bits, g.reduce_width);
     // Stage B: products. Counts are non-negative: zero-extend, then multiply signed at Y_W,
     // where the caller's width derivation rules out overflow.
     m.comment("Products at Y_W bits: the instantiating block sizes Y_W so that |count * TABLE| < 2^(Y_W-1).");
@@ -454,52 +644,106 @@ fn build(d: &mut Design, g: &CountWeigh, name: &str) -> Module {
             nb("b_last_q", "a_last_q"),
         ],
     );
+}
 
-    // Stage C: adder tree + accumulate; the last step's sum goes straight into the FIFO.
-    m.comment(format!("Sum of the step's products, accumulated over the steps of one {}.", "result"));
-    m.wire("step_sum", yb).reg("acc_q", yb);
-    m.instance(&tree, "u_add_tree", &[("i_terms", "b_prod_q".into()), ("o_sum", "step_sum".into())]);
-    m.wire_eq("acc_next", yb, "(b_first_q ? {Y_W{1'b0}} : acc_q) + step_sum");
-    m.clocked("stage_c", vec![if_("b_valid_q", vec![nb("acc_q", "acc_next")])]);
-
-    m.comment("Results wait here for the sink; credits guarantee a free slot for every push.");
-    m.wire_eq("push", 1, "b_valid_q & b_last_q");
-    m.wire_eq("pop", 1, "m_valid & m_ready");
-    m.wire("fifo_data", yb);
-    m.instance(
-        &fifo,
-        "u_result_fifo",
-        &[
-            ("clk", "clk".into()),
-            ("rst", "rst".into()),
-            ("push", "push".into()),
-            ("push_data", "acc_next".into()),
-            ("pop", "pop".into()),
-            ("m_valid", "m_valid".into()),
-            ("m_data", "fifo_data".into()),
-        ],
-    );
-    m.assign("m_y", "fifo_data");
-    m.clocked(
-        "credits",
-        vec![if_else(
-            "rst",
-            vec![nb("outstanding_q", lit(ob, 0))],
-            vec![nb(
-                "outstanding_q",
-                format!("outstanding_q + {{{}'d0, ws_start}} - {{{}'d0, pop}}", ob - 1, ob - 1),
-            )],
-        )],
-    );
-    m.assign(
-        "idle",
-        format!(
-            "~s1_valid_q & ~s2_valid_q & fill_fresh_q & (bank_full_q == 2'b00) & ~ws_busy_q \
-             & ~a_valid_q & ~b_valid_q & (outstanding_q == {})",
-            lit(ob, 0)
-        ),
-    );
-    m
+/// Stage B over `1 + weigh_pipeline` cycles, so that no cycle holds a whole multiply: stage M0
+/// multiplies each of the count's 2^P parts by the table entry (a few-bit by LUT_W-bit product
+/// each), stages M1 .. M(P-1) and B sum them pairwise, each part shifted to its bit offset.
+/// The sums are taken modulo 2^Y_W, which is exact: the full product fits Y_W bits.
+fn stage_b_pipelined(m: &mut Module, g: &CountWeigh) {
+    let (lb, yb, r, p) = (g.table_bits, g.y_bits, g.reduce_width, g.weigh_pipeline);
+    let parts = g.count_parts();
+    m.comment(format!(
+        "Products over {} stages: a {}-bit count times a table entry in one cycle is the line's\n\
+         longest path, so the count is split into {} parts of {} bits (M0: one short multiply\n\
+         each), then summed pairwise at their bit offsets ({}). Counts are non-negative: each part\n\
+         is zero-extended and multiplied signed. Sums are modulo 2^Y_W, exact because the\n\
+         instantiating block sizes Y_W so that |count * TABLE| < 2^(Y_W-1).",
+        p + 1,
+        g.count_bits,
+        parts.len(),
+        parts.iter().map(|&(_, w)| w.to_string()).collect::<Vec<_>>().join(", "),
+        (1..=p).map(|l| if l == p { "B".to_string() } else { format!("M{l}") }).collect::<Vec<_>>().join(", ")
+    ));
+    let pw: Vec<u32> = parts.iter().map(|&(_, w)| w + 1 + lb).collect();
+    for level in 0..p {
+        m.reg(&format!("m{level}_valid_q"), 1).reg(&format!("m{level}_first_q"), 1).reg(&format!("m{level}_last_q"), 1);
+    }
+    for (k, &w) in pw.iter().enumerate() {
+        m.reg(&format!("m0_part{k}_q"), r * w);
+    }
+    for level in 1..p {
+        for i in 0..(1u32 << (p - level)) {
+            m.reg(&format!("m{level}_sum{i}_q"), r * yb);
+        }
+    }
+    m.reg("b_valid_q", 1).reg("b_first_q", 1).reg("b_last_q", 1).reg("b_prod_q", r * yb);
+    let mut body = vec![Item::Wire {
+        name: "lut_entry".into(),
+        width: lb,
+        signed: true,
+        depth: None,
+        init: Some("a_lut_q[mul*LUT_W +: LUT_W]".into()),
+    }];
+    let mut partials = vec![];
+    for (k, &(off, w)) in parts.iter().enumerate() {
+        body.push(Item::Wire {
+            name: format!("count_part{k}"),
+            width: w + 1,
+            signed: true,
+            depth: None,
+            init: Some(zext(&if off == 0 { format!("a_count_q[mul*CNT_W +: {w}]") } else { format!("a_count_q[mul*CNT_W + {off} +: {w}]") }, w, w + 1)),
+        });
+        partials.push(nb(format!("m0_part{k}_q[mul*{} +: {}]", pw[k], pw[k]), format!("count_part{k} * lut_entry")));
+    }
+    body.push(Item::Clocked { label: "partial_products".into(), body: partials });
+    // Nodes of the previous level: (register slice, width, bit offset).
+    let mut nodes: Vec<(String, u32, u32)> = parts
+        .iter()
+        .enumerate()
+        .map(|(k, &(off, _))| (format!("m0_part{k}_q[mul*{} +: {}]", pw[k], pw[k]), pw[k], off))
+        .collect();
+    for level in 1..=p {
+        let mut next = vec![];
+        let mut sums = vec![];
+        for (i, pair) in nodes.chunks(2).enumerate() {
+            let mut terms = vec![];
+            for (j, (slice, w, off)) in pair.iter().enumerate() {
+                let name = format!("l{level}_term{}", 2 * i + j);
+                body.push(Item::Wire { name: format!("{name}_raw"), width: *w, signed: true, depth: None, init: Some(slice.clone()) });
+                let ext = if *w >= yb {
+                    format!("{name}_raw[{}:0]", yb - 1)
+                } else {
+                    sext(&format!("{name}_raw"), *w, yb)
+                };
+                body.push(Item::Wire { name: name.clone(), width: yb, signed: true, depth: None, init: Some(ext) });
+                let shift = off - pair[0].2;
+                terms.push(if shift == 0 { name } else { format!("({name} << {shift})") });
+            }
+            let target = if level == p { "b_prod_q".to_string() } else { format!("m{level}_sum{i}_q") };
+            let slice = format!("{target}[mul*Y_W +: Y_W]");
+            sums.push(nb(slice.clone(), terms.join(" + ")));
+            next.push((slice, yb, pair[0].2));
+        }
+        let label = if level == p { "product".to_string() } else { format!("partial_sums{level}") };
+        body.push(Item::Clocked { label, body: sums });
+        nodes = next;
+    }
+    m.push(Item::GenFor { label: "g_multiply".into(), var: "mul".into(), count: r, body });
+    let mut prev = "a".to_string();
+    for level in 0..=p {
+        let cur = if level == p { "b".to_string() } else { format!("m{level}") };
+        let label = if level == p { "stage_b".to_string() } else { format!("stage_m{level}") };
+        m.clocked(
+            &label,
+            vec![
+                nb(format!("{cur}_valid_q"), format!("rst ? 1'b0 : {prev}_valid_q")),
+                nb(format!("{cur}_first_q"), format!("{prev}_first_q")),
+                nb(format!("{cur}_last_q"), format!("{prev}_last_q")),
+            ],
+        );
+        prev = cur;
+    }
 }
 
 /// Cycle model of the core's control, register for register, with an always-valid source and
@@ -530,13 +774,17 @@ pub mod timing {
         let mut fill_bank = 0usize;
         let (mut busy, mut step, mut ws_bank, mut drain) = (false, 0u32, 0usize, 0usize);
         let (mut av, mut al, mut bv, mut bl) = (false, false, false, false);
+        // The multiply's extra stages M0 .. M(P-1) between A and B: (valid, last) each.
+        let mut mul_stages = vec![(false, false); d.weigh_pipeline as usize];
+        // The registered tree's stages T0 .. T(n-1) between B and the accumulator.
+        let mut tree_stages = vec![(false, false); d.tree_stages as usize];
         let (mut outstanding, mut fifo) = (0u32, 0u32);
         let (mut dot, mut beat) = (0usize, 0u32);
         let mut first = None;
         let mut outs = vec![];
         let mut edge = 0u64;
         let total_beats: u64 = beats.iter().map(|&b| b.max(1) as u64).sum();
-        let limit = 100 + total_beats * 4 + beats.len() as u64 * (steps as u64 + 10) * 2;
+        let limit = 100 + total_beats * 4 + beats.len() as u64 * (steps as u64 + 10 + (d.weigh_pipeline + d.tree_stages) as u64) * 2;
         while outs.len() < beats.len() {
             assert!(edge < limit, "timing model did not finish");
             // Combinational values before the edge.
@@ -548,7 +796,9 @@ pub mod timing {
             let have = dot < beats.len();
             let in_fire = have && occupied - releasing < 2;
             let pop = fifo > 0;
-            let push = bv && bl;
+            // The accumulator's input stage: B, or the tree's last stage.
+            let (cv, cl) = tree_stages.last().copied().unwrap_or((bv, bl));
+            let push = cv && cl;
             // The edge.
             let mut in_last = false;
             if in_fire {
@@ -567,7 +817,12 @@ pub mod timing {
             }
             (s2v, s2l) = (s1v, s1l);
             (s1v, s1l) = (in_fire, in_last);
-            (bv, bl) = (av, al);
+            if !tree_stages.is_empty() {
+                tree_stages.insert(0, (bv, bl));
+                tree_stages.pop();
+            }
+            mul_stages.insert(0, (av, al));
+            (bv, bl) = mul_stages.pop().expect("the stage list holds A's pair at least");
             (av, al) = (busy, final_);
             if final_ {
                 full[ws_bank] = false;

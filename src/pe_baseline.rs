@@ -688,7 +688,7 @@ mod tests {
     use super::*;
 
     fn derived(q: &QuantConfig, lanes: u32, kmax: u32) -> PeBaselineDerived {
-        PeBaselineDerived::new(q, &PeLineConfig { lanes, reduce_width: 1, k_max: kmax, baseline: true })
+        PeBaselineDerived::new(q, &PeLineConfig { lanes, reduce_width: 1, k_max: kmax, baseline: true, ..PeLineConfig::default() })
     }
 
     #[test]
@@ -721,7 +721,7 @@ mod tests {
     fn same_result_width_as_the_pe_line() {
         for (na, nw, lanes, kmax) in [(2, 2, 4, 256), (3, 4, 64, 4096), (4, 4, 16, 16), (1, 8, 512, 1 << 20)] {
             let q = QuantConfig { na, nw, ..QuantConfig::default() };
-            let c = PeLineConfig { lanes, reduce_width: 1, k_max: kmax, baseline: true };
+            let c = PeLineConfig { lanes, reduce_width: 1, k_max: kmax, baseline: true, ..PeLineConfig::default() };
             assert_eq!(PeBaselineDerived::new(&q, &c).y_bits, PeLineDerived::new(&q, &c).y_bits);
         }
     }
@@ -756,7 +756,7 @@ mod tests {
     #[test]
     fn golden_matches_reference_dot() {
         let q = QuantConfig { na: 2, nw: 3, ac_bits: 6, wc_bits: 5, ..QuantConfig::default() };
-        let c = PeLineConfig { lanes: 3, reduce_width: 1, k_max: 40, baseline: true };
+        let c = PeLineConfig { lanes: 3, reduce_width: 1, k_max: 40, baseline: true, ..PeLineConfig::default() };
         let d = PeBaselineDerived::new(&q, &c);
         let mut w = GoldenWriter::new("t", 3);
         golden(&q, &c, 500, 3, &mut w);

@@ -13,6 +13,9 @@
 //!                                       weighted-sum issue (one step = reduce_width bins/cycle)
 //!                                  A operand regs ──► B product regs ──► C tree + accumulate ──► FIFO ──► m_*
 //! ```
+//! With `weigh_pipeline` = P > 0, B is preceded by P stages M0 .. M(P-1) (the count split into
+//! 2^P parts: partial products, then pairwise sums) and C is split by the registered adder tree
+//! (`tree_stages` registers T0 ..), so the accumulator's add is a cycle of its own.
 
 use serde::{Deserialize, Serialize};
 
@@ -35,14 +38,22 @@ pub struct PeLineConfig {
     pub reduce_width: u32,
     /// Longest reduction (dot-product length) the counters are sized for.
     pub k_max: u32,
+    /// Extra register stages in the weighing multiply (count × LUT entry), 0..=2: 0 multiplies
+    /// in one cycle; P splits each count into 2^P parts whose products are summed over P more
+    /// registered levels. Each stage adds one cycle of latency, never a bubble.
+    pub weigh_pipeline: u32,
     /// Also generate the dequantize-multiply baseline `kllm_dq_pe_line`
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub baseline: bool,
 }
 
+/// The default `weigh_pipeline`: on an iCE40 a W2A2 4-lane line runs at 76 MHz with 0, 88 MHz
+/// with 1 and 110 MHz with 2 (the baseline: 110 MHz), in fewer LUT4s; see docs/flows.md.
+pub const DEFAULT_WEIGH_PIPELINE: u32 = 2;
+
 impl Default for PeLineConfig {
     fn default() -> Self {
-        PeLineConfig { lanes: 16, reduce_width: 8, k_max: 4096, baseline: false }
+        PeLineConfig { lanes: 16, reduce_width: 8, k_max: 4096, weigh_pipeline: DEFAULT_WEIGH_PIPELINE, baseline: false }
     }
 }
 
@@ -58,6 +69,18 @@ impl PeLineConfig {
             format!("{e}; there are 2^(na+nw) = {} bins to weigh", q.bins())
         })?;
         power_of_two("pe_line.reduce_width", self.reduce_width)?;
+        in_range("pe_line.weigh_pipeline", self.weigh_pipeline, 0, count_weigh::MAX_WEIGH_PIPELINE)?;
+        let count_bits = ubits(self.k_max as u64);
+        if count_bits < 1 << self.weigh_pipeline {
+            return Err(format!(
+                "`pe_line.weigh_pipeline` = {} splits each {count_bits}-bit count (k_max = {}) into {} parts; \
+                 allowed 0..={} at this k_max",
+                self.weigh_pipeline,
+                self.k_max,
+                1 << self.weigh_pipeline,
+                count_bits.ilog2()
+            ));
+        }
         if q.na + q.nw > 12 {
             return Err(format!(
                 "`quant.na` + `quant.nw` = {} gives {} counting bins per PE line; the PE line \
@@ -126,7 +149,7 @@ impl PeLineDerived {
         let lut_bits = q.lut_bits();
         let y_bits = lut_bits - 1 + ubits(c.k_max as u64);
         let pair_bits = q.na + q.nw;
-        let core = CountWeigh::new(c.lanes, pair_bits, c.k_max, lut_bits, y_bits, c.reduce_width)
+        let core = CountWeigh::new(c.lanes, pair_bits, c.k_max, lut_bits, y_bits, c.reduce_width, c.weigh_pipeline)
             .expect("a validated [pe_line] gives a valid counting core");
         let (l, b, r) = (c.lanes as u64, core.bins as u64, c.reduce_width as u64);
         let (cw, lb, yb, pcw) = (core.count_bits as u64, lut_bits as u64, y_bits as u64, core.popcount_bits as u64);
@@ -136,9 +159,10 @@ impl PeLineDerived {
             + (2 + b * pcw) // S2: valid, last, per-bin popcounts
             + 2 * b * cw // two count banks
             + 4 // bank_full[2], fill_bank, fill_fresh
-            + 3 + step_bits + ubits(fifo_depth as u64) as u64 // weigh control, credits
+            + 3 + step_bits + (core.weigh_steps > 2) as u64 + ubits(fifo_depth as u64) as u64 // weigh control, credits
             + b * lb // LUT
             + 3 + r * (cw + lb) // stage A
+            + core.pipeline_register_bits() // multiply stages M0 .. M(P-1)
             + 3 + r * yb // stage B
             + yb // accumulator
             + fifo_depth as u64 * yb + 2 * (clog2(fifo_depth as u64) as u64 + 1); // result FIFO
@@ -228,8 +252,8 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str)
 /// design: every parameter that changes its body is in the name.
 pub fn module_name(q: &QuantConfig, c: &PeLineConfig) -> String {
     format!(
-        "kllm_pe_line_a{}w{}_c{}x{}_l{}_r{}_k{}",
-        q.na, q.nw, q.ac_bits, q.wc_bits, c.lanes, c.reduce_width, c.k_max
+        "kllm_pe_line_a{}w{}_c{}x{}_l{}_r{}_k{}_p{}",
+        q.na, q.nw, q.ac_bits, q.wc_bits, c.lanes, c.reduce_width, c.k_max, c.weigh_pipeline
     )
 }
 
@@ -525,7 +549,7 @@ mod tests {
 
     fn derived(lanes: u32, r: u32, kmax: u32) -> PeLineDerived {
         let q = QuantConfig::default();
-        PeLineDerived::new(&q, &PeLineConfig { lanes, reduce_width: r, k_max: kmax, baseline: false })
+        PeLineDerived::new(&q, &PeLineConfig { lanes, reduce_width: r, k_max: kmax, ..PeLineConfig::default() })
     }
 
     /// The contract the docs state: back to back, one result every max(n, weigh_steps) cycles,
@@ -533,15 +557,22 @@ mod tests {
     /// early bank release) and larger. The RTL is held to this model by the timed segments.
     #[test]
     fn back_to_back_interval_is_max_of_beats_and_steps_for_every_length() {
-        for (na, nw, lanes, r) in [(2, 2, 4, 16), (2, 2, 4, 8), (3, 4, 16, 16), (2, 2, 4, 4), (4, 4, 16, 8), (4, 4, 64, 1)] {
-            let q = QuantConfig { na, nw, ..QuantConfig::default() };
-            let d = PeLineDerived::new(&q, &PeLineConfig { lanes, reduce_width: r, k_max: 1 << 16, baseline: false });
-            for n in 1..=3 * d.weigh_steps {
-                let (_, outs) = timing::schedule(&d.core, &[n; 40]);
-                for i in 20..40 {
-                    assert_eq!(outs[i] - outs[i - 1], n.max(d.weigh_steps) as u64, "steps={} n={n}", d.weigh_steps);
+        for p in 0..=count_weigh::MAX_WEIGH_PIPELINE {
+            for (na, nw, lanes, r) in [(2, 2, 4, 16), (2, 2, 4, 8), (3, 4, 16, 16), (2, 2, 4, 4), (4, 4, 16, 8), (4, 4, 64, 1)] {
+                let q = QuantConfig { na, nw, ..QuantConfig::default() };
+                let c = PeLineConfig { lanes, reduce_width: r, k_max: 1 << 16, weigh_pipeline: p, baseline: false };
+                let d = PeLineDerived::new(&q, &c);
+                // A registered tree has a register after every 3 adder levels and after the last.
+                let tree = if p > 0 { clog2(r as u64).div_ceil(3) } else { 0 };
+                assert_eq!(d.core.tree_stages, tree, "p={p} r={r}");
+                assert_eq!(d.latency_extra, d.weigh_steps + 5 + p + tree);
+                for n in 1..=3 * d.weigh_steps {
+                    let (_, outs) = timing::schedule(&d.core, &[n; 40]);
+                    for i in 20..40 {
+                        assert_eq!(outs[i] - outs[i - 1], n.max(d.weigh_steps) as u64, "p={p} steps={} n={n}", d.weigh_steps);
+                    }
+                    assert_eq!(timing::cycles(&d.core, &[n]), (n + d.latency_extra) as u64);
                 }
-                assert_eq!(timing::cycles(&d.core, &[n]), (n + d.latency_extra) as u64);
             }
         }
     }
@@ -550,13 +581,21 @@ mod tests {
     /// counted by walking the generated modules, for lines of many shapes.
     #[test]
     fn manifest_register_bits_equal_the_flops_of_the_generated_line() {
-        for (na, nw, lanes, r, kmax) in [(4, 4, 16, 8, 4096), (2, 2, 4, 4, 256), (3, 4, 64, 16, 4096), (1, 1, 2, 1, 2), (3, 3, 32, 64, 1000)] {
+        for (na, nw, lanes, r, kmax, p) in [
+            (4, 4, 16, 8, 4096, 0),
+            (4, 4, 16, 8, 4096, 1),
+            (2, 2, 4, 4, 256, 2),
+            (3, 4, 64, 16, 4096, 1),
+            (1, 1, 2, 1, 2, 0),
+            (1, 1, 2, 1, 2, 1),
+            (3, 3, 32, 64, 1000, 2),
+        ] {
             let q = QuantConfig { na, nw, ..QuantConfig::default() };
-            let c = PeLineConfig { lanes, reduce_width: r, k_max: kmax, baseline: false };
+            let c = PeLineConfig { lanes, reduce_width: r, k_max: kmax, weigh_pipeline: p, baseline: false };
             let mut d = Design::default();
             let h = generate(&mut d, &q, &c, TOP);
             let g = PeLineDerived::new(&q, &c);
-            assert_eq!(d.flop_bits(&h.module), g.register_bits, "na={na} nw={nw} lanes={lanes} r={r} k_max={kmax}");
+            assert_eq!(d.flop_bits(&h.module), g.register_bits, "na={na} nw={nw} lanes={lanes} r={r} k_max={kmax} p={p}");
         }
     }
 
@@ -568,5 +607,34 @@ mod tests {
         assert!(e.starts_with("`pe_line.reduce_width` = 32 is out of range (allowed 1..=16)"), "{e}");
         let c = PeLineConfig { reduce_width: 6, ..PeLineConfig::default() };
         assert!(c.validate(&q).unwrap_err().contains("power of two"));
+    }
+
+    #[test]
+    fn weigh_pipeline_is_range_checked_against_the_count_width() {
+        let q = QuantConfig::default();
+        let c = PeLineConfig { weigh_pipeline: 3, ..PeLineConfig::default() };
+        assert_eq!(c.validate(&q).unwrap_err(), "`pe_line.weigh_pipeline` = 3 is out of range (allowed 0..=2)");
+        // k_max = 2: a 2-bit count splits into 2 parts, not 4.
+        let c = PeLineConfig { lanes: 2, k_max: 2, weigh_pipeline: 2, ..PeLineConfig::default() };
+        assert_eq!(
+            c.validate(&q).unwrap_err(),
+            "`pe_line.weigh_pipeline` = 2 splits each 2-bit count (k_max = 2) into 4 parts; allowed 0..=1 at this k_max"
+        );
+        assert!(PeLineConfig { weigh_pipeline: 1, ..c }.validate(&q).is_ok());
+    }
+
+    /// The count parts tile the count exactly, low part first.
+    #[test]
+    fn count_parts_tile_the_count() {
+        let q = QuantConfig::default();
+        for (k_max, p, want) in [
+            (4096, 0, vec![(0, 13)]),
+            (4096, 1, vec![(0, 7), (7, 6)]),
+            (1024, 2, vec![(0, 3), (3, 3), (6, 3), (9, 2)]),
+            (2, 1, vec![(0, 1), (1, 1)]),
+        ] {
+            let d = PeLineDerived::new(&q, &PeLineConfig { k_max, lanes: 2, weigh_pipeline: p, ..PeLineConfig::default() });
+            assert_eq!(d.core.count_parts(), want, "k_max={k_max} p={p}");
+        }
     }
 }

@@ -123,7 +123,14 @@ const CASES: &[Case] = &[
         input: "unknown key",
         files: &[Text("bad.toml", "[pe_line]\nlanez = 4\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
-        message: "error: bad.toml: line 2: unknown field `lanez`, expected one of `lanes`, `reduce_width`, `k_max`, `baseline`",
+        message: "error: bad.toml: line 2: unknown field `lanez`, expected one of `lanes`, `reduce_width`, `k_max`, `weigh_pipeline`, `baseline`",
+    },
+    Case {
+        class: "config",
+        input: "weighing pipeline deeper than the count allows",
+        files: &[Text("bad.toml", "[pe_line]\nlanes = 2\nk_max = 4\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: `pe_line.weigh_pipeline` = 2 splits each 3-bit count (k_max = 4) into 4 parts; allowed 0..=1 at this k_max",
     },
     Case {
         class: "config",
@@ -250,7 +257,7 @@ const CASES: &[Case] = &[
         input: "axis names an unknown key",
         files: &[Text("s.toml", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanez\" = [8]\n")],
         args: &["sweep", "s.toml"],
-        message: "error: s.toml: axis `pe_line.lanez` is not a config key: unknown field `lanez`, expected one of `lanes`, `reduce_width`, `k_max`, `baseline`",
+        message: "error: s.toml: axis `pe_line.lanez` is not a config key: unknown field `lanez`, expected one of `lanes`, `reduce_width`, `k_max`, `weigh_pipeline`, `baseline`",
     },
     Case {
         class: "sweep",

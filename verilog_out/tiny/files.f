@@ -1,11 +1,9 @@
 kllm_act_encoder.v
-kllm_add_tree_n1_w24.v
-kllm_add_tree_n2_w24.v
-kllm_add_tree_n4_w24.v
 kllm_add_tree_pipe_n4_w16_o18.v
-kllm_fifo_w24_d2.v
+kllm_add_tree_pipe_n4_w24_o24.v
+kllm_fifo_w24_d4.v
 kllm_popcount_w4.v
-kllm_count_weigh_l4_i4_c9_t16_y24_r4.v
+kllm_count_weigh_l4_i4_c9_t16_y24_r4_p2.v
 kllm_fifo_w24_d8.v
 kllm_dq_pe_line.v
 kllm_pe_line.v

@@ -1,9 +1,5 @@
 kllm_act_encoder.v
-kllm_add_tree_n1_w28.v
-kllm_add_tree_n2_w28.v
-kllm_add_tree_n4_w28.v
-kllm_add_tree_n8_w28.v
-kllm_add_tree_n16_w28.v
+kllm_add_tree_pipe_n16_w28_o28.v
 kllm_add_tree_pipe_n64_w16_o22.v
 kllm_fifo_w28_d2.v
 kllm_popcount_w4.v
@@ -11,7 +7,7 @@ kllm_popcount_w8.v
 kllm_popcount_w16.v
 kllm_popcount_w32.v
 kllm_popcount_w64.v
-kllm_count_weigh_l64_i7_c13_t16_y28_r16.v
+kllm_count_weigh_l64_i7_c13_t16_y28_r16_p1.v
 kllm_fifo_w28_d8.v
 kllm_dq_pe_line.v
 kllm_pe_line.v
