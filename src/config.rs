@@ -105,6 +105,8 @@ pub struct Config {
     pub nl_map2: Option<crate::nonlinear::NlMap2Config>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nl_reduce: Option<crate::nonlinear::NlReduceConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tile: Option<crate::tile::TileConfig>,
 }
 
 /// A TOML parse error as one line, `line N: message`.

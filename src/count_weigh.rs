@@ -768,38 +768,17 @@ pub mod timing {
 
     /// Returns the edge of the first input transfer and the edge of each result transfer.
     pub fn schedule(d: &CountWeigh, beats: &[u32]) -> (Option<u64>, Vec<u64>) {
-        let steps = d.weigh_steps;
-        let (mut s1v, mut s1l, mut s2v, mut s2l) = (false, false, false, false);
-        let mut full = [false; 2];
-        let mut fill_bank = 0usize;
-        let (mut busy, mut step, mut ws_bank, mut drain) = (false, 0u32, 0usize, 0usize);
-        let (mut av, mut al, mut bv, mut bl) = (false, false, false, false);
-        // The multiply's extra stages M0 .. M(P-1) between A and B: (valid, last) each.
-        let mut mul_stages = vec![(false, false); d.weigh_pipeline as usize];
-        // The registered tree's stages T0 .. T(n-1) between B and the accumulator.
-        let mut tree_stages = vec![(false, false); d.tree_stages as usize];
-        let (mut outstanding, mut fifo) = (0u32, 0u32);
+        let mut core = Core::new(d);
         let (mut dot, mut beat) = (0usize, 0u32);
         let mut first = None;
         let mut outs = vec![];
         let mut edge = 0u64;
         let total_beats: u64 = beats.iter().map(|&b| b.max(1) as u64).sum();
-        let limit = 100 + total_beats * 4 + beats.len() as u64 * (steps as u64 + 10 + (d.weigh_pipeline + d.tree_stages) as u64) * 2;
+        let limit = 100 + total_beats * 4 + beats.len() as u64 * (d.weigh_steps as u64 + 10 + (d.weigh_pipeline + d.tree_stages) as u64) * 2;
         while outs.len() < beats.len() {
             assert!(edge < limit, "timing model did not finish");
-            // Combinational values before the edge.
-            let occupied = full[0] as u32 + full[1] as u32 + (s1v && s1l) as u32 + (s2v && s2l) as u32;
-            let final_ = busy && step == steps - 1;
-            let ready_to_weigh = full[drain] || (s2v && s2l && fill_bank == drain);
-            let start = ready_to_weigh && (!busy || final_) && outstanding < d.fifo_depth;
-            let releasing = (busy && step + 2 >= steps) as u32 + (steps == 1 && start) as u32;
-            let have = dot < beats.len();
-            let in_fire = have && occupied - releasing < 2;
-            let pop = fifo > 0;
-            // The accumulator's input stage: B, or the tree's last stage.
-            let (cv, cl) = tree_stages.last().copied().unwrap_or((bv, bl));
-            let push = cv && cl;
-            // The edge.
+            let in_fire = dot < beats.len() && core.s_ready();
+            let pop = core.m_valid();
             let mut in_last = false;
             if in_fire {
                 first.get_or_insert(edge);
@@ -810,41 +789,126 @@ pub mod timing {
                     beat = 0;
                 }
             }
-            let set = s2v && s2l;
-            let set_bank = fill_bank;
-            if s2v && s2l {
-                fill_bank ^= 1;
-            }
-            (s2v, s2l) = (s1v, s1l);
-            (s1v, s1l) = (in_fire, in_last);
-            if !tree_stages.is_empty() {
-                tree_stages.insert(0, (bv, bl));
-                tree_stages.pop();
-            }
-            mul_stages.insert(0, (av, al));
-            (bv, bl) = mul_stages.pop().expect("the stage list holds A's pair at least");
-            (av, al) = (busy, final_);
-            if final_ {
-                full[ws_bank] = false;
-            }
-            if set {
-                full[set_bank] = true;
-            }
-            if start {
-                ws_bank = drain;
-                drain ^= 1;
-                step = 0;
-            } else if busy {
-                step += 1;
-            }
-            busy = start || (busy && !final_);
-            outstanding = outstanding + start as u32 - pop as u32;
-            fifo = fifo + push as u32 - pop as u32;
+            core.edge(in_fire, in_last, pop);
             if pop {
                 outs.push(edge);
             }
             edge += 1;
         }
         (first, outs)
+    }
+
+    /// The core's control state, one clock edge at a time: what a block that instantiates the
+    /// core (the tile, whose lines may see gaps and a sink that is not always ready) steps
+    /// inside its own cycle model.
+    #[derive(Clone, Debug)]
+    pub struct Core {
+        steps: u32,
+        fifo_depth: u32,
+        s1v: bool,
+        s1l: bool,
+        s2v: bool,
+        s2l: bool,
+        full: [bool; 2],
+        fill_bank: usize,
+        busy: bool,
+        step: u32,
+        ws_bank: usize,
+        drain: usize,
+        av: bool,
+        al: bool,
+        bv: bool,
+        bl: bool,
+        /// The multiply's extra stages M0 .. M(P-1) between A and B: (valid, last) each.
+        mul_stages: Vec<(bool, bool)>,
+        /// The registered tree's stages T0 .. T(n-1) between B and the accumulator.
+        tree_stages: Vec<(bool, bool)>,
+        outstanding: u32,
+        fifo: u32,
+    }
+
+    impl Core {
+        pub fn new(d: &CountWeigh) -> Self {
+            Core {
+                steps: d.weigh_steps,
+                fifo_depth: d.fifo_depth,
+                s1v: false,
+                s1l: false,
+                s2v: false,
+                s2l: false,
+                full: [false; 2],
+                fill_bank: 0,
+                busy: false,
+                step: 0,
+                ws_bank: 0,
+                drain: 0,
+                av: false,
+                al: false,
+                bv: false,
+                bl: false,
+                mul_stages: vec![(false, false); d.weigh_pipeline as usize],
+                tree_stages: vec![(false, false); d.tree_stages as usize],
+                outstanding: 0,
+                fifo: 0,
+            }
+        }
+
+        fn start(&self) -> bool {
+            let final_ = self.busy && self.step == self.steps - 1;
+            let ready_to_weigh = self.full[self.drain] || (self.s2v && self.s2l && self.fill_bank == self.drain);
+            ready_to_weigh && (!self.busy || final_) && self.outstanding < self.fifo_depth
+        }
+
+        /// `s_ready` before the edge (it depends on state only, never on `s_valid`).
+        pub fn s_ready(&self) -> bool {
+            let occupied = self.full[0] as u32 + self.full[1] as u32 + (self.s1v && self.s1l) as u32 + (self.s2v && self.s2l) as u32;
+            let releasing = (self.busy && self.step + 2 >= self.steps) as u32 + (self.steps == 1 && self.start()) as u32;
+            occupied - releasing < 2
+        }
+
+        /// `m_valid` before the edge: a result waits in the FIFO.
+        pub fn m_valid(&self) -> bool {
+            self.fifo > 0
+        }
+
+        /// One clock edge: an input beat transfers (`in_fire`, the result's last beat if
+        /// `in_last`) and/or the head result leaves (`pop`, only while `m_valid`).
+        pub fn edge(&mut self, in_fire: bool, in_last: bool, pop: bool) {
+            let final_ = self.busy && self.step == self.steps - 1;
+            let start = self.start();
+            // The accumulator's input stage: B, or the tree's last stage.
+            let (cv, cl) = self.tree_stages.last().copied().unwrap_or((self.bv, self.bl));
+            let push = cv && cl;
+            let set = self.s2v && self.s2l;
+            let set_bank = self.fill_bank;
+            if set {
+                self.fill_bank ^= 1;
+            }
+            (self.s2v, self.s2l) = (self.s1v, self.s1l);
+            (self.s1v, self.s1l) = (in_fire, in_fire && in_last);
+            if !self.tree_stages.is_empty() {
+                self.tree_stages.insert(0, (self.bv, self.bl));
+                self.tree_stages.pop();
+            }
+            self.mul_stages.insert(0, (self.av, self.al));
+            (self.bv, self.bl) = self.mul_stages.pop().expect("the stage list holds A's pair at least");
+            (self.av, self.al) = (self.busy, final_);
+            if final_ {
+                self.full[self.ws_bank] = false;
+            }
+            if set {
+                self.full[set_bank] = true;
+            }
+            if start {
+                self.ws_bank = self.drain;
+                self.drain ^= 1;
+                self.step = 0;
+            } else if self.busy {
+                self.step += 1;
+            }
+            self.busy = start || (self.busy && !final_);
+            self.outstanding = self.outstanding + start as u32 - pop as u32;
+            self.fifo = self.fifo + push as u32 - pop as u32;
+        }
     }
 }

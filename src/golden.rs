@@ -41,6 +41,33 @@ impl GoldenWriter {
         let _ = writeln!(self.text, "fields out: {}", outs.join(" "));
     }
 
+    /// The header of a block with named streams: one `fields in.<stream>:` / `fields out.<stream>:`
+    /// line per stream (`""` is the unnamed stream).
+    pub fn header_streams(&mut self, block: &str, ins: &[(&str, &[&str])], outs: &[(&str, &[&str])]) {
+        let _ = writeln!(
+            self.text,
+            "# kllm-gen golden v1 block={block} config={} seed={}",
+            self.config, self.seed
+        );
+        for (side, list) in [("in", ins), ("out", outs)] {
+            for (name, fields) in list {
+                let dot = if name.is_empty() { String::new() } else { format!(".{name}") };
+                let _ = writeln!(self.text, "fields {side}{dot}: {}", fields.join(" "));
+            }
+        }
+    }
+
+    /// One input beat on a named input stream (`in.x ...`).
+    pub fn input_on(&mut self, stream: &str, fields: &[String]) {
+        self.text.push_str("in.");
+        self.text.push_str(stream);
+        for f in fields {
+            self.text.push(' ');
+            self.text.push_str(f);
+        }
+        self.text.push('\n');
+    }
+
     pub fn cfg(&mut self, addr: u64, data: &str) {
         let _ = writeln!(self.text, "cfg {addr:x} {data}");
     }

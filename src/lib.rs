@@ -24,4 +24,5 @@ pub mod reference;
 pub mod registry;
 pub mod rng;
 pub mod sweep;
+pub mod tile;
 pub mod verilog;

@@ -491,6 +491,14 @@ fn shift_in(leaf: &str, n: u32, lanes: u32) -> String {
 }
 
 pub fn generate(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig, module: &str) -> Handle {
+    generate_with_keep(d, q, c, module, false)
+}
+
+/// Orizuru with a per-lane `s_keep` input (used by `kllm_tile` for vectors shorter than n): a
+/// leaf whose keep bit is 0 is masked in both trees from the start, so it can never be chosen,
+/// and once every kept leaf has left a tree that tree keeps popping (value and position are then
+/// meaningless; the tile counts its kept leaves and ignores those pops). Same cycles as without.
+pub fn generate_with_keep(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig, module: &str, keep: bool) -> Handle {
     let g = OrizuruDerived::new(q, c);
     let (n, k, lanes, xb, pb, l, r, s, b) =
         (c.n, c.k, c.lanes, q.x_bits, g.pos_bits, g.levels, g.unit_levels, g.stages, g.beats_per_vector);
@@ -511,6 +519,12 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig, module: &str
     ));
     m.doc("Ties: the left (lower-position) child wins in both trees, so equal values leave in ascending position.");
     stream_ports(&mut m, lanes, xb, pb);
+    if keep {
+        m.doc("s_keep: lane i of the beat is a real value; pad leaves (keep 0) are never chosen.");
+        m.input("s_keep", lanes, "lane i holds a value of the vector (0: a pad, never chosen)");
+        m.output("m_max_real", 1, "this pop is a kept leaf (0: every kept leaf has left the max tree)");
+        m.output("m_min_real", 1, "this pop is a kept leaf (0: every kept leaf has left the min tree)");
+    }
     m.localparam("X_W", 0, xb as i64);
     if lanes != n {
         m.localparam("N", 0, n as i64).localparam("LANES", 0, lanes as i64);
@@ -540,12 +554,29 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig, module: &str
         ],
     );
     m.wire_eq("leaf", n * xb, "rd_bank_q ? leaf1_q : leaf0_q");
+    if keep {
+        m.comment("Keep bits shift in with the values; a pad leaf is masked in both trees.");
+        m.reg("keep0_q", n).reg("keep1_q", n);
+        let shift = |k: &str| if lanes == n { "s_keep".to_string() } else { format!("{{s_keep, {k}[N-1:LANES]}}") };
+        m.clocked(
+            "keep_load",
+            vec![
+                if_("in_fire & ~wr_bank_q", vec![nb("keep0_q", shift("keep0_q"))]),
+                if_("in_fire & wr_bank_q", vec![nb("keep1_q", shift("keep1_q"))]),
+            ],
+        );
+        m.wire_eq("leaf_keep", n, "rd_bank_q ? keep1_q : keep0_q");
+    }
     m.wire_eq("act", 1, "rd_bank_q ? full_q[1] : full_q[0]");
 
     // ------------------------------------------------------------ masks and counters
     m.comment("mask_*_q[i]: leaf i already left that tree (-inf for max, +inf for min). A separate\n\
                bit, so a real most-negative or most-positive value is never mistaken for a hole.");
     m.reg("mask_max_q", n).reg("mask_min_q", n);
+    if keep {
+        m.wire_eq("tree_mask_max", n, "mask_max_q | ~leaf_keep");
+        m.wire_eq("tree_mask_min", n, "mask_min_q | ~leaf_keep");
+    }
     m.reg("cnt_max_q", cw).reg("cnt_min_q", cw);
     m.wire_eq(
         "done",
@@ -588,8 +619,9 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig, module: &str
             let h = leaf_unit(d, r, xb, registered);
             let mut conns = clk.clone();
             conns.push(("i_leaf".into(), "leaf[j*UNIT*X_W +: UNIT*X_W]".into()));
-            conns.push(("i_mask_max".into(), "mask_max_q[j*UNIT +: UNIT]".into()));
-            conns.push(("i_mask_min".into(), "mask_min_q[j*UNIT +: UNIT]".into()));
+            let (mmax, mmin) = if keep { ("tree_mask_max", "tree_mask_min") } else { ("mask_max_q", "mask_min_q") };
+            conns.push(("i_mask_max".into(), format!("{mmax}[j*UNIT +: UNIT]")));
+            conns.push(("i_mask_min".into(), format!("{mmin}[j*UNIT +: UNIT]")));
             conns.extend(outs("max"));
             conns.extend(outs("min"));
             let body = vec![Item::Instance { module: h.module, name: "u_unit".into(), conns }];
@@ -629,7 +661,9 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig, module: &str
             &format!("pop_{t}"),
             1,
             format!(
-                "act & {settled} & {t}_v{l} & (cnt_{t}_q != {}) & (~m_{t}_valid | m_{t}_ready)",
+                "act & {settled} & {} & (cnt_{t}_q != {}) & (~m_{t}_valid | m_{t}_ready)",
+                // With keep, a tree whose kept leaves are all out still pops (see above).
+                if keep { "1'b1".to_string() } else { format!("{t}_v{l}") },
                 lit(cw, k as u64)
             ),
         );
@@ -674,17 +708,17 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig, module: &str
                 )],
             ));
         }
-        m.clocked(
-            &format!("out_{t}"),
-            vec![if_(
-                &format!("pop_{t}"),
-                vec![
-                    nb(format!("o_{t}_value_q"), format!("{t}_val{l}")),
-                    nb(format!("o_{t}_pos_q"), format!("{t}_idx{l}")),
-                    nb(format!("o_{t}_last_q"), format!("cnt_{t}_q == {}", lit(cw, k as u64 - 1))),
-                ],
-            )],
-        );
+        let mut load = vec![
+            nb(format!("o_{t}_value_q"), format!("{t}_val{l}")),
+            nb(format!("o_{t}_pos_q"), format!("{t}_idx{l}")),
+            nb(format!("o_{t}_last_q"), format!("cnt_{t}_q == {}", lit(cw, k as u64 - 1))),
+        ];
+        if keep {
+            m.reg(&format!("o_{t}_real_q"), 1);
+            m.assign(format!("m_{t}_real"), format!("o_{t}_real_q"));
+            load.push(nb(format!("o_{t}_real_q"), format!("{t}_v{l}")));
+        }
+        m.clocked(&format!("out_{t}"), vec![if_(&format!("pop_{t}"), load)]);
     }
     // Bank bookkeeping.
     ctrl_reset.extend([

@@ -82,6 +82,7 @@ pub static BLOCKS: &[&dyn BlockKind] = &[
     &crate::nonlinear::NlMapBlock,
     &crate::nonlinear::NlMap2Block,
     &crate::nonlinear::NlReduceBlock,
+    &crate::tile::TileBlock,
 ];
 
 /// The block kind called `name`.

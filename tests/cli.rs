@@ -129,7 +129,7 @@ fn generation_is_deterministic_and_replaces_atomically() {
 #[test]
 fn explain_prints_derived_quantities() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let o = kllm().arg("explain").arg("--config").arg(root.join("generators/default.toml")).output().unwrap();
+    let o = kllm().arg("explain").arg("--config").arg(root.join("generators/pe_default.toml")).output().unwrap();
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success());
     for want in ["bins", "= 256", "y_bits", "= 28", "latency_extra", "predicted.gemv64_kmax_cycles"] {

@@ -116,7 +116,7 @@ const CASES: &[Case] = &[
         input: "unknown section",
         files: &[Text("bad.toml", "[pe_lines]\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
-        message: "error: bad.toml: line 1: unknown field `pe_lines`, expected one of `quant`, `pe_line`, `encoder`, `orizuru`, `test`, `nl_map`, `nl_map2`, `nl_reduce`",
+        message: "error: bad.toml: line 1: unknown field `pe_lines`, expected one of `quant`, `pe_line`, `encoder`, `orizuru`, `test`, `nl_map`, `nl_map2`, `nl_reduce`, `tile`",
     },
     Case {
         class: "config",
@@ -148,10 +148,38 @@ const CASES: &[Case] = &[
     },
     Case {
         class: "config",
+        input: "tile without PE lines",
+        files: &[Text("bad.toml", "[tile]\nlines = 0\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: `tile.lines` = 0 is out of range (allowed 1..=64)",
+    },
+    Case {
+        class: "config",
+        input: "tile without compensation multipliers",
+        files: &[Text("bad.toml", "[tile]\ncomp_macs = 0\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: `tile.comp_macs` = 0 is out of range (allowed 1..=10); there are 2k = 10 outlier slots to multiply",
+    },
+    Case {
+        class: "config",
+        input: "tile k above half of k_max",
+        files: &[Text("bad.toml", "[tile]\nk_max = 64\nk = 33\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: `tile.k` = 33 is out of range (allowed 1..=32); at most half of `tile.k_max` per side",
+    },
+    Case {
+        class: "config",
+        input: "tile lanes not dividing k_max",
+        files: &[Text("bad.toml", "[tile]\nlanes = 24\n")],
+        args: &["generate", "--config", "bad.toml", "--out", "out"],
+        message: "error: bad.toml: `tile.lanes` = 24 must be a power of two",
+    },
+    Case {
+        class: "config",
         input: "no block selected",
         files: &[Text("bad.toml", "[quant]\nnw = 4\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
-        message: "error: bad.toml: the config selects no block: add at least one of [pe_line], [encoder], [orizuru], [nl_map], [nl_map2], [nl_reduce]",
+        message: "error: bad.toml: the config selects no block: add at least one of [pe_line], [encoder], [orizuru], [nl_map], [nl_map2], [nl_reduce], [tile]",
     },
     Case {
         class: "config",
@@ -299,7 +327,7 @@ const CASES: &[Case] = &[
         input: "unknown block in run.blocks",
         files: &[Text("s.toml", "[run]\nblocks = [\"pe\"]\n[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8]\n")],
         args: &["sweep", "s.toml"],
-        message: "error: s.toml: `run.blocks` names unknown block `pe` (allowed: pe_line, dq_pe_line, act_encoder, orizuru, topk_sorter, nl_map, nl_map2, nl_reduce)",
+        message: "error: s.toml: `run.blocks` names unknown block `pe` (allowed: pe_line, dq_pe_line, act_encoder, orizuru, topk_sorter, nl_map, nl_map2, nl_reduce, tile)",
     },
     Case {
         class: "sweep",
