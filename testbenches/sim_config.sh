@@ -40,8 +40,10 @@ fi
 # Real data through the tile: every MatMul of the reference decoder layer (q, k, v, o, gate, up,
 # down on eval's 16 tokens, seed 1, compensation on) bit-exactly, then eval's error table rebuilt
 # from the RTL's integer results, whose K-Means + outliers row must be the reference's exactly.
-# A tile too small for the layer (K up to 1024, 5 outliers per side) says so and skips this.
-if grep -q '^tile ' "$build/blocks.txt"; then
+# Runs for the tile configs named in LAYER_CONFIGS (default: the default tile, a few minutes of
+# Verilator; the paper tile would take far longer); a tile too small for the layer (K up to 1024,
+# 5 outliers per side) says so and skips it.
+if grep -q '^tile ' "$build/blocks.txt" && [[ " ${LAYER_CONFIGS:-default} " == *" $name "* ]]; then
   log=$build/sim_tile_layer.log
   if "$KLLM" golden --from-layer --seed 1 --config "$config" --out "$build" >"$build/layer_summary.txt" 2>&1; then
     rm -f "$build/rtl_tile_layer.txt"
