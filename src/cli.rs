@@ -31,7 +31,8 @@ enum Cmd {
         config: PathBuf,
     },
     /// Write golden test vectors (stimulus + expected results) for each block of a config.
-    /// With --from-layer: the MatMuls of a K-Means-quantized decoder layer as PE-line vectors
+    /// With --from-layer: the MatMuls of a K-Means-quantized decoder layer, as tile GEMVs for a
+    /// config with [tile] (OUT/golden_tile_layer.txt), else as PE-line vectors
     /// (OUT/golden_pe_line_layer.txt).
     Golden {
         #[arg(long)]
@@ -49,9 +50,13 @@ enum Cmd {
         #[arg(long)]
         block: Option<String>,
         /// Dump the default synthetic layer's MatMuls (K-Means W(nw)A(na), 0.5 %+0.5 %
-        /// outliers) as PE-line vectors instead of random ones.
+        /// outliers) instead of random vectors: every MatMul on every token as a tile GEMV with
+        /// compensation on (config with [tile]), or as PE-line dot products.
         #[arg(long)]
         from_layer: bool,
+        /// With --from-layer and a tile: tokens run through the layer (eval's default).
+        #[arg(long, default_value_t = crate::reference::commands::EVAL_TOKENS, requires = "from_layer")]
+        tokens: usize,
         /// With --from-layer: take decoder layer --layer of this checkpoint (LLaMA family or
         /// GPT-2, fed with seeded tokens through its embedding) instead of the synthetic layer.
         #[arg(long, requires = "from_layer")]
@@ -114,6 +119,11 @@ enum Cmd {
         /// Outliers per side per token, percent of the reduction length.
         #[arg(long, default_value_t = 0.5)]
         outliers: f64,
+        /// Rebuild the K-Means + outliers row from the RTL's integer results: a bench dump of
+        /// the tile fed by `golden --from-layer` (same --config, --seed, --tokens, --weights,
+        /// --layer), or the folder holding its rtl_tile_layer.txt.
+        #[arg(long, requires = "config", conflicts_with = "csv")]
+        rtl_results: Option<PathBuf>,
     },
     /// Time Lloyd and the exact 1-D K-Means on N seeded Gaussian weights.
     BenchKmeans {
@@ -232,15 +242,16 @@ fn run(cmd: Cmd) -> Result<()> {
             let cfg = Config::load(&config)?;
             print!("{}", design::explain(&cfg, &design::design_name(&config)));
         }
-        Cmd::Golden { config, out, seed, vectors, block, from_layer, weights, layer, head_dim } => {
+        Cmd::Golden { config, out, seed, vectors, block, from_layer, tokens, weights, layer, head_dim } => {
             let cfg = Config::load(&config)?;
             let name = design::design_name(&config);
             let seed = seed.unwrap_or(cfg.test.seed);
             let vectors = vectors.unwrap_or(cfg.test.vectors);
             crate::config::in_range("--vectors", vectors, 1, 10_000_000).map_err(anyhow::Error::msg)?;
             if from_layer {
-                if block.as_deref().is_some_and(|b| b != "pe_line") {
-                    bail!("--from-layer writes PE-line vectors only; drop --block or use --block pe_line");
+                let kind = if cfg.tile.is_some() { "tile" } else { "pe_line" };
+                if block.as_deref().is_some_and(|b| b != kind) {
+                    bail!("--from-layer writes {kind} vectors for config '{name}'; drop --block or use --block {kind}");
                 }
                 crate::reference::commands::check_quant(&cfg.quant)?;
                 use crate::reference::golden_layer::LayerSource;
@@ -248,6 +259,18 @@ fn run(cmd: Cmd) -> Result<()> {
                     Some(path) => LayerSource::Checkpoint { path, layer, head_dim },
                     None => LayerSource::Synthetic,
                 };
+                if cfg.tile.is_some() {
+                    crate::config::in_range("--tokens", tokens, 1, 4096).map_err(anyhow::Error::msg)?;
+                    let (text, summary) = crate::reference::golden_layer::tile_golden(&cfg, &name, seed, tokens, src)?;
+                    std::fs::create_dir_all(&out)?;
+                    let path = out.join("golden_tile_layer.txt");
+                    let tmp = out.join(".golden_tile_layer.txt.tmp");
+                    std::fs::write(&tmp, &text)?;
+                    std::fs::rename(&tmp, &path)?;
+                    println!("wrote {} (seed {seed}, {tokens} tokens, every MatMul of the layer as tile GEMVs, compensation on)", path.display());
+                    print!("{summary}");
+                    return Ok(());
+                }
                 let g = crate::reference::golden_layer::pe_line_golden(&cfg, &name, seed, vectors, src)?;
                 std::fs::create_dir_all(&out)?;
                 let path = out.join("golden_pe_line_layer.txt");
@@ -280,13 +303,29 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Quantize { weights, tensor, nw, wc_bits, seed, solver } => {
             print!("{}", crate::reference::commands::quantize(&weights, tensor.as_deref(), nw, wc_bits, seed, solver)?);
         }
-        Cmd::Eval { seed, config, nw, na, weights, layer, csv, head_dim, tokens, outliers } => {
-            let mut q = match &config {
-                Some(c) => Config::load(c)?.quant,
-                None => crate::config::QuantConfig::default(),
-            };
+        Cmd::Eval { seed, config, nw, na, weights, layer, csv, head_dim, tokens, outliers, rtl_results } => {
+            let cfg = config.as_ref().map(|c| Config::load(c)).transpose()?;
+            let mut q = cfg.as_ref().map(|c| c.quant.clone()).unwrap_or_default();
             q.nw = nw.unwrap_or(q.nw);
             q.na = na.unwrap_or(q.na);
+            if let Some(rtl) = rtl_results {
+                let (cfg, path) = (cfg.expect("clap requires --config"), config.expect("clap requires --config"));
+                let Some(t) = &cfg.tile else {
+                    bail!("--rtl-results reads a tile's results; config {} has no [tile] section", path.display());
+                };
+                if nw.is_some() || na.is_some() {
+                    bail!("--rtl-results takes the bits of the tile's config; drop --nw/--na");
+                }
+                let w = match (&weights, layer) {
+                    (Some(p), Some(l)) => Some((p.as_path(), l, head_dim)),
+                    (Some(_), None) => bail!("--rtl-results with --weights needs --layer L (the layer `golden --from-layer` fed)"),
+                    (None, _) => None,
+                };
+                let d = crate::tile::TileDerived::new(&cfg.quant, t);
+                let fmt = crate::reference::commands::DumpFormat { field: "y", bits: d.y_bits, mask: Some("rows") };
+                print!("{}", crate::reference::commands::eval_rtl(&q, &fmt, seed, w, tokens, outliers, &rtl)?);
+                return Ok(());
+            }
             let w = weights.as_deref().map(|p| (p, layer, head_dim));
             print!("{}", crate::reference::commands::eval(&q, seed, w, tokens, outliers, csv.as_deref())?);
         }

@@ -113,4 +113,22 @@ else
     echo "FAIL negative control 'broken-reset': bench failed without the expected reset report"; tail -5 "$log"; status=1
   fi
 fi
+# 11. Compensation is really in the tile: the default tile's layer MatMuls (2 tokens, every
+#     projection) with the runtime k written as 0 (the expected results keep compensation) must
+#     fail. The tile's bench build is shared with the default regression (build/default).
+block=tile design=verilog_out/default build=build/default
+mkdir -p "$build"
+"$KLLM" blocks --config generators/default.toml >"$build/blocks.txt"
+"$KLLM" golden --from-layer --seed 1 --tokens 2 --config generators/default.toml --out "$build/negative" >/dev/null
+good=$build/negative/golden_tile_layer.txt
+if testbenches/run_block.sh "$design" tile "$good" "$build" +seed=7 +timed=0 >"$build/negative/good.log" 2>&1; then
+  echo "PASS negative control tile: uncorrupted layer golden passes"
+else
+  echo "FAIL negative control tile: uncorrupted layer golden fails"; tail -5 "$build/negative/good.log"; exit 1
+fi
+off=$(grep -m1 '^#define KLLM_TILE_CFG_OFFSET_BITS' "$design/kllm_params.h" | cut -d' ' -f3)
+kaddr=$(printf %x $(( 4 << off ))) # region 4: the runtime k
+[ "$(grep -c "^cfg $kaddr " "$good")" -ge 1 ] || { echo "FAIL negative control tile: no runtime-k write at cfg $kaddr"; exit 1; }
+sed "s/^cfg $kaddr .*/cfg $kaddr 0/" "$good" >"$build/negative/k0.txt"
+run tile-compensation-off "$build/negative/k0.txt" " mismatches=[1-9]"
 exit $status

@@ -37,4 +37,34 @@ if grep -q '^pe_line ' "$build/blocks.txt"; then
     status=1; echo "[$name] FAIL pe_line on layer MatMuls (log: $log)"; tail -15 "$log" | sed 's/^/    /'
   fi
 fi
+# Real data through the tile: every MatMul of the reference decoder layer (q, k, v, o, gate, up,
+# down on eval's 16 tokens, seed 1, compensation on) bit-exactly, then eval's error table rebuilt
+# from the RTL's integer results, whose K-Means + outliers row must be the reference's exactly.
+# Runs for the tile configs named in LAYER_CONFIGS (default: the default tile, a few minutes of
+# Verilator; the paper tile would take far longer); a tile too small for the layer (K up to 1024,
+# 5 outliers per side) says so and skips it.
+if grep -q '^tile ' "$build/blocks.txt" && [[ " ${LAYER_CONFIGS:-default} " == *" $name "* ]]; then
+  log=$build/sim_tile_layer.log
+  if "$KLLM" golden --from-layer --seed 1 --config "$config" --out "$build" >"$build/layer_summary.txt" 2>&1; then
+    rm -f "$build/rtl_tile_layer.txt"
+    testbenches/run_block.sh "$design" tile "$build/golden_tile_layer.txt" "$build" +seed="${SEED:-1}" +timed=0 \
+      +dump="$build/rtl_tile_layer.txt" >"$log" 2>&1 || status=1
+    if grep -q '^PASS' "$log"; then
+      echo "[$name] layer MatMuls $(grep '^PASS' "$log")"
+      eval_log=$build/eval_rtl.txt
+      if "$KLLM" eval --seed 1 --config "$config" --rtl-results "$build" >"$eval_log" 2>&1 \
+        && grep -q 'the row from RTL results equals the reference row' "$eval_log"; then
+        echo "[$name] PASS: eval from RTL results: $(grep -o '[0-9]* of [0-9]* integer results differ' "$eval_log"), K-Means + outliers row = reference row"
+      else
+        status=1; echo "[$name] FAIL: eval from RTL results (log: $eval_log)"; tail -12 "$eval_log" | sed 's/^/    /'
+      fi
+    else
+      status=1; echo "[$name] FAIL tile on layer MatMuls (log: $log)"; tail -15 "$log" | sed 's/^/    /'
+    fi
+  elif grep -q "^error: the layer's" "$build/layer_summary.txt"; then
+    echo "[$name] layer MatMuls not run: $(sed 's/^error: //' "$build/layer_summary.txt")"
+  else
+    status=1; echo "[$name] FAIL golden --from-layer"; tail -3 "$build/layer_summary.txt" | sed 's/^/    /'
+  fi
+fi
 exit $status

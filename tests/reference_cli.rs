@@ -114,3 +114,51 @@ fn golden_from_a_checkpoint_layer() {
     let (code, _, err) = run(&["golden", "--out", "x", "--config"], &[&cfg, Path::new("--weights"), &p]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// A tile config: `golden --from-layer` writes every MatMul of the layer as tile GEMVs, and
+/// `eval --rtl-results` on results equal to the golden file's expected ones (the golden file's
+/// `fields out:` and `out` lines are a bench dump's format) prints eval's table with an RTL row
+/// equal to the reference row; one result changed makes it differ and is counted. Runs on a
+/// checkpoint layer (d = 32, ffn 48) so that it is quick.
+#[test]
+fn tile_layer_golden_and_eval_from_rtl_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = checkpoint(dir.path(), 2);
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(&cfg, "[quant]\nnw = 4\nna = 3\n[tile]\nlines = 2\nlanes = 4\nk_max = 64\nk = 2\ncomp_macs = 2\n").unwrap();
+    let out = dir.path().join("g");
+    let src = [Path::new("--weights"), &p, Path::new("--head-dim"), Path::new("8"), Path::new("--layer"), Path::new("1")];
+    let base = ["--seed", "3", "--tokens", "3", "--config"];
+    let (code, stdout, err) = run(&[&["golden", "--from-layer"][..], &base].concat(), &[&[cfg.as_path(), Path::new("--out"), &out][..], &src].concat());
+    assert_eq!(code, 0, "{err}");
+    // 7 projections x 3 tokens; k = 1 per side (0.5 % of 32 or 48, at least one).
+    assert!(stdout.contains("golden_tile_layer.txt") && stdout.contains("down_proj      48     32   1      3        96"), "{stdout}");
+    let golden = std::fs::read_to_string(out.join("golden_tile_layer.txt")).unwrap();
+    let eval = |dump: &str| {
+        let f = dir.path().join("rtl.txt");
+        std::fs::write(&f, dump).unwrap();
+        run(&[&["eval"][..], &base].concat(), &[&[cfg.as_path(), Path::new("--rtl-results"), &f][..], &src].concat())
+    };
+    let (code, table, err) = eval(&golden);
+    assert_eq!(code, 0, "{err}");
+    assert!(table.contains(": 0 of ") && table.contains("the row from RTL results equals the reference row"), "{table}");
+    let rows: Vec<&str> = table.lines().filter(|l| l.contains("outliers")).collect();
+    fn figures(l: &str) -> Vec<&str> {
+        l.split_whitespace().rev().take(3).collect()
+    }
+    assert!(rows[1].starts_with("K-Means W4A3 + 0.5%+0.5% outliers (RTL results)") && figures(rows[0]) == figures(rows[1]), "{table}");
+    // One result wrong: the lowest bit of the last out line (down_proj of the last token, which
+    // goes straight to the output; the first token's q, say, cannot change anything: a single
+    // key's softmax is 1 whatever q is).
+    let at = golden.rfind("\nout ").unwrap() + 5;
+    let end = golden[at..].find(' ').unwrap() + at;
+    let digit = u32::from_str_radix(&golden[end - 1..end], 16).unwrap() ^ 1;
+    let bad = format!("{}{digit:x}{}", &golden[..end - 1], &golden[end..]);
+    let (code, table, err) = eval(&bad);
+    assert_eq!(code, 0, "{err}");
+    assert!(table.contains(": 1 of ") && table.contains("DIFFERS from the reference row"), "{table}");
+    // A layer longer than the tile: one line naming the projection and the key.
+    std::fs::write(&cfg, "[quant]\nnw = 4\nna = 3\n[tile]\nlines = 2\nlanes = 4\nk_max = 32\nk = 2\ncomp_macs = 2\n").unwrap();
+    let (code, _, err) = run(&[&["golden", "--from-layer"][..], &base].concat(), &[&[cfg.as_path(), Path::new("--out"), &out][..], &src].concat());
+    assert_eq!((code, err.trim()), (1, "error: the layer's down_proj has K = 48, longer than `tile.k_max` = 32 of config 't'"));
+}

@@ -9,6 +9,11 @@
 //! chunks of at most `k_max` elements, each its own dot product (the partial sums the hardware
 //! would accumulate). The PE line has no compensation path yet, so the outlier compensation
 //! `Σ_{j∈O} (x_j − ca[ia_j])·cw[iw_j]` is not in the file; [`LayerGolden::summary`] reports it.
+//!
+//! For a config with `[tile]`, [`tile_golden`] writes the tile's golden file instead: every
+//! MatMul of the layer on every token as one GEMV with compensation on (k = the layer's outliers
+//! per side), through `tile::golden_gemvs`, so the expected results are `Gemv::expected()` and
+//! the RTL's results rebuild the layer exactly (`eval --rtl-results`).
 
 use anyhow::{anyhow, Result};
 
@@ -126,6 +131,39 @@ pub fn pe_line_golden(cfg: &Config, name: &str, seed: u64, vectors: u32, src: La
         figures.push(f);
     }
     Ok(LayerGolden { text: w.finish(), figures })
+}
+
+/// `golden --from-layer` for a tile config: the layer's GEMVs (see [`LayerProblem::gemvs`]) on
+/// `tokens` tokens at 0.5 %+0.5 % outliers, as `eval` quantizes it, and a per-projection summary.
+pub fn tile_golden(cfg: &Config, name: &str, seed: u64, tokens: usize, src: LayerSource) -> Result<(String, String)> {
+    let c = cfg.tile.as_ref().ok_or_else(|| anyhow!("config '{name}' has no [tile] section"))?;
+    let lp = LayerProblem::new(QBits::from(&cfg.quant), seed, tokens, 0.005, src)?;
+    let gemvs = lp.gemvs();
+    for g in &gemvs {
+        let (kk, k, p) = (g.gemv.k_len(), g.gemv.k, g.proj.name());
+        if kk > c.k_max as usize {
+            anyhow::bail!("the layer's {p} has K = {kk}, longer than `tile.k_max` = {} of config '{name}'", c.k_max);
+        }
+        if k > c.k as usize {
+            anyhow::bail!(
+                "the layer's {p} needs k = {k} outliers per side (0.5 % of K = {kk}); `tile.k` = {} of config '{name}' allows at most {}",
+                c.k,
+                c.k
+            );
+        }
+    }
+    let mut summary = format!("{:<10} {:>6} {:>6} {:>3} {:>6} {:>9}\n", "matmul", "K", "rows", "k", "GEMVs", "results");
+    for p in Proj::ALL {
+        let of: Vec<_> = gemvs.iter().filter(|g| g.proj == p).collect();
+        if let Some(g) = of.first() {
+            let rows = g.gemv.rows.len();
+            summary += &format!("{:<10} {:>6} {:>6} {:>3} {:>6} {:>9}\n", p.name(), g.gemv.k_len(), rows, g.gemv.k, of.len(), of.len() * rows);
+        }
+    }
+    let list: Vec<super::gemv::Gemv> = gemvs.into_iter().map(|g| g.gemv).collect();
+    let mut w = GoldenWriter::new(name, seed);
+    crate::tile::golden_gemvs(cfg, &list, seed, &mut w);
+    Ok((w.finish(), summary))
 }
 
 #[cfg(test)]
