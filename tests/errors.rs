@@ -447,7 +447,7 @@ const CASES: &[Case] = &[
         input: "layer vectors for another block",
         files: &[Text("c.toml", "[pe_line]\nlanes = 2\nk_max = 8\n")],
         args: &["golden", "--config", "c.toml", "--out", "out", "--from-layer", "--block", "act_encoder"],
-        message: "error: --from-layer writes PE-line vectors only; drop --block or use --block pe_line",
+        message: "error: --from-layer writes pe_line vectors for config 'c'; drop --block or use --block pe_line",
     },
     Case {
         class: "CLI",
