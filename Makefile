@@ -13,7 +13,7 @@ KLLM       := target/release/kllm-gen
 NAME        = $(basename $(notdir $(1)))
 export SEED VECTORS WAVES KLLM
 
-.PHONY: all help tools gen gen-all gen-default lint lint-default sim sim-one sim-default negative-control synth test test-rust check-generated bench clean sweep sweep-all sweep-smoke
+.PHONY: all help tools gen gen-all gen-default lint lint-default sim sim-one sim-default sim-compose negative-control synth test test-rust check-generated bench clean sweep sweep-all sweep-smoke
 
 all: gen-default lint-default sim-default ## generate the default accelerator, lint it and run its regression
 
@@ -76,6 +76,9 @@ sim-default: tools
 sim-orizuru-long: tools $(KLLM) ## Orizuru N=4096 at the full 20 000-vector count (10 chunks, a few minutes)
 	@testbenches/sim_orizuru_long.sh
 
+sim-compose: tools $(KLLM) ## two PE lines of different parameters + an Orizuru in one top (kllm-gen compose): lint, simulate each part
+	@testbenches/sim_compose.sh
+
 negative-control: tools $(KLLM) ## corrupted golden files must make the bench fail
 	@testbenches/negative_control.sh
 
@@ -130,7 +133,7 @@ slurm-test: tools $(KLLM) ## a one-node Slurm on localhost runs the smoke sweep 
 test-rust: ## cargo unit, snapshot and CLI tests
 	cargo test --release
 
-test: tools test-rust check-generated lint sim negative-control sweep-smoke sim-icarus slurm-test ## everything: cargo tests, generated files up to date, lint, regression
+test: tools test-rust check-generated lint sim sim-compose negative-control sweep-smoke sim-icarus slurm-test ## everything: cargo tests, generated files up to date, lint, regression
 	@echo "make test: all passed"
 
 bench: tools $(KLLM) ## generation time, Verilator rate, Yosys cells of the default config

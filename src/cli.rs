@@ -174,6 +174,18 @@ enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Put several blocks, each from its own config, into one top `kllm_NAME` (ports under each
+    /// part's prefix) in OUT/NAME/, with bench bindings per part.
+    Compose {
+        /// PREFIX=CONFIG[:BLOCK], once per part (e.g. a=generators/tiny.toml:pe_line).
+        #[arg(long = "part", required = true)]
+        parts: Vec<String>,
+        /// Design name: the top is kllm_NAME, the folder OUT/NAME.
+        #[arg(long, default_value = "composed")]
+        name: String,
+        #[arg(long, default_value = "verilog_out")]
+        out: PathBuf,
+    },
 }
 
 pub fn main() -> i32 {
@@ -318,6 +330,16 @@ fn run(cmd: Cmd) -> Result<()> {
             for b in design::blocks(&cfg) {
                 println!("{} {}", b.name, b.top);
             }
+        }
+        Cmd::Compose { parts, name, out } => {
+            if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') || name.is_empty() {
+                bail!("`--name` = {name:?} must be a lower-case identifier (a-z, 0-9, _)");
+            }
+            let parts = parts.iter().map(|p| crate::compose::parse_part(p)).collect::<Result<Vec<_>>>()?;
+            let r = crate::compose::render(&name, &parts)?;
+            let dir = out.join(&name);
+            design::write_dir_atomic(&dir, &r.files)?;
+            println!("{}", dir.display());
         }
     }
     Ok(())

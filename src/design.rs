@@ -68,17 +68,8 @@ pub fn render(cfg: &Config, name: &str) -> Result<Rendered> {
     for line in config_lines(cfg) {
         header.push_str(&format!("//   {line}\n"));
     }
-    let mut files = vec![];
-    let mut list = vec![];
-    for m in design.dependency_order() {
-        let file = format!("{}.v", m.name);
-        let text = format!(
-            "{header}\n`default_nettype none\n\n{}\n`default_nettype wire\n",
-            emit_module(m)
-        );
-        list.push(file.clone());
-        files.push((file, text));
-    }
+    let mut files = verilog_files(&design, &header);
+    let list: Vec<String> = files.iter().map(|(f, _)| f.clone()).collect();
     files.push(("files.f".into(), list.iter().map(|f| format!("{f}\n")).collect()));
     let manifest = manifest(cfg, name, &blocks, &list);
     files.push(("manifest.json".into(), serde_json::to_string_pretty(&manifest)? + "\n"));
@@ -87,6 +78,15 @@ pub fn render(cfg: &Config, name: &str) -> Result<Rendered> {
         .map_err(|e| anyhow::anyhow!("generator produced a block the bench cannot bind: {e}"))?;
     files.push(("kllm_bench.h".into(), bench));
     Ok(Rendered { files })
+}
+
+/// One Verilog file per module of `design`, in dependency order, each under `header`.
+pub fn verilog_files(design: &Design, header: &str) -> Vec<(String, String)> {
+    design
+        .dependency_order()
+        .into_iter()
+        .map(|m| (format!("{}.v", m.name), format!("{header}\n`default_nettype none\n\n{}\n`default_nettype wire\n", emit_module(m))))
+        .collect()
 }
 
 fn manifest(cfg: &Config, name: &str, blocks: &[Block], files: &[String]) -> Value {

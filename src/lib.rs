@@ -8,6 +8,7 @@
 pub mod benchgen;
 pub mod cli;
 pub mod common;
+pub mod compose;
 pub mod config;
 pub mod count_weigh;
 pub mod design;

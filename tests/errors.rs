@@ -158,7 +158,7 @@ const CASES: &[Case] = &[
         input: "float format too wide for an exact PE line",
         files: &[Text("bad.toml", "[quant]\nnumerics = \"bf16\"\n[pe_line]\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
-        message: "error: bad.toml: `quant.numerics` = \"bf16\": the PE line's exact table entries need 262 bits and its accumulator 275 bits for pe_line.k_max = 4096; the counting core allows table entries up to 64 bits and sums up to 128 bits (2^E + M - 1 <= 64: fp16, fp8_e4m3 and fp8_e5m2 fit)",
+        message: "error: bad.toml: `quant.numerics` = \"bf16\": the PE line's exact table entries need 262 bits and its accumulator 274 bits for pe_line.k_max = 4096; the counting core allows table entries up to 64 bits and sums up to 128 bits (2^E + M - 1 <= 64: fp16, fp8_e4m3 and fp8_e5m2 fit)",
     },
     Case {
         class: "config",

@@ -12,7 +12,8 @@
 
 use anyhow::{anyhow, Result};
 
-use super::layer::{synthetic_tokens, Codebook, Layer, Proj, QBits, QuantLayer, Scheme, SYNTH_OUTLIER_CHANNELS, SYNTH_TOKENS};
+use super::layer::{Proj, QBits, SYNTH_TOKENS};
+use super::layer_gemv::LayerProblem;
 use super::quant;
 use crate::config::Config;
 use crate::golden::{hex_signed, GoldenWriter};
@@ -55,14 +56,7 @@ impl LayerGolden {
     }
 }
 
-/// Where `golden --from-layer` takes its layer from: the default synthetic layer, or decoder
-/// layer `layer` of a LLaMA-family checkpoint (head size `head_dim`), fed with seeded tokens
-/// through the checkpoint's embedding and the f32 layers before it.
-#[derive(Clone, Copy, Debug)]
-pub enum LayerSource<'a> {
-    Synthetic,
-    Checkpoint { path: &'a std::path::Path, layer: usize, head_dim: usize },
-}
+pub use super::layer_gemv::LayerSource;
 
 /// Builds the golden text for a layer (seeded) quantized K-Means W(nw)A(na) with 0.5 %+0.5 %
 /// outliers; about `vectors` dot products (chunks) in all, spread evenly over the seven
@@ -74,31 +68,14 @@ pub fn pe_line_golden(cfg: &Config, name: &str, seed: u64, vectors: u32, src: La
         .ok_or_else(|| anyhow!("config '{name}' has no [pe_line] section; --from-layer writes PE-line vectors"))?;
     let q = &cfg.quant;
     let d = PeLineDerived::new(q, pe);
-    let bits = QBits::from(q);
-    let (layer, calib, tokens) = match src {
-        LayerSource::Synthetic => {
-            let layer = Layer::default_synthetic(seed);
-            let d_model = layer.d();
-            let calib = synthetic_tokens(seed.wrapping_add(1), d_model, SYNTH_TOKENS, SYNTH_OUTLIER_CHANNELS);
-            let tokens = synthetic_tokens(seed.wrapping_add(2), d_model, SYNTH_TOKENS, SYNTH_OUTLIER_CHANNELS);
-            (layer, calib, tokens)
-        }
-        LayerSource::Checkpoint { path, layer, head_dim } => {
-            let ck = super::checkpoint::Checkpoint::open(path, head_dim)?;
-            ck.inputs_of(layer, SYNTH_TOKENS, seed, &mut |_, _, _, _| Ok(()))?
-        }
-    };
-    let (_, calib_inputs) = layer.forward_f32(&calib);
-    let scheme = Scheme { codebook: Codebook::KMeans, outlier_fraction: 0.005, q: bits };
-    let ql = QuantLayer::new(&layer, &calib_inputs, &scheme, seed).map_err(anyhow::Error::msg)?;
+    let lp = LayerProblem::new(QBits::from(q), seed, SYNTH_TOKENS, 0.005, src)?;
+    let ql = &lp.ql;
     // Each projection's inputs as the quantized layer sees them (O and Down get the quantized
     // upstream results, as in real inference).
     let mut inputs: Vec<Vec<Vec<f32>>> = vec![vec![]; 7];
-    let mut stats = vec![quant::MatMulStats::default(); 7];
-    layer.forward(&tokens, &mut |p, x| {
-        inputs[p as usize].push(x.to_vec());
-        ql.lin[p as usize].forward(x, &mut stats[p as usize])
-    });
+    for (p, x) in lp.calls() {
+        inputs[p as usize].push(x);
+    }
 
     let mut w = GoldenWriter::new(name, seed);
     w.header("pe_line", &["idx_a", "idx_w", "keep", "last"], &["y"]);

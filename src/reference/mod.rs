@@ -6,10 +6,12 @@
 //! against something that is easy to believe.
 
 pub mod checkpoint;
+pub mod gemv;
 pub mod commands;
 pub mod golden_layer;
 pub mod kmeans;
 pub mod layer;
+pub mod layer_gemv;
 pub mod quant;
 pub mod tensors;
 

@@ -422,14 +422,21 @@ impl ActQuant {
         Ok(Self::new(ca, 1.0 / qmax as f64, x_bits, k))
     }
 
-    /// Quantizes one token: picks the outliers, the scale, the integers and the indices.
+    /// Quantizes one token: the scale, the integers, the indices and the outliers.
+    ///
+    /// The scale is the largest magnitude outside the f32 token's top-k and bottom-k (a software
+    /// choice, made before there are integers). The compensated set is chosen afterwards on the
+    /// **integer** vector, by [`gemv::outlier_set`](super::gemv::outlier_set), because that is
+    /// the vector the tile's Orizuru sees: rounding and clamping are monotone, so the two sets
+    /// differ only where values that differ in f32 become equal integers, and then the
+    /// hardware's rule (ties by position) is the one that counts.
     pub fn token(&self, x: &[f32]) -> QToken {
-        let o = outliers(x, self.k);
-        let unit = token_scale(x, &o) * self.unit;
+        let unit = token_scale(x, &outliers(x, self.k)) * self.unit;
         let (lo, hi) = int_range(self.x_bits);
         let xi: Vec<i64> = x.iter().map(|&v| ((v as f64 / unit).round() as i64).clamp(lo, hi)).collect();
         // Non-outliers are in the codebook's range by construction; outliers are whatever x is.
         let ia = xi.iter().map(|&v| super::encode(v, &self.b)).collect();
+        let o = super::gemv::outlier_set(&xi, self.k);
         QToken { x: xi, ia, outliers: o, unit }
     }
 }
@@ -452,6 +459,22 @@ pub struct QLinear {
 }
 
 impl QLinear {
+    /// Output `r` in real units from its integer result: `scale[r] · unit_t · Y_r`, rounded to
+    /// f32 once. [`forward`](Self::forward) and the rebuild from RTL results
+    /// (`layer_gemv::LayerProblem::rebuild`) both use it, so equal integers give equal floats.
+    pub fn dequant(&self, t: &QToken, r: usize, y: i64) -> f32 {
+        (y as f64 * t.unit * self.w.scale[r]) as f32
+    }
+
+    /// The integer result `Y_r` of every row for one token: SPEC's dot product with the token's
+    /// outliers compensated (what [`forward`](Self::forward) scales).
+    pub fn integers(&self, x: &[f32]) -> Vec<i64> {
+        let t = self.a.token(x);
+        (0..self.w.rows)
+            .map(|r| super::dot_with_outliers(&self.a.ca, &self.w.cw, &t.x, &t.ia, self.w.row_idx(r), &t.outliers))
+            .collect()
+    }
+
     /// `y[r] = scale[r] · unit_t · Y_r`, `Y_r = dot_with_outliers(ca, cw, x, ia, iw_r, O)`.
     /// Rows run in parallel; the statistics are summed in row order (the same on any number of
     /// threads).
@@ -462,7 +485,7 @@ impl QLinear {
             let y = super::dot_with_outliers(&self.a.ca, &self.w.cw, &t.x, &t.ia, iw, &t.outliers);
             // The compensation term alone (cheap: only the outliers), for the statistics.
             let comp = compensation(&self.a.ca, &self.w.cw, &t, iw);
-            ((y as f64 * t.unit * self.w.scale[r]) as f32, (y - comp).abs() as f64, comp.abs() as f64)
+            (self.dequant(&t, r, y), (y - comp).abs() as f64, comp.abs() as f64)
         };
         let out: Vec<(f32, f64, f64)> = if self.w.rows * self.w.cols < 1 << 16 {
             (0..self.w.rows).map(row).collect()

@@ -99,6 +99,13 @@ const OPS: &[&str] = &[
     "[", "]", "{", "}", ",",
 ];
 
+/// How many of the operators `ops` the expression `s` uses (a `<=` is only a comparison here:
+/// non-blocking assignments keep their target apart). Text that does not tokenize counts 0;
+/// the design check rejects it anyway.
+pub(crate) fn count_ops(s: &str, ops: &[&str]) -> u64 {
+    tokenize(s).map(|t| t.iter().filter(|t| matches!(t, Tok::Op(o) if ops.contains(o))).count() as u64).unwrap_or(0)
+}
+
 fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
     let b = s.as_bytes();
     let mut i = 0;

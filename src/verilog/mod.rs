@@ -361,6 +361,40 @@ impl Design {
         bits
     }
 
+    /// How often the operators `ops` occur in `module` and everything it instantiates, as
+    /// hardware: every expression (wire initializers, assigns, statement conditions, right-hand
+    /// sides and case selectors) times the count of every generate loop around it and the
+    /// instance count of its module. Used to count comparators from the built design.
+    pub fn operator_count(&self, module: &str, ops: &[&str]) -> u64 {
+        self.operator_count_in(&self.modules[module].items, ops)
+    }
+
+    fn operator_count_in(&self, items: &[Item], ops: &[&str]) -> u64 {
+        fn stmts(body: &[Stmt], ops: &[&str]) -> u64 {
+            body.iter()
+                .map(|s| match s {
+                    Stmt::Nb(_, r) | Stmt::Bl(_, r) => check::count_ops(r, ops),
+                    Stmt::If { cond, then, els } => check::count_ops(cond, ops) + stmts(then, ops) + stmts(els, ops),
+                    Stmt::For { body, count, .. } => *count as u64 * stmts(body, ops),
+                    Stmt::Case { sel, arms, default } => {
+                        check::count_ops(sel, ops) + arms.iter().map(|(_, b)| stmts(b, ops)).sum::<u64>() + stmts(default, ops)
+                    }
+                    Stmt::Comment(_) => 0,
+                })
+                .sum()
+        }
+        items
+            .iter()
+            .map(|it| match it {
+                Item::Wire { init: Some(e), .. } | Item::Assign { rhs: e, .. } => check::count_ops(e, ops),
+                Item::Clocked { body, .. } | Item::Comb { body, .. } => stmts(body, ops),
+                Item::Instance { module, .. } => self.operator_count(module, ops),
+                Item::GenFor { count, body, .. } => *count as u64 * self.operator_count_in(body, ops),
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// Structural checks the emitter can make without a Verilog parser.
     pub fn check(&self) -> Result<(), String> {
         for m in self.modules.values() {
