@@ -14,6 +14,9 @@
 // Plusargs: +golden=FILE (required) +seed=N +gap=PCT +stall=PCT +timeout=CYCLES +waves=FILE.fst
 //           +timed=0 (a golden file that is not a regression file, e.g. a layer's MatMuls, need
 //           not contain the manifest's timed workloads)
+//           +dump=FILE (every output transfer of the segments, in the golden file's `out` line
+//           format, for tools that use the RTL's results, e.g. `kllm-gen eval --rtl-results`;
+//           written to FILE.tmp and renamed when the run ends, whatever its verdict)
 #pragma once
 
 #include <verilated.h>
@@ -213,6 +216,8 @@ class Bench {
         }
 #endif
         if (!load()) return 2;
+        std::string dump_path = plusarg(ctx.get(), "dump", "");
+        if (!dump_path.empty() && !open_dump(dump_path)) return fail_now("cannot write dump file " + dump_path + ".tmp");
         reset();
         for (size_t s = 0; s < segments.size() && !aborted; s++) run_segment(segments[s]);
         if (!aborted) drain_check();
@@ -220,6 +225,7 @@ class Bench {
         if (tfp) tfp->close();
 #endif
         top->final();
+        if (dump && !close_dump()) return fail_now("cannot write dump file " + dump_name);
         bool ok = !aborted && mismatches == 0 && missing == 0 && unexpected == 0 &&
                   timing_bad == 0 && cfg_busy == 0 && checked == expected_total;
         std::string extra;
@@ -244,9 +250,32 @@ class Bench {
     long checked = 0, expected_total = 0, mismatches = 0, unexpected = 0, missing = 0;
     long timing_ok = 0, timing_bad = 0, reported = 0, cfg_busy = 0;
     bool aborted = false, timed = true;
+    FILE* dump = nullptr;
+    std::string dump_name;
 #if VM_TRACE
     std::unique_ptr<VerilatedFstC> tfp;
 #endif
+
+    // The dump starts like a golden file (header, the output fields), then one `out` line per
+    // output transfer.
+    bool open_dump(const std::string& path) {
+        dump_name = path;
+        dump = fopen((path + ".tmp").c_str(), "w");
+        if (!dump) return false;
+        fprintf(dump, "# kllm-gen rtl dump block=%s golden=%s seed=%" PRIu64 "\nfields out: %s\n", block.c_str(),
+                golden_path.c_str(), seed, outs.empty() ? "" : join(outs[0].fields).c_str());
+        return true;
+    }
+    void dump_out(const OutStream& o, const Fields& got) {
+        fprintf(dump, "out%s%s", o.name.empty() ? "" : ".", o.name.c_str());
+        for (auto& f : got) fprintf(dump, " %s", f.hex().c_str());
+        fputc('\n', dump);
+    }
+    bool close_dump() {
+        bool ok = fclose(dump) == 0;
+        dump = nullptr;
+        return ok && rename((dump_name + ".tmp").c_str(), dump_name.c_str()) == 0;
+    }
 
     int fail_now(const std::string& why) {
         printf("FAIL: %s %s\n", block.c_str(), why.c_str());
@@ -520,6 +549,7 @@ class Bench {
                 }
             for (size_t j = 0; j < outs.size(); j++)
                 if (out_fire[j]) {
+                    if (dump) dump_out(outs[j], got[j]);
                     compare(outs[j], seg.out[j], got[j]);
                     progress = true;
                     last_out = (int64_t)cycle;

@@ -198,6 +198,57 @@ pub fn eval(
     ))
 }
 
+/// The file `eval --rtl-results DIR` reads in DIR (what the layer regression's bench dumps).
+pub const RTL_DUMP: &str = "rtl_tile_layer.txt";
+
+/// How a bench dump carries the tile's results: the field, its lane width and the field
+/// marking which lanes hold a result.
+pub struct DumpFormat<'a> {
+    pub field: &'a str,
+    pub bits: u32,
+    pub mask: Option<&'a str>,
+}
+
+/// `kllm-gen eval --rtl-results PATH`: the layer that `golden --from-layer` fed to the tile
+/// (same seed, tokens, outliers and layer source), rebuilt from the RTL's integer results in
+/// PATH (a bench dump, or a folder holding [`RTL_DUMP`]), scored like `eval`: `eval`'s table
+/// with an "(RTL results)" row after the reference's K-Means + outliers row, how many integer
+/// results differ from the reference, and whether the two rows are equal.
+pub fn eval_rtl(
+    q: &QuantConfig,
+    fmt: &DumpFormat,
+    seed: u64,
+    weights: Option<(&Path, usize, usize)>,
+    tokens: usize,
+    outlier_pct: f64,
+    rtl: &Path,
+) -> Result<String> {
+    use super::layer_gemv::{self, LayerProblem, LayerSource};
+    check_quant(q)?;
+    in_range("--tokens", tokens, 1, 4096).map_err(anyhow::Error::msg)?;
+    if !(0.0..=50.0).contains(&outlier_pct) {
+        bail!("`--outliers` = {outlier_pct} is out of range (allowed 0..=50 percent per side)");
+    }
+    let file = if rtl.is_dir() { rtl.join(RTL_DUMP) } else { rtl.to_path_buf() };
+    let flat = layer_gemv::read_dump(&file, fmt.field, fmt.bits, fmt.mask)?;
+    let (src, what) = match weights {
+        Some((path, layer, head_dim)) => (LayerSource::Checkpoint { path, layer, head_dim }, format!("{} layer {layer}", path.display())),
+        None => (LayerSource::Synthetic, format!("synthetic layer (seed {seed})")),
+    };
+    let lp = LayerProblem::new(QBits::from(q), seed, tokens, outlier_pct / 100.0, src)?;
+    let r = layer_gemv::eval_rtl(&lp, &flat, seed).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let name = layer::scheme_name(&lp.scheme);
+    Ok(format!(
+        "{what}: {tokens} tokens; RTL results {}: {} of {} integer results differ from the reference\n{}\
+         {name}: the row from RTL results {} the reference row\n",
+        file.display(),
+        r.mismatches,
+        r.results,
+        layer::format_table(&r.rows),
+        if r.same_as_reference { "equals" } else { "DIFFERS from" },
+    ))
+}
+
 /// Writes `text` to `path` through a temporary sibling, so a failed run leaves no half file.
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("csv.tmp");

@@ -7,6 +7,8 @@
 //! then o of each token, then gate, up, down of each token), which is the order a tile would
 //! run them in; [`LayerProblem::rebuild`] takes results in the same order.
 
+use std::path::Path;
+
 use anyhow::{anyhow, bail, Result};
 
 use super::gemv::Gemv;
@@ -36,6 +38,8 @@ pub struct LayerProblem {
     pub layer: Layer,
     pub ql: QuantLayer,
     pub scheme: Scheme,
+    /// Calibration tokens (the layer's f32 inputs) the activation codebooks were fitted on.
+    pub calib: Vec<Vec<f32>>,
     /// Evaluated tokens (the layer's f32 inputs).
     pub tokens: Vec<Vec<f32>>,
 }
@@ -61,7 +65,7 @@ impl LayerProblem {
         let (_, calib_inputs) = layer.forward_f32(&calib);
         let scheme = Scheme { codebook: Codebook::KMeans, outlier_fraction, q };
         let ql = QuantLayer::new(&layer, &calib_inputs, &scheme, seed).map_err(anyhow::Error::msg)?;
-        Ok(LayerProblem { layer, ql, scheme, tokens: toks })
+        Ok(LayerProblem { layer, ql, scheme, calib, tokens: toks })
     }
 
     /// Every MatMul call of the quantized layer, in call order: the projection and its f32
@@ -163,6 +167,104 @@ pub fn split_results(flat: &[i64], gemvs: &[LayerGemv]) -> Result<Vec<Vec<i64>>>
         .collect())
 }
 
+/// Reads the results of a bench dump (`+dump=FILE` of testbenches/kllm_tb.h): its
+/// `fields out:` line names the fields, each `out` line is one output transfer. `field` holds
+/// lanes of `bits` bits (lane 0 lowest); with `mask`, the lanes whose bit is set in that field
+/// are results (the tile's `rows`), without it the field is one result. Values are sign-extended,
+/// in order.
+pub fn read_dump(path: &Path, field: &str, bits: u32, mask: Option<&str>) -> Result<Vec<i64>> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow!("cannot read RTL results {}: {e}", path.display()))?;
+    let mut cols: Option<(usize, Option<usize>)> = None;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let at = |what: &str| format!("{}: line {}: {what}", path.display(), n + 1);
+        match f.first().copied() {
+            Some("fields") if f.get(1) == Some(&"out:") => {
+                let names = &f[2..];
+                let col = |x: &str| names.iter().position(|&y| y == x);
+                cols = match (col(field), mask.map(col)) {
+                    (Some(v), None) => Some((v, None)),
+                    (Some(v), Some(Some(m))) => Some((v, Some(m))),
+                    _ => None,
+                };
+            }
+            Some(c) if c == "out" || c.starts_with("out.") => {
+                let Some((v, m)) = cols else {
+                    bail!("{}", at(&format!("no `fields out:` line naming `{field}`{} before the first result", mask.map(|m| format!(" and `{m}`")).unwrap_or_default())));
+                };
+                let hex = |i: usize| -> Result<Vec<u64>> {
+                    let h = f.get(1 + i).copied().unwrap_or("");
+                    hex_words(h).ok_or_else(|| anyhow!("{}", at(&format!("`{h}` is not a hex value"))))
+                };
+                let words = hex(v)?;
+                let lanes: Vec<usize> = match m {
+                    None => vec![0],
+                    Some(m) => {
+                        let mw = hex(m)?;
+                        (0..mw.len() * 64).filter(|&i| mw[i / 64] >> (i % 64) & 1 == 1).collect()
+                    }
+                };
+                let width = words.len() * 64;
+                for lane in lanes {
+                    let lo = lane * bits as usize;
+                    let mut u: u64 = 0;
+                    for b in 0..bits as usize {
+                        let i = lo + b;
+                        if i < width && words[i / 64] >> (i % 64) & 1 == 1 {
+                            u |= 1 << b;
+                        }
+                    }
+                    out.push(((u << (64 - bits)) as i64) >> (64 - bits));
+                }
+                // A one-value field has nothing above `bits`.
+                if m.is_none() && (bits as usize..width).any(|i| words[i / 64] >> (i % 64) & 1 == 1) {
+                    bail!("{}", at(&format!("`{}` is wider than {bits} bits", f[1 + v])));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// A hex string as 64-bit words, least significant first; `None` if it is empty or not hex.
+fn hex_words(h: &str) -> Option<Vec<u64>> {
+    if h.is_empty() {
+        return None;
+    }
+    let digits: Vec<u64> = h.chars().rev().map(|c| c.to_digit(16).map(u64::from)).collect::<Option<_>>()?;
+    Some(digits.chunks(16).map(|c| c.iter().enumerate().fold(0u64, |a, (i, &d)| a | d << (4 * i))).collect())
+}
+
+/// What `eval --rtl-results` reports: `eval`'s rows for the layer, with a row rebuilt from the
+/// RTL's integer results placed after the reference's K-Means + outliers row.
+pub struct RtlEval {
+    pub rows: Vec<layer::EvalRow>,
+    /// Integer results that differ from `Gemv::expected()`, and how many there are.
+    pub mismatches: usize,
+    pub results: usize,
+    /// The rebuilt row's figures are the reference row's, exactly.
+    pub same_as_reference: bool,
+}
+
+/// Rebuilds the layer from `flat` (every GEMV's results in [`LayerProblem::gemvs`] order, as
+/// the tile streams them) and scores it next to `eval`'s variants.
+pub fn eval_rtl(lp: &LayerProblem, flat: &[i64], seed: u64) -> Result<RtlEval> {
+    let gemvs = lp.gemvs();
+    let results = split_results(flat, &gemvs)?;
+    let mismatches = gemvs.iter().zip(&results).map(|(g, r)| g.gemv.expected().iter().zip(r).filter(|(a, b)| a != b).count()).sum();
+    let y = lp.rebuild(&results)?;
+    let err = lp.error(&y);
+    let mut rows = layer::evaluate(&lp.layer, &lp.calib, &lp.tokens, lp.scheme.q, lp.scheme.outlier_fraction, seed).map_err(anyhow::Error::msg)?;
+    let at = rows.iter().position(|r| r.scheme == Some(lp.scheme)).ok_or_else(|| anyhow!("eval has no row for {}", layer::scheme_name(&lp.scheme)))?;
+    let r = &rows[at].err;
+    let same_as_reference = (r.rel_l2, r.rel_l2_delta, r.cos_delta) == (err.rel_l2, err.rel_l2_delta, err.cos_delta);
+    let name = format!("{} (RTL results)", rows[at].name);
+    rows.insert(at + 1, layer::EvalRow { name, scheme: None, err, stats: vec![] });
+    Ok(RtlEval { rows, mismatches, results: flat.len(), same_as_reference })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +329,67 @@ mod tests {
         assert_eq!(lp.rebuild(&r).unwrap_err().to_string(), "GEMV 3 (k_proj) has no results");
         let flat: Vec<i64> = vec![0; 10];
         assert!(split_results(&flat, &lp.gemvs()).unwrap_err().to_string().starts_with("10 results, the layer's 14 GEMVs have"));
+    }
+
+    /// The acceptance check of `eval --rtl-results`: results that are the reference's give a
+    /// row equal to the reference's K-Means + outliers row, figure for figure; one result off by
+    /// one gives another row and one counted mismatch.
+    #[test]
+    fn rtl_row_equals_the_reference_row_and_a_wrong_result_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let lp = LayerProblem::new(W4A4, 1, 4, 0.005, LayerSource::Synthetic).unwrap();
+        let flat: Vec<i64> = lp.gemvs().iter().flat_map(|g| g.gemv.expected()).collect();
+        // A dump as the bench writes it: unpadded hex, two's complement at 28 bits.
+        let write = |v: &[i64]| {
+            let p = dir.path().join("rtl.txt");
+            let mut t = "# kllm-gen rtl dump block=tile\nfields out: y\n".to_string();
+            for &y in v {
+                t += &format!("out {:x}\n", (y as u64) & ((1 << 28) - 1));
+            }
+            std::fs::write(&p, t).unwrap();
+            read_dump(&p, "y", 28, None).unwrap()
+        };
+        assert_eq!(write(&flat), flat);
+        let r = eval_rtl(&lp, &write(&flat), 1).unwrap();
+        assert!(r.same_as_reference && r.mismatches == 0 && r.results == flat.len());
+        let table = layer::format_table(&r.rows);
+        let at = r.rows.iter().position(|x| x.name.ends_with("(RTL results)")).unwrap();
+        assert_eq!(r.rows[at - 1].name, "K-Means W4A4 + 0.5%+0.5% outliers", "{table}");
+        let line = |i: usize| table.lines().nth(i + 1).unwrap().split_whitespace().rev().take(3).collect::<Vec<_>>();
+        assert_eq!(line(at), line(at - 1), "{table}");
+        let mut bad = flat.clone();
+        bad[5000] += 1;
+        let r = eval_rtl(&lp, &write(&bad), 1).unwrap();
+        assert!(!r.same_as_reference && r.mismatches == 1);
+    }
+
+    #[test]
+    fn bad_dumps_are_one_line_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.txt");
+        let e = |t: &str| {
+            std::fs::write(&p, t).unwrap();
+            read_dump(&p, "y", 8, None).unwrap_err().to_string().replace(&p.display().to_string(), "F")
+        };
+        assert_eq!(e("out 1\n"), "F: line 1: no `fields out:` line naming `y` before the first result");
+        assert_eq!(e("fields out: y\nout 1ff\n"), "F: line 2: `1ff` is wider than 8 bits");
+        assert_eq!(e("fields out: y\nout\n"), "F: line 2: `` is not a hex value");
+        assert_eq!(e("fields out: y\nout 1g\n"), "F: line 2: `1g` is not a hex value");
+        std::fs::write(&p, "fields out: last y\nout 0 ff\nout 1 7f\n").unwrap();
+        assert_eq!(read_dump(&p, "y", 8, None).unwrap(), vec![-1, 127]);
+        // Lanes and a mask (the tile's `y rows`): lanes 0 and 2 of the first beat, lane 1 of the
+        // second, across a 64-bit word boundary (3 lanes of 30 bits).
+        let lanes = |v: [i64; 3]| {
+            let mut words = [0u128; 1];
+            for (i, x) in v.iter().enumerate() {
+                words[0] |= ((*x as u128) & ((1 << 30) - 1)) << (30 * i);
+            }
+            format!("{:x}", words[0])
+        };
+        let t = format!("fields out: y rows\nout {} 5\nout {} 2\n", lanes([-5, 7, 1 << 28]), lanes([0, -(1 << 29), 3]));
+        std::fs::write(&p, t).unwrap();
+        assert_eq!(read_dump(&p, "y", 30, Some("rows")).unwrap(), vec![-5, 1 << 28, -(1 << 29)]);
+        assert!(read_dump(&p, "y", 30, Some("keep")).unwrap_err().to_string().ends_with("no `fields out:` line naming `y` and `keep` before the first result"));
+        assert!(read_dump(&dir.path().join("none"), "y", 8, None).unwrap_err().to_string().starts_with("cannot read RTL results"));
     }
 }
