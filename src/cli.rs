@@ -253,6 +253,13 @@ fn run(cmd: Cmd) -> Result<()> {
                 if block.as_deref().is_some_and(|b| b != kind) {
                     bail!("--from-layer writes {kind} vectors for config '{name}'; drop --block or use --block {kind}");
                 }
+                if cfg.quant.float().is_some() {
+                    bail!(
+                        "config '{name}': `quant.numerics` = \"{}\": --from-layer writes integer-mode vectors; \
+                         the float-mode decoder layer is not built yet",
+                        cfg.quant.numerics
+                    );
+                }
                 crate::reference::commands::check_quant(&cfg.quant)?;
                 use crate::reference::golden_layer::LayerSource;
                 let src = match &weights {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use crate::encoder::EncoderConfig;
+use crate::fp::FloatFormat;
 use crate::orizuru::OrizuruConfig;
 use crate::pe_line::PeLineConfig;
 
@@ -25,16 +26,31 @@ pub struct QuantConfig {
     pub ac_bits: u32,
     /// Signed width of a raw activation.
     pub x_bits: u32,
+    /// Number system (SPEC.md): `"int"` (integer mode, the default: `wc_bits`, `ac_bits` and
+    /// `x_bits` give the formats) or a float format for float mode, by name (`"fp16"`, `"bf16"`,
+    /// `"fp8_e4m3"`, `"fp8_e5m2"`, `"fp32"`) or as `"e<E>m<M>"`; in float mode centroids, table
+    /// entries and raw activations are that format and the integer widths are not used.
+    /// Not serialized in integer mode, so integer configs keep their hash.
+    #[serde(skip_serializing_if = "is_int")]
+    pub numerics: String,
+}
+
+/// The value of `quant.numerics` that selects integer mode.
+pub const INT: &str = "int";
+
+fn is_int(s: &str) -> bool {
+    s == INT
 }
 
 impl Default for QuantConfig {
     fn default() -> Self {
-        QuantConfig { nw: 4, na: 4, wc_bits: 8, ac_bits: 8, x_bits: 16 }
+        QuantConfig { nw: 4, na: 4, wc_bits: 8, ac_bits: 8, x_bits: 16, numerics: INT.into() }
     }
 }
 
 impl QuantConfig {
     pub fn validate(&self) -> Result<(), String> {
+        numerics_format(&self.numerics)?;
         in_range("quant.nw", self.nw, 1, 8)?;
         in_range("quant.na", self.na, 1, 8)?;
         in_range("quant.wc_bits", self.wc_bits, 2, 16)?;
@@ -53,6 +69,11 @@ impl QuantConfig {
         Ok(())
     }
 
+    /// The float format of float mode, `None` in integer mode. Only call on a validated config.
+    pub fn float(&self) -> Option<FloatFormat> {
+        numerics_format(&self.numerics).expect("validated quant.numerics")
+    }
+
     /// Number of (activation index, weight index) pairs, i.e. counting bins.
     pub fn bins(&self) -> u32 {
         1 << (self.na + self.nw)
@@ -62,6 +83,28 @@ impl QuantConfig {
     pub fn lut_bits(&self) -> u32 {
         self.wc_bits + self.ac_bits
     }
+}
+
+/// `quant.numerics` as a float format (`None` for `"int"`), or one line naming the key, the
+/// value and what is allowed.
+pub fn numerics_format(name: &str) -> Result<Option<FloatFormat>, String> {
+    if name == INT {
+        return Ok(None);
+    }
+    FloatFormat::by_name(name).map(Some).map_err(|e| {
+        let e = e.to_string();
+        // "float format 'x' is unknown (allowed: ...)" or "float format: <what is out of range>"
+        match e.split_once("(allowed: ") {
+            Some((_, allowed)) => format!(
+                "`quant.numerics` = \"{name}\" is not a number system (allowed: \"int\" or a float format: {}",
+                allowed
+            ),
+            None => format!(
+                "`quant.numerics` = \"{name}\": {}",
+                e.trim_start_matches("float format: ")
+            ),
+        }
+    })
 }
 
 /// How much random stimulus `kllm-gen golden` writes by default.
@@ -154,6 +197,18 @@ impl Config {
         self.test.validate()?;
         let mut any = false;
         for b in crate::registry::BLOCKS.iter().filter(|b| b.selected(self)) {
+            if self.quant.float().is_some() && !b.float_mode() {
+                let covered: Vec<&str> =
+                    crate::registry::BLOCKS.iter().filter(|b| b.float_mode()).map(|b| b.name()).collect();
+                return Err(format!(
+                    "`quant.numerics` = \"{}\": block {} ([{}]) has no float mode yet (float mode covers {}); \
+                     use numerics = \"int\" or drop the section",
+                    self.quant.numerics,
+                    b.name(),
+                    b.section(),
+                    covered.join(", ")
+                ));
+            }
             b.validate(self)?;
             any = true;
         }
@@ -203,6 +258,38 @@ mod tests {
     fn wrong_type_is_one_line() {
         let e = Config::parse("[pe_line]\nlanes = \"four\"\n").unwrap_err();
         assert!(e.contains("line 2") && !e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn numerics_is_int_by_default_and_names_bad_values() {
+        let c = Config::parse("[pe_line]\n").unwrap();
+        assert_eq!((c.quant.numerics.as_str(), c.quant.float()), ("int", None));
+        let c = Config::parse("[quant]\nnumerics = \"fp16\"\n[pe_line]\n").unwrap();
+        assert_eq!(c.quant.float(), Some(FloatFormat::FP16));
+        let c = Config::parse("[quant]\nnumerics = \"e4m3\"\n[pe_line]\n").unwrap();
+        assert_eq!(c.quant.float(), Some(FloatFormat::FP8_E4M3));
+        for (v, want) in [
+            ("fp64", "`quant.numerics` = \"fp64\" is not a number system (allowed: \"int\" or a float format: fp16, bf16, fp8_e4m3, fp8_e5m2, fp32, or e<E>m<M> with E in 2..=8 and M in 1..=23)"),
+            ("e9m7", "`quant.numerics` = \"e9m7\": exponent width E = 9 is outside the supported range 2..=8"),
+            ("e5m0", "`quant.numerics` = \"e5m0\": fraction width M = 0 is outside the supported range 1..=23"),
+        ] {
+            let e = Config::parse(&format!("[quant]\nnumerics = \"{v}\"\n[pe_line]\n")).unwrap_err();
+            assert_eq!(e, want);
+        }
+        let e = Config::parse("[quant]\nnumerics = \"fp16\"\n[pe_line]\n[encoder]\n").unwrap_err();
+        assert!(e.starts_with("`quant.numerics` = \"fp16\": block act_encoder ([encoder]) has no float mode yet"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn integer_configs_keep_their_hash() {
+        // The numerics key is not serialized in integer mode: spelling it out changes nothing.
+        let a = Config::parse("[pe_line]\n").unwrap();
+        let b = Config::parse("[quant]\nnumerics = \"int\"\n[pe_line]\n").unwrap();
+        assert_eq!(a.hash(), b.hash());
+        assert!(!serde_json::to_string(&a).unwrap().contains("numerics"));
+        let f = Config::parse("[quant]\nnumerics = \"fp16\"\n[pe_line]\n").unwrap();
+        assert_ne!(a.hash(), f.hash());
     }
 
     #[test]

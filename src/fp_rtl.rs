@@ -38,7 +38,7 @@ pub fn fp_to_fixed(fmt: FloatFormat) -> Module {
         fmt.unit_exp()
     ))
     .doc("exponent. Infinity and NaN never arrive (SPEC.md, float mode); −0 and +0 both give 0.");
-    md.input("f", w, &format!("E{e}M{m} bit pattern, finite")).output(
+    md.input("f", w, &format!("E{e}M{m} bit pattern, finite")).output_signed(
         "q",
         qw,
         &format!("value · 2^{}, two's complement", -fmt.unit_exp()),
@@ -101,7 +101,7 @@ pub fn fixed_to_f32(w: u32, frac: u32) -> Result<Module> {
     if overflow_possible {
         md.doc("A value beyond binary32's largest finite number gives ±infinity.");
     }
-    md.input("s", w, &format!("exact value · 2^{frac}, two's complement")).output(
+    md.input_signed("s", w, &format!("exact value · 2^{frac}, two's complement")).output(
         "y",
         32,
         "binary32 bit pattern",

@@ -19,6 +19,7 @@ pub mod golden;
 pub mod nonlinear;
 pub mod orizuru;
 pub mod pe_baseline;
+pub mod pe_fp;
 pub mod pe_line;
 pub mod reference;
 pub mod registry;

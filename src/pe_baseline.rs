@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::config::{Config, QuantConfig};
 use crate::pe_line;
 use crate::registry::{BlockKind, Workload};
-use crate::golden::{hex_signed, GoldenWriter};
+use crate::golden::{hex_lanes, hex_signed, GoldenWriter};
 use crate::pe_line::{golden_dots, DotGolden, PeLineConfig, PeLineDerived, PePredicted};
 use crate::reference;
 use crate::verilog::{clog2, if_, if_else, lit, nb, sext, ubits, Design, Handle, Item, Module};
@@ -64,6 +64,12 @@ pub struct PeBaselineDerived {
     /// result FIFO's read into a registered memory port with its own address register.
     pub register_bits: u64,
     pub predicted: PePredicted,
+    /// Float mode's widths (absent in integer mode). Then `ac_bits`, `wc_bits` and
+    /// `cfg_data_bits` are the F pattern width, `product_bits` the exact fixed-point width of a
+    /// lane's product `RNE_F(ca·cw)` entering the tree, the tree and the accumulator sum at
+    /// `float.acc_bits`, and `y_bits` is 32 (a binary32 pattern).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub float: Option<crate::pe_fp::FloatDerived>,
 }
 
 /// Register stages before the accumulator besides the tree's: S1, S2, S3.
@@ -73,47 +79,53 @@ impl PeBaselineDerived {
     pub fn new(q: &QuantConfig, c: &PeLineConfig) -> Self {
         let pe = PeLineDerived::new(q, c);
         let l = c.lanes;
-        let pb = q.ac_bits + q.wc_bits;
-        let yb = pe.y_bits;
+        let float = pe.float.clone();
+        // Codebook entry widths, the tree's term width, the result on m_y, the accumulator, and
+        // the registered product (an F pattern in float mode, converted after the register).
+        let (ab, wb, pb, yb, acc, s3b) = match &float {
+            None => (q.ac_bits, q.wc_bits, q.ac_bits + q.wc_bits, pe.y_bits, pe.y_bits, q.ac_bits + q.wc_bits),
+            Some(f) => (f.f_bits, f.f_bits, f.fixed_bits, f.y_bits, f.acc_bits, f.f_bits),
+        };
         let levels = clog2(l as u64);
         let stages = levels.div_ceil(LEVELS_PER_STAGE);
         // Edges from the first transfer to the result's pop: the front stages and tree stages,
         // the accumulate edge (which pushes into the FIFO) and the pop.
         let latency_extra = FRONT_STAGES + stages + 1;
         let fifo_depth = fifo_depth(latency_extra);
-        let (lw, pbw, ybw) = (l as u64, pb as u64, yb as u64);
-        let tree_regs: u64 = tree_shape(l, pb, yb)
+        let (lw, ybw) = (l as u64, acc as u64);
+        let tree_regs: u64 = tree_shape(l, pb, acc)
             .iter()
             .filter(|lv| lv.registered)
             .map(|lv| 2 + lv.nodes as u64 * lv.width as u64) // valid, last, sums
             .sum();
         let register_bits = (2 + lw * (q.na as u64 + q.nw as u64 + 1)) // S1: valid, last, indices, keep
-            + (2 + lw * pbw) // S2: valid, last, ca and cw per lane
-            + (2 + lw * pbw) // S3: valid, last, products
+            + (2 + lw * (ab + wb) as u64) // S2: valid, last, ca and cw per lane
+            + (2 + lw * s3b as u64) // S3: valid, last, products
             + tree_regs
             + ybw + 1 // accumulator, acc_fresh
             + ubits(fifo_depth as u64) as u64 // credits
-            + (1u64 << q.na) * q.ac_bits as u64 + (1u64 << q.nw) * q.wc_bits as u64 // codebooks
+            + (1u64 << q.na) * ab as u64 + (1u64 << q.nw) * wb as u64 // codebooks
             + fifo_depth as u64 * ybw + 2 * (clog2(fifo_depth as u64) as u64 + 1); // result FIFO
         let mut d = PeBaselineDerived {
             lanes: l,
             na: q.na,
             nw: q.nw,
-            ac_bits: q.ac_bits,
-            wc_bits: q.wc_bits,
+            ac_bits: ab,
+            wc_bits: wb,
             cfg_addr_bits: 1 + q.na.max(q.nw),
-            cfg_data_bits: q.ac_bits.max(q.wc_bits),
+            cfg_data_bits: ab.max(wb),
             product_bits: pb,
             y_bits: yb,
             k_max: c.k_max,
             multipliers: l,
             tree_levels: levels,
             tree_stages: stages,
-            tree_out_bits: (pb + levels).min(yb),
+            tree_out_bits: (pb + levels).min(acc),
             fifo_depth,
             latency_extra,
             register_bits,
             predicted: PePredicted::default(),
+            float,
         };
         d.predicted = PePredicted::from_model(c.k_max, c.lanes, |beats| timing::cycles(&d, beats));
         d
@@ -255,37 +267,55 @@ fn plural(n: u32, word: &str) -> String {
 /// sub-modules into `d`.
 pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str) -> Handle {
     let g = PeBaselineDerived::new(q, c);
-    let (l, ab, wb, pb, yb) = (g.lanes, g.ac_bits, g.wc_bits, g.product_bits, g.y_bits);
+    let fl = q.float().zip(g.float.clone());
+    // yb: the accumulator (and result FIFO) width; the port m_y is 32 bits in float mode.
+    let (l, ab, wb, pb) = (g.lanes, g.ac_bits, g.wc_bits, g.product_bits);
+    let yb = fl.as_ref().map_or(g.y_bits, |(_, fd)| fd.acc_bits);
+    let signed = fl.is_none();
     let (aw, dw, depth) = (g.cfg_addr_bits, g.cfg_data_bits, g.fifo_depth);
     let ob = ubits(depth as u64);
     let ts = g.tree_stages;
 
     let mut m = Module::new(module);
-    m.doc(format!(
-        "Dequantize-multiply baseline PE line: {l} index pairs per cycle (na={}, nw={}), {l} \
-         multipliers of {ab} x {wb} bits, K <= {}.",
-        q.na, q.nw, c.k_max
-    ));
-    m.doc("Y = sum over k of ca[idx_a_k] * cw[idx_w_k]: the same result as kllm_pe_line with LUT = ca*cw.");
+    if let Some((_, fd)) = &fl {
+        m.doc(format!(
+            "Dequantize-multiply baseline PE line, float mode ({}: E{}M{}): {l} index pairs per cycle \
+             (na={}, nw={}), {l} F multipliers, K <= {}.",
+            fd.numerics, fd.e, fd.m, q.na, q.nw, c.k_max
+        ));
+        m.doc("Y = RNE_32(sum over k of RNE_F(ca[idx_a_k] * cw[idx_w_k])), the sum exact: the same bits as kllm_pe_line.");
+    } else {
+        m.doc(format!(
+            "Dequantize-multiply baseline PE line: {l} index pairs per cycle (na={}, nw={}), {l} \
+             multipliers of {ab} x {wb} bits, K <= {}.",
+            q.na, q.nw, c.k_max
+        ));
+        m.doc("Y = sum over k of ca[idx_a_k] * cw[idx_w_k]: the same result as kllm_pe_line with LUT = ca*cw.");
+    }
     m.doc("Write the codebooks through cfg_* only while `idle` is high; K must not exceed K_MAX.");
     m.clock_reset();
-    m.input("cfg_we", 1, "codebook write enable")
-        .input(
-            "cfg_addr",
-            aw,
-            "MSB 0: activation centroid ca[cfg_addr[NA-1:0]]; MSB 1: weight centroid cw[cfg_addr[NW-1:0]]",
-        )
-        .input_signed("cfg_wdata", dw, "centroid, signed; the low AC_W or WC_W bits are written")
-        .input("s_valid", 1, "input beat valid")
+    m.input("cfg_we", 1, "codebook write enable").input(
+        "cfg_addr",
+        aw,
+        "MSB 0: activation centroid ca[cfg_addr[NA-1:0]]; MSB 1: weight centroid cw[cfg_addr[NW-1:0]]",
+    );
+    match &fl {
+        None => m.input_signed("cfg_wdata", dw, "centroid, signed; the low AC_W or WC_W bits are written"),
+        Some((_, fd)) => m.input("cfg_wdata", dw, &format!("centroid, a finite {} bit pattern", fd.numerics)),
+    };
+    m.input("s_valid", 1, "input beat valid")
         .output("s_ready", 1, "input beat accepted when valid && ready")
         .input("s_idx_a", l * q.na, "activation index of lane i at [i*NA +: NA]")
         .input("s_idx_w", l * q.nw, "weight index of lane i at [i*NW +: NW]")
         .input("s_keep", l, "lane i holds a reduction element")
         .input("s_last", 1, "last beat of this dot product")
         .output("m_valid", 1, "result valid")
-        .input("m_ready", 1, "result taken when valid && ready")
-        .output_signed("m_y", yb, "dot product, signed")
-        .output("idle", 1, "nothing in flight: codebook writes are safe");
+        .input("m_ready", 1, "result taken when valid && ready");
+    match &fl {
+        None => m.output_signed("m_y", yb, "dot product, signed"),
+        Some(_) => m.output("m_y", 32, "dot product RNE_32(S), binary32 bit pattern (S = 0 gives +0)"),
+    };
+    m.output("idle", 1, "nothing in flight: codebook writes are safe");
 
     for (name, value) in [("NA", q.na), ("NW", q.nw), ("AC_W", ab), ("WC_W", wb), ("P_W", pb), ("Y_W", yb)] {
         m.localparam(name, 0, value as i64);
@@ -296,7 +326,11 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str)
         "Codebooks, loaded at run time: 2^NA activation and 2^NW weight centroids. One write port\n\
          serves both; the address MSB picks the codebook.",
     );
-    m.reg_array_signed("ca_q", ab, 1 << q.na).reg_array_signed("cw_q", wb, 1 << q.nw);
+    if signed {
+        m.reg_array_signed("ca_q", ab, 1 << q.na).reg_array_signed("cw_q", wb, 1 << q.nw);
+    } else {
+        m.reg_array("ca_q", ab, 1 << q.na).reg_array("cw_q", wb, 1 << q.nw);
+    }
     m.clocked(
         "codebook_write",
         vec![
@@ -343,10 +377,13 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str)
     );
 
     // ---------------------------------------------------------------- S2: dequantize
-    m.comment(
+    m.comment(if signed {
         "S2: every lane reads its two centroids. A dropped lane (keep = 0) loads zeros, so its\n\
-         junk indices contribute nothing (and its multiplier does not toggle).",
-    );
+         junk indices contribute nothing (and its multiplier does not toggle)."
+    } else {
+        "S2: every lane reads its two centroids. A dropped lane (keep = 0) loads +0, so its junk\n\
+         indices contribute nothing (and its multiplier does not toggle)."
+    });
     m.reg("s2_valid_q", 1).reg("s2_last_q", 1).reg("s2_ca_q", l * ab).reg("s2_cw_q", l * wb);
     // A one-bit bus is declared without a range and cannot be bit-selected (one lane, 1-bit index).
     let lane_field = |bus: &str, bits: u32, part: &str| {
@@ -363,14 +400,14 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str)
             Item::Wire {
                 name: "ca_rd".into(),
                 width: ab,
-                signed: true,
+                signed,
                 depth: None,
                 init: Some(format!("ca_q[{idx_a}]")),
             },
             Item::Wire {
                 name: "cw_rd".into(),
                 width: wb,
-                signed: true,
+                signed,
                 depth: None,
                 init: Some(format!("cw_q[{idx_w}]")),
             },
@@ -389,39 +426,93 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str)
     );
 
     // ---------------------------------------------------------------- S3: multiply
-    m.comment(
-        "S3: one signed AC_W x WC_W multiplier per lane; the P_W = AC_W + WC_W bit product is exact.",
-    );
-    m.reg("s3_valid_q", 1).reg("s3_last_q", 1).reg("s3_prod_q", l * pb);
-    m.push(Item::GenFor {
-        label: "g_multiply".into(),
-        var: "lane".into(),
-        count: l,
-        body: vec![
-            Item::Wire {
-                name: "op_a".into(),
-                width: ab,
-                signed: true,
-                depth: None,
-                init: Some("s2_ca_q[lane*AC_W +: AC_W]".into()),
-            },
-            Item::Wire {
-                name: "op_w".into(),
-                width: wb,
-                signed: true,
-                depth: None,
-                init: Some("s2_cw_q[lane*WC_W +: WC_W]".into()),
-            },
-            Item::Wire {
-                name: "prod".into(),
-                width: pb,
-                signed: true,
-                depth: None,
-                init: Some("op_a * op_w".into()),
-            },
-            Item::Clocked { label: "product".into(), body: vec![nb("s3_prod_q[lane*P_W +: P_W]", "prod")] },
-        ],
-    });
+    let tree_in = if let Some((f, fd)) = &fl {
+        let mul = crate::pe_fp::mul_unit(d, *f);
+        let to_fixed = crate::pe_fp::to_fixed_unit(d, *f);
+        m.comment(format!(
+            "S3: one {} multiplier per lane, RNE_F(ca * cw): the table entry the index line loads.",
+            fd.numerics
+        ));
+        m.reg("s3_valid_q", 1).reg("s3_last_q", 1).reg("s3_prod_q", l * ab);
+        let operand = |name: &str, bus: &str| Item::Wire {
+            name: name.into(),
+            width: ab,
+            signed: false,
+            depth: None,
+            init: Some(format!("{bus}[lane*AC_W +: AC_W]")),
+        };
+        m.push(Item::GenFor {
+            label: "g_multiply".into(),
+            var: "lane".into(),
+            count: l,
+            body: vec![
+                operand("op_a", "s2_ca_q"),
+                operand("op_w", "s2_cw_q"),
+                Item::Wire { name: "prod".into(), width: ab, signed: false, depth: None, init: None },
+                Item::Instance {
+                    module: mul,
+                    name: "u_fp_mul".into(),
+                    conns: vec![("a".into(), "op_a".into()), ("b".into(), "op_w".into()), ("p".into(), "prod".into())],
+                },
+                Item::Clocked { label: "product".into(), body: vec![nb("s3_prod_q[lane*AC_W +: AC_W]", "prod")] },
+            ],
+        });
+        m.comment(format!(
+            "Every product to its exact value in units of 2^-{} (P_W bits): the tree and the\n\
+             accumulator then sum exactly, in any order.",
+            fd.fixed_frac
+        ));
+        m.wire("s3_fixed", l * pb);
+        m.push(Item::GenFor {
+            label: "g_to_fixed".into(),
+            var: "lane".into(),
+            count: l,
+            body: vec![Item::Instance {
+                module: to_fixed,
+                name: "u_to_fixed".into(),
+                conns: vec![
+                    ("f".into(), "s3_prod_q[lane*AC_W +: AC_W]".into()),
+                    ("q".into(), "s3_fixed[lane*P_W +: P_W]".into()),
+                ],
+            }],
+        });
+        "s3_fixed"
+    } else {
+        m.comment(
+            "S3: one signed AC_W x WC_W multiplier per lane; the P_W = AC_W + WC_W bit product is exact.",
+        );
+        m.reg("s3_valid_q", 1).reg("s3_last_q", 1).reg("s3_prod_q", l * pb);
+        m.push(Item::GenFor {
+            label: "g_multiply".into(),
+            var: "lane".into(),
+            count: l,
+            body: vec![
+                Item::Wire {
+                    name: "op_a".into(),
+                    width: ab,
+                    signed: true,
+                    depth: None,
+                    init: Some("s2_ca_q[lane*AC_W +: AC_W]".into()),
+                },
+                Item::Wire {
+                    name: "op_w".into(),
+                    width: wb,
+                    signed: true,
+                    depth: None,
+                    init: Some("s2_cw_q[lane*WC_W +: WC_W]".into()),
+                },
+                Item::Wire {
+                    name: "prod".into(),
+                    width: pb,
+                    signed: true,
+                    depth: None,
+                    init: Some("op_a * op_w".into()),
+                },
+                Item::Clocked { label: "product".into(), body: vec![nb("s3_prod_q[lane*P_W +: P_W]", "prod")] },
+            ],
+        });
+        "s3_prod_q"
+    };
     m.clocked(
         "stage3",
         vec![nb("s3_valid_q", "rst ? 1'b0 : s2_valid_q"), nb("s3_last_q", "s2_last_q")],
@@ -430,7 +521,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str)
     // ---------------------------------------------------------------- lane tree
     let to = g.tree_out_bits;
     let (sum, sum_valid, sum_last) = if ts == 0 {
-        ("s3_prod_q".to_string(), "s3_valid_q".to_string(), "s3_last_q".to_string())
+        (tree_in.to_string(), "s3_valid_q".to_string(), "s3_last_q".to_string())
     } else {
         let (tree, stages) = add_tree_pipe_module(d, l, pb, yb);
         assert_eq!(stages, ts);
@@ -446,7 +537,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str)
         m.instance(
             &tree,
             "u_lane_tree",
-            &[("clk", "clk".into()), ("i_terms", "s3_prod_q".into()), ("o_sum", "tree_sum".into())],
+            &[("clk", "clk".into()), ("i_terms", tree_in.into()), ("o_sum", "tree_sum".into())],
         );
         let shift = |q: &str, from: &str| {
             if ts == 1 { from.to_string() } else { format!("{{{q}[{}:0], {from}}}", ts - 2) }
@@ -467,11 +558,15 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str)
     };
 
     // ---------------------------------------------------------------- accumulate
-    m.comment(
+    m.comment(if fl.is_some() {
+        "Accumulate the beats of one dot product exactly at Y_W bits. The first beat loads instead\n\
+         of adding (no clear cycle); the last beat's total goes straight into the result FIFO.\n\
+         |S| <= K_MAX * (largest finite F value) < 2^(Y_W-1): nothing can overflow for K <= K_MAX."
+    } else {
         "Accumulate the beats of one dot product at Y_W bits. The first beat loads instead of\n\
          adding (no clear cycle); the last beat's total goes straight into the result FIFO.\n\
-         |Y| <= K_MAX * 2^(P_W-2) < 2^(Y_W-1): nothing can overflow for K <= K_MAX.",
-    );
+         |Y| <= K_MAX * 2^(P_W-2) < 2^(Y_W-1): nothing can overflow for K <= K_MAX."
+    });
     m.reg("acc_q", yb).reg("acc_fresh_q", 1);
     m.wire_eq("sum_valid", 1, &sum_valid).wire_eq("sum_last", 1, &sum_last);
     m.wire_eq("beat_sum", to, &sum);
@@ -509,7 +604,14 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str)
             ("m_data", "fifo_data".into()),
         ],
     );
-    m.assign("m_y", "fifo_data");
+    if let Some((_, fd)) = &fl {
+        m.comment("The one rounding of the dot product, on the result's way out.");
+        let round = crate::pe_fp::round_unit(d, fd);
+        m.wire_signed_eq("sum_exact", yb, "fifo_data");
+        m.instance(&round, "u_round_f32", &[("s", "sum_exact".into()), ("y", "m_y".into())]);
+    } else {
+        m.assign("m_y", "fifo_data");
+    }
     m.clocked(
         "credits",
         vec![if_else(
@@ -565,8 +667,11 @@ impl BlockKind for DqPeLineBlock {
     fn baseline_of(&self) -> Option<&'static str> {
         Some("pe_line")
     }
-    fn accuracy_outliers(&self, _cfg: &Config) -> Option<f64> {
-        Some(0.0)
+    fn float_mode(&self) -> bool {
+        true
+    }
+    fn accuracy_outliers(&self, cfg: &Config) -> Option<f64> {
+        cfg.quant.float().is_none().then_some(0.0)
     }
 }
 
@@ -651,6 +756,19 @@ fn load_codebooks(w: &mut GoldenWriter, d: &PeBaselineDerived, ca: &[i64], cw: &
 pub fn golden(q: &QuantConfig, c: &PeLineConfig, vectors: u32, seed: u64, w: &mut GoldenWriter) {
     let d = PeBaselineDerived::new(q, c);
     let k = c.k_max as usize;
+    if q.float().is_some() {
+        // The same stimulus and expectations as the float PE line's file; only the load differs.
+        let load = |w: &mut GoldenWriter, ca: &[u64], cw: &[u64]| {
+            for (i, v) in ca.iter().enumerate() {
+                w.cfg(ca_addr(i), &hex_lanes(&[*v], d.cfg_data_bits));
+            }
+            for (i, v) in cw.iter().enumerate() {
+                w.cfg(cw_addr(&d, i), &hex_lanes(&[*v], d.cfg_data_bits));
+            }
+        };
+        let g = crate::pe_fp::FpGolden { block: "dq_pe_line", load: &load, cycles: &|beats| timing::cycles(&d, beats) };
+        return crate::pe_fp::golden(q, c, vectors, seed, w, &g);
+    }
     golden_dots(
         q,
         c,

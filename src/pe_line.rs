@@ -81,6 +81,7 @@ impl PeLineConfig {
                 count_bits.ilog2()
             ));
         }
+        crate::pe_fp::validate(q, self)?;
         if q.na + q.nw > 12 {
             return Err(format!(
                 "`quant.na` + `quant.nw` = {} gives {} counting bins per PE line; the PE line \
@@ -101,9 +102,12 @@ pub struct PeLineDerived {
     pub nw: u32,
     pub bins: u32,
     pub pair_bits: u32,
+    /// Width of a LUT entry on `cfg_wdata`: signed ca*cw in integer mode, an F pattern in float
+    /// mode.
     pub lut_bits: u32,
     pub popcount_bits: u32,
     pub count_bits: u32,
+    /// Width of `m_y`: the signed dot product in integer mode, a binary32 pattern in float mode.
     pub y_bits: u32,
     pub reduce_width: u32,
     pub weigh_steps: u32,
@@ -116,6 +120,10 @@ pub struct PeLineDerived {
     /// FIFO's read into a registered memory port).
     pub register_bits: u64,
     pub predicted: PePredicted,
+    /// Float mode's widths (absent in integer mode): the core's table holds `fixed_bits`-bit
+    /// exact values and sums at `acc_bits`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub float: Option<crate::pe_fp::FloatDerived>,
     /// The counting core the line instantiates (its numbers are the fields above).
     #[serde(skip)]
     pub core: CountWeigh,
@@ -146,13 +154,21 @@ impl PePredicted {
 
 impl PeLineDerived {
     pub fn new(q: &QuantConfig, c: &PeLineConfig) -> Self {
-        let lut_bits = q.lut_bits();
-        let y_bits = lut_bits - 1 + ubits(c.k_max as u64);
+        let float = q.float().map(|f| crate::pe_fp::FloatDerived::new(f, q, c.k_max));
+        // The table entry and the result on the ports, and the core's table and sum widths:
+        // the same in integer mode; in float mode the core holds exact fixed-point values.
+        let (lut_bits, y_bits, table_bits, acc_bits) = match &float {
+            None => {
+                let y = q.lut_bits() - 1 + ubits(c.k_max as u64);
+                (q.lut_bits(), y, q.lut_bits(), y)
+            }
+            Some(f) => (f.f_bits, f.y_bits, f.fixed_bits, f.acc_bits),
+        };
         let pair_bits = q.na + q.nw;
-        let core = CountWeigh::new(c.lanes, pair_bits, c.k_max, lut_bits, y_bits, c.reduce_width, c.weigh_pipeline)
+        let core = CountWeigh::new(c.lanes, pair_bits, c.k_max, table_bits, acc_bits, c.reduce_width, c.weigh_pipeline)
             .expect("a validated [pe_line] gives a valid counting core");
         let (l, b, r) = (c.lanes as u64, core.bins as u64, c.reduce_width as u64);
-        let (cw, lb, yb, pcw) = (core.count_bits as u64, lut_bits as u64, y_bits as u64, core.popcount_bits as u64);
+        let (cw, lb, yb, pcw) = (core.count_bits as u64, table_bits as u64, acc_bits as u64, core.popcount_bits as u64);
         let fifo_depth = core.fifo_depth;
         let step_bits = clog2(core.weigh_steps as u64) as u64;
         let register_bits = (2 + l * (pair_bits as u64 + 1)) // S1: valid, last, pairs, keep
@@ -183,6 +199,7 @@ impl PeLineDerived {
             latency_extra: core.latency_extra,
             register_bits,
             predicted: PePredicted::default(),
+            float,
             core,
         };
         d.predicted = PePredicted::from_model(c.k_max, c.lanes, |beats| timing::cycles(&d.core, beats));
@@ -196,6 +213,9 @@ pub const TOP: &str = "kllm_pe_line";
 /// into `d`.
 pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str) -> Handle {
     let g = PeLineDerived::new(q, c);
+    if let (Some(f), Some(fd)) = (q.float(), &g.float) {
+        return generate_float(d, q, c, f, fd, &g, module);
+    }
 
     let (l, b, pb, lb, yb, r) = (g.lanes, g.bins, g.pair_bits, g.lut_bits, g.y_bits, g.reduce_width);
     let mut m = Module::new(module);
@@ -248,13 +268,91 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str)
     Handle::of(d, module, serde_json::to_value(&g).unwrap())
 }
 
+/// The float-mode line: the same counting core, with an F-to-fixed converter on the table's
+/// write port and `RNE_32` on the result (module docs of `pe_fp`).
+fn generate_float(
+    d: &mut Design,
+    q: &QuantConfig,
+    c: &PeLineConfig,
+    f: crate::fp::FloatFormat,
+    fd: &crate::pe_fp::FloatDerived,
+    g: &PeLineDerived,
+    module: &str,
+) -> Handle {
+    let (l, b, pb, r) = (g.lanes, g.bins, g.pair_bits, g.reduce_width);
+    let fname = &fd.numerics;
+    let mut m = Module::new(module);
+    m.doc(format!(
+        "Index-accumulation PE line, float mode ({fname}: E{}M{}): {l} index pairs per cycle, {b} bins \
+         (na={}, nw={}), {r} multipliers, K <= {}.",
+        fd.e, fd.m, q.na, q.nw, c.k_max
+    ));
+    m.doc("Y = RNE_32(sum over bins j of count[j] * LUT[j]), the sum exact; LUT[j] = RNE_F(ca[j >> nw] * cw[j & (2^nw-1)]).");
+    m.doc("Write the LUT through cfg_* only while `idle` is high; K must not exceed K_MAX. LUT entries are finite.");
+    m.clock_reset();
+    m.input("cfg_we", 1, "LUT write enable")
+        .input("cfg_addr", pb, "LUT entry: pair index (idx_a << nw) | idx_w")
+        .input("cfg_wdata", fd.f_bits, &format!("LUT value RNE_F(ca*cw), a finite {fname} bit pattern"))
+        .input("s_valid", 1, "input beat valid")
+        .output("s_ready", 1, "input beat accepted when valid && ready")
+        .input("s_idx_a", l * q.na, "activation index of lane i at [i*NA +: NA]")
+        .input("s_idx_w", l * q.nw, "weight index of lane i at [i*NW +: NW]")
+        .input("s_keep", l, "lane i holds a reduction element")
+        .input("s_last", 1, "last beat of this dot product")
+        .output("m_valid", 1, "result valid")
+        .input("m_ready", 1, "result taken when valid && ready")
+        .output("m_y", 32, "dot product RNE_32(S), binary32 bit pattern (S = 0 gives +0)")
+        .output("idle", 1, "nothing in flight: LUT writes are safe");
+    for (name, value) in [("NA", q.na), ("NW", q.nw), ("PAIR_W", pb)] {
+        m.localparam(name, 0, value as i64);
+    }
+    m.wire("in_pairs", l * pb);
+    m.push(Item::GenFor {
+        label: "g_in_lane".into(),
+        var: "lane".into(),
+        count: l,
+        body: vec![Item::Assign {
+            lhs: "in_pairs[lane*PAIR_W +: PAIR_W]".into(),
+            rhs: "{s_idx_a[lane*NA +: NA], s_idx_w[lane*NW +: NW]}".into(),
+        }],
+    });
+    m.comment(format!(
+        "Each LUT entry is converted once, on its way into the table, to its exact value in units of\n\
+         2^-{}: the counting core then weighs plain {}-bit integers and sums them exactly.",
+        fd.fixed_frac, fd.fixed_bits
+    ));
+    let to_fixed = crate::pe_fp::to_fixed_unit(d, f);
+    m.wire_signed("cfg_fixed", fd.fixed_bits);
+    m.instance(&to_fixed, "u_cfg_to_fixed", &[("f", "cfg_wdata".into()), ("q", "cfg_fixed".into())]);
+    m.comment(format!(
+        "Counting and weighing, exact: |S| <= {} * {} units < 2^{}, so the {}-bit sum never overflows.",
+        c.k_max,
+        f.to_fixed(f.max_finite()).unwrap(),
+        fd.acc_bits - 1,
+        fd.acc_bits
+    ));
+    m.wire_signed("sum_exact", fd.acc_bits);
+    crate::pe_fp::instantiate_core(d, &mut m, &g.core, &[("s_idx", "in_pairs"), ("cfg_wdata", "cfg_fixed"), ("m_y", "sum_exact")]);
+    m.comment("The one rounding of the dot product, on the result's way out.");
+    let round = crate::pe_fp::round_unit(d, fd);
+    m.instance(&round, "u_round_f32", &[("s", "sum_exact".into()), ("y", "m_y".into())]);
+    d.add(m);
+    Handle::of(d, module, serde_json::to_value(g).unwrap())
+}
+
 /// The module name of a PE line that must coexist with differently parameterized lines in one
 /// design: every parameter that changes its body is in the name.
 pub fn module_name(q: &QuantConfig, c: &PeLineConfig) -> String {
-    format!(
-        "kllm_pe_line_a{}w{}_c{}x{}_l{}_r{}_k{}_p{}",
-        q.na, q.nw, q.ac_bits, q.wc_bits, c.lanes, c.reduce_width, c.k_max, c.weigh_pipeline
-    )
+    match q.float() {
+        None => format!(
+            "kllm_pe_line_a{}w{}_c{}x{}_l{}_r{}_k{}_p{}",
+            q.na, q.nw, q.ac_bits, q.wc_bits, c.lanes, c.reduce_width, c.k_max, c.weigh_pipeline
+        ),
+        Some(f) => format!(
+            "kllm_pe_line_a{}w{}_e{}m{}_l{}_r{}_k{}_p{}",
+            q.na, q.nw, f.e(), f.m(), c.lanes, c.reduce_width, c.k_max, c.weigh_pipeline
+        ),
+    }
 }
 
 /// Registry entry.
@@ -288,11 +386,15 @@ impl BlockKind for PeLineBlock {
     fn workload(&self) -> Option<Workload> {
         Some(gemv_workload())
     }
+    fn float_mode(&self) -> bool {
+        true
+    }
     fn multipliers(&self, derived: &serde_json::Value) -> Option<u64> {
         derived.get("reduce_width").and_then(serde_json::Value::as_u64)
     }
-    fn accuracy_outliers(&self, _cfg: &Config) -> Option<f64> {
-        Some(0.0)
+    fn accuracy_outliers(&self, cfg: &Config) -> Option<f64> {
+        // The sweep scores a point on the integer-mode reference layer; float mode has none yet.
+        cfg.quant.float().is_none().then_some(0.0)
     }
 }
 
@@ -393,6 +495,15 @@ pub use crate::count_weigh::timing;
 /// come from the cycle model.
 pub fn golden(q: &QuantConfig, c: &PeLineConfig, vectors: u32, seed: u64, w: &mut GoldenWriter) {
     let d = PeLineDerived::new(q, c);
+    if let Some(f) = q.float() {
+        let load = |w: &mut GoldenWriter, ca: &[u64], cw: &[u64]| {
+            for (j, v) in crate::pe_fp::lut(f, ca, cw, q.nw).expect("finite table").iter().enumerate() {
+                w.cfg(j as u64, &hex_lanes(&[*v], f.width()));
+            }
+        };
+        let g = crate::pe_fp::FpGolden { block: "pe_line", load: &load, cycles: &|beats| timing::cycles(&d.core, beats) };
+        return crate::pe_fp::golden(q, c, vectors, seed, w, &g);
+    }
     golden_dots(
         q,
         c,
@@ -485,7 +596,7 @@ pub(crate) fn load_lut(w: &mut GoldenWriter, lut: &[i64], q: &QuantConfig) {
 
 /// A dot-product length: mostly short (log-uniform), some uniform over the range, and the
 /// edges K = 1 and K = k_max.
-fn random_k(rng: &mut Rng, k_max: u32) -> usize {
+pub(crate) fn random_k(rng: &mut Rng, k_max: u32) -> usize {
     let k = match rng.below(20) {
         0 => 1,
         1 => k_max as u64,
@@ -498,7 +609,7 @@ fn random_k(rng: &mut Rng, k_max: u32) -> usize {
     k as usize
 }
 
-fn random_indices(rng: &mut Rng, k: usize, na: u32, nw: u32) -> (Vec<u32>, Vec<u32>) {
+pub(crate) fn random_indices(rng: &mut Rng, k: usize, na: u32, nw: u32) -> (Vec<u32>, Vec<u32>) {
     // Some dot products use a single pair everywhere (all-same index: one bin counts to K).
     if rng.chance(1, 16) {
         let (a, b) = (rng.below(1 << na) as u32, rng.below(1 << nw) as u32);
@@ -581,21 +692,29 @@ mod tests {
     /// counted by walking the generated modules, for lines of many shapes.
     #[test]
     fn manifest_register_bits_equal_the_flops_of_the_generated_line() {
-        for (na, nw, lanes, r, kmax, p) in [
-            (4, 4, 16, 8, 4096, 0),
-            (4, 4, 16, 8, 4096, 1),
-            (2, 2, 4, 4, 256, 2),
-            (3, 4, 64, 16, 4096, 1),
-            (1, 1, 2, 1, 2, 0),
-            (1, 1, 2, 1, 2, 1),
-            (3, 3, 32, 64, 1000, 2),
+        for (na, nw, lanes, r, kmax, numerics, p) in [
+            (4, 4, 16, 8, 4096, "int", 0),
+            (4, 4, 16, 8, 4096, "int", 1),
+            (2, 2, 4, 4, 256, "int", 2),
+            (3, 4, 64, 16, 4096, "int", 1),
+            (1, 1, 2, 1, 2, "int", 0),
+            (1, 1, 2, 1, 2, "int", 1),
+            (3, 3, 32, 64, 1000, "int", 2),
+            (2, 2, 4, 4, 256, "fp16", 2),
+            (4, 4, 16, 8, 4096, "fp16", 0),
+            (3, 2, 8, 2, 100, "fp8_e4m3", 1),
+            (1, 1, 2, 1, 2, "fp8_e5m2", 1),
         ] {
-            let q = QuantConfig { na, nw, ..QuantConfig::default() };
+            let q = QuantConfig { na, nw, numerics: numerics.into(), ..QuantConfig::default() };
             let c = PeLineConfig { lanes, reduce_width: r, k_max: kmax, weigh_pipeline: p, baseline: false };
             let mut d = Design::default();
             let h = generate(&mut d, &q, &c, TOP);
             let g = PeLineDerived::new(&q, &c);
-            assert_eq!(d.flop_bits(&h.module), g.register_bits, "na={na} nw={nw} lanes={lanes} r={r} k_max={kmax} p={p}");
+            assert_eq!(d.flop_bits(&h.module), g.register_bits, "na={na} nw={nw} lanes={lanes} r={r} k_max={kmax} {numerics} p={p}");
+            d.check().unwrap();
+            let b = crate::pe_baseline::generate(&mut d, &q, &c, crate::pe_baseline::TOP);
+            let gb = crate::pe_baseline::PeBaselineDerived::new(&q, &c);
+            assert_eq!(d.flop_bits(&b.module), gb.register_bits, "baseline na={na} nw={nw} lanes={lanes} k_max={kmax} {numerics}");
         }
     }
 

@@ -66,6 +66,11 @@ pub trait BlockKind: Sync {
     fn accuracy_outliers(&self, _cfg: &Config) -> Option<f64> {
         None
     }
+    /// Whether the block implements float mode (`quant.numerics` other than `"int"`); a float
+    /// config that selects a block without it is refused by `Config::validate`.
+    fn float_mode(&self) -> bool {
+        false
+    }
     /// Multipliers in the datapath, for the sweep's table.
     fn multipliers(&self, derived: &Value) -> Option<u64> {
         derived.get("multipliers").and_then(Value::as_u64)

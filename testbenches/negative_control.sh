@@ -131,4 +131,28 @@ kaddr=$(printf %x $(( 4 << off ))) # region 4: the runtime k
 [ "$(grep -c "^cfg $kaddr " "$good")" -ge 1 ] || { echo "FAIL negative control tile: no runtime-k write at cfg $kaddr"; exit 1; }
 sed "s/^cfg $kaddr .*/cfg $kaddr 0/" "$good" >"$build/negative/k0.txt"
 run tile-compensation-off "$build/negative/k0.txt" " mismatches=[1-9]"
+# 12. Float mode (fp16_tiny): one bit of one fp16 table entry (the last fraction bit of LUT[5],
+#     the smallest change an entry can take) and one bit of one fp16 weight centroid must make the
+#     index line's and the baseline's benches fail.
+config=generators/fp16_tiny.toml design=verilog_out/fp16_tiny build=build/negative_fp16
+mkdir -p "$build"
+"$KLLM" blocks --config "$config" >"$build/blocks.txt"
+for block in pe_line dq_pe_line; do
+  "$KLLM" golden --config "$config" --out "$build" --block $block --vectors 300 --seed 7 >/dev/null
+  good=$build/golden_$block.txt
+  if testbenches/run_block.sh "$design" $block "$good" "$build" +seed=7 >"$build/${block}_good.log" 2>&1; then
+    echo "PASS negative control fp16 $block: uncorrupted golden passes"
+  else
+    echo "FAIL negative control fp16 $block: uncorrupted golden fails"; tail -5 "$build/${block}_good.log"; exit 1
+  fi
+  if [ $block = pe_line ]; then
+    n=$(grep -n '^cfg ' "$good" | sed -n 6p | cut -d: -f1)
+  else
+    abits=$(grep -m1 '^#define KLLM_DQ_PE_LINE_CFG_ADDR_BITS' "$design/kllm_params.h" | cut -d' ' -f3)
+    n=$(grep -n -m1 "^cfg $(printf %x $(( 1 << (abits - 1) ))) " "$good" | cut -d: -f1)
+  fi
+  line=$(sed -n "${n}p" "$good"); addr=$(echo "$line" | cut -d' ' -f2); w=$(echo "$line" | cut -d' ' -f3)
+  sed "${n}s/.*/cfg $addr $(flip_hex "$w")/" "$good" >"$build/bad_entry_$block.txt"
+  run "fp16-$block-flipped-table-bit" "$build/bad_entry_$block.txt" " mismatches=[1-9]"
+done
 exit $status

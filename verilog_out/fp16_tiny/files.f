@@ -1,0 +1,11 @@
+kllm_add_tree_pipe_n4_w41_o43.v
+kllm_add_tree_pipe_n4_w49_o49.v
+kllm_fifo_w49_d4.v
+kllm_popcount_w4.v
+kllm_count_weigh_l4_i4_c9_t41_y49_r4_p2.v
+kllm_fifo_w49_d8.v
+kllm_fixed_to_f32_w49_f24.v
+kllm_fp_mul_e5m10.v
+kllm_fp_to_fixed_e5m10.v
+kllm_dq_pe_line.v
+kllm_pe_line.v
