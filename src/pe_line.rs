@@ -658,11 +658,6 @@ pub(crate) fn write_dot(w: &mut GoldenWriter, rng: &mut Rng, d: &PeLineDerived, 
 mod tests {
     use super::*;
 
-    fn derived(lanes: u32, r: u32, kmax: u32) -> PeLineDerived {
-        let q = QuantConfig::default();
-        PeLineDerived::new(&q, &PeLineConfig { lanes, reduce_width: r, k_max: kmax, ..PeLineConfig::default() })
-    }
-
     /// The contract the docs state: back to back, one result every max(n, weigh_steps) cycles,
     /// for every n from 1 to 3 weigh steps and for weigh steps 1, 2, 3 (the edge cases of the
     /// early bank release) and larger. The RTL is held to this model by the timed segments.
