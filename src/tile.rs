@@ -993,30 +993,13 @@ fn check_gemv(q: &QuantConfig, c: &TileConfig, g: &Gemv) {
 /// Writes one GEMV (tables first when they differ from what is loaded).
 fn write_gemv(q: &QuantConfig, c: &TileConfig, d: &TileDerived, g: &Gemv, rng: &mut Rng, w: &mut GoldenWriter, loaded: &mut Loaded) {
     check_gemv(q, c, g);
-    let dw = d.cfg_data_bits;
     let tables = (g.ca.clone(), g.cw.clone());
     if loaded.tables.as_ref() != Some(&tables) || loaded.k != Some(g.k) {
         if loaded.pending {
             w.sync();
             loaded.pending = false;
         }
-        if loaded.tables.as_ref() != Some(&tables) {
-            for (j, v) in reference::lut(&g.ca, &g.cw, q.nw).iter().enumerate() {
-                w.cfg(cfg_addr(d, REGION_LUT, j as u64), &hex_signed(*v, dw));
-            }
-            for (j, v) in reference::midpoints(&g.ca).iter().enumerate() {
-                w.cfg(cfg_addr(d, REGION_MIDPOINT, j as u64), &hex_signed(*v, dw));
-            }
-            for (j, v) in g.ca.iter().enumerate() {
-                w.cfg(cfg_addr(d, REGION_CA, j as u64), &hex_signed(*v, dw));
-            }
-            for (j, v) in g.cw.iter().enumerate() {
-                w.cfg(cfg_addr(d, REGION_CW, j as u64), &hex_signed(*v, dw));
-            }
-            loaded.tables = Some(tables);
-        }
-        w.cfg(cfg_addr(d, REGION_K, 0), &hex_signed(g.k as i64, dw));
-        loaded.k = Some(g.k);
+        write_tables_only(q, c, d, g, w, loaded);
     }
     loaded.pending = true;
     let (l, p) = (c.lanes as usize, c.lines as usize);
