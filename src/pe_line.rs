@@ -246,16 +246,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str)
     }
 
     // The pair index of every lane, {idx_a, idx_w}: what the bins count.
-    m.wire("in_pairs", l * pb);
-    m.push(Item::GenFor {
-        label: "g_in_lane".into(),
-        var: "lane".into(),
-        count: l,
-        body: vec![Item::Assign {
-            lhs: "in_pairs[lane*PAIR_W +: PAIR_W]".into(),
-            rhs: "{s_idx_a[lane*NA +: NA], s_idx_w[lane*NW +: NW]}".into(),
-        }],
-    });
+    lane_pairs(&mut m, l, pb);
     m.comment(format!(
         "Counting and weighing. The table is LUT[j] = ca[j >> nw] * cw[j & (2^nw-1)] and\n\
          |count * LUT| <= {} * 2^{} < 2^{}, so no product or sum overflows the {yb}-bit result.",
@@ -306,16 +297,7 @@ fn generate_float(
     for (name, value) in [("NA", q.na), ("NW", q.nw), ("PAIR_W", pb)] {
         m.localparam(name, 0, value as i64);
     }
-    m.wire("in_pairs", l * pb);
-    m.push(Item::GenFor {
-        label: "g_in_lane".into(),
-        var: "lane".into(),
-        count: l,
-        body: vec![Item::Assign {
-            lhs: "in_pairs[lane*PAIR_W +: PAIR_W]".into(),
-            rhs: "{s_idx_a[lane*NA +: NA], s_idx_w[lane*NW +: NW]}".into(),
-        }],
-    });
+    lane_pairs(&mut m, l, pb);
     m.comment(format!(
         "Each LUT entry is converted once, on its way into the table, to its exact value in units of\n\
          2^-{}: the counting core then weighs plain {}-bit integers and sums them exactly.",
@@ -338,6 +320,20 @@ fn generate_float(
     m.instance(&round, "u_round_f32", &[("s", "sum_exact".into()), ("y", "m_y".into())]);
     d.add(m);
     Handle::of(d, module, serde_json::to_value(g).unwrap())
+}
+
+/// `in_pairs`: the pair index {idx_a, idx_w} of every lane, what the bins count (both numerics).
+fn lane_pairs(m: &mut Module, l: u32, pb: u32) {
+    m.wire("in_pairs", l * pb);
+    m.push(Item::GenFor {
+        label: "g_in_lane".into(),
+        var: "lane".into(),
+        count: l,
+        body: vec![Item::Assign {
+            lhs: "in_pairs[lane*PAIR_W +: PAIR_W]".into(),
+            rhs: "{s_idx_a[lane*NA +: NA], s_idx_w[lane*NW +: NW]}".into(),
+        }],
+    });
 }
 
 /// The module name of a PE line that must coexist with differently parameterized lines in one
