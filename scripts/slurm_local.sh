@@ -169,12 +169,17 @@ run_test() {
     { cat "$root/report7/results.csv"; fail "cancelled tasks are not FAILED rows naming the task and CANCELLED"; }
   echo "PASS slurm: cancelled tasks that left no row are FAILED rows naming the task and its state"
   # Errors are one line each: an unknown partition, and a controller that is not there.
+  # The exact line is also row "partition does not exist" of README's error table (tests/errors.rs
+  # requires this script to hold it); nothing may be written before it.
   out=$("$KLLM" sweep "$sweep" --out "$root/r5" --work "$root/work5" --slurm --partition nosuch 2>&1); rc=$?
-  [ $rc != 0 ] && [ "$(echo "$out" | grep -c .)" -le 2 ] && echo "$out" | grep -q "partition nosuch does not exist" ||
+  [ $rc = 1 ] && [ "$out" = "error: Slurm partition \`nosuch\` does not exist (this cluster has: local): set --partition to one of them, or leave it out for the default" ] ||
     fail "unknown partition: rc=$rc, output: $out"
+  [ ! -e "$root/work5" ] && [ ! -e "$root/r5" ] || fail "unknown partition: the sweep wrote $root/work5 or $root/r5 before refusing"
   sed "s/^SlurmctldPort=.*/SlurmctldPort=$((port + 7))/" "$conf" >"$root/unreachable.conf"
   out=$(SLURM_CONF=$root/unreachable.conf "$KLLM" sweep "$sweep" --out "$root/r6" --work "$root/work6" --slurm 2>&1); rc=$?
-  [ $rc != 0 ] && echo "$out" | grep -q "Slurm is not reachable" || fail "unreachable controller: rc=$rc, output: $out"
+  [ $rc = 1 ] && [ "$(echo "$out" | grep -c .)" = 1 ] && echo "$out" | grep -q "^error: Slurm is not reachable (sinfo: " ||
+    fail "unreachable controller: rc=$rc, output: $out"
+  [ ! -e "$root/work6" ] || fail "unreachable controller: the sweep wrote $root/work6 before refusing"
   echo "PASS slurm: unknown partition and unreachable controller are one line each, exit non-zero"
   echo "slurm test: $((SECONDS - t0)) s"
 }

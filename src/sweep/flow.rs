@@ -53,14 +53,15 @@ impl Tools {
                 anyhow!("`{cmd}` not found: `make tools` installs it (or set {key} = false in [run])")
             })
         };
+        // Place and route first: of the tools a fresh machine may lack, it is the one a user is
+        // most likely to have to install separately.
+        let nextpnr = need(run.ice40, "nextpnr-ice40", "--version", "ice40")?;
+        let yosys = need(run.synth || run.ice40, "yosys", "-V", "synth and ice40")?;
+        let verilator = need(run.lint || run.sim, "verilator", "--version", "lint and sim")?;
         if version("timeout", "--version").is_none() {
             bail!("`timeout` (GNU coreutils) not found: the sweep needs it to bound tool run times");
         }
-        Ok(Tools {
-            yosys: need(run.synth || run.ice40, "yosys", "-V", "synth and ice40")?,
-            verilator: need(run.lint || run.sim, "verilator", "--version", "lint and sim")?,
-            nextpnr: need(run.ice40, "nextpnr-ice40", "--version", "ice40")?,
-        })
+        Ok(Tools { yosys, verilator, nextpnr })
     }
 }
 

@@ -115,8 +115,9 @@ pub struct Outcome {
 /// Runs every job of the sweep (cached rows are reused) and writes the reports. Returns an
 /// error after writing them if any row FAILED.
 pub fn run(sweep: &Sweep, args: &RunArgs) -> Result<Outcome> {
-    let tools = flow::Tools::probe(&sweep.run)?;
+    // The optional flows' tools first: their messages name the one thing to set.
     let extra_tools = probe_extra(&sweep.run)?;
+    let tools = flow::Tools::probe(&sweep.run)?;
     let jobs = flow::prepare(sweep, args, &tools)?;
     let total = jobs.len();
     if total == 0 {

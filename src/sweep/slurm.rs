@@ -52,8 +52,10 @@ fn row_file(args: &RunArgs, key: &str) -> PathBuf {
 
 /// Submits the missing jobs as one array, waits for it and writes the reports.
 pub fn run(sweep: &Sweep, sweep_file: &Path, args: &RunArgs, s: &SlurmArgs) -> Result<Outcome> {
-    let tools = flow::Tools::probe(&sweep.run)?;
+    // Before anything is generated or written: the cluster answers and has the partition.
+    check_cluster(s.partition.as_deref())?;
     let extra_tools = super::probe_extra(&sweep.run)?;
+    let tools = flow::Tools::probe(&sweep.run)?;
     let jobs = flow::prepare(sweep, args, &tools)?;
     if jobs.is_empty() {
         bail!("no point of the sweep selects a block listed in `run.blocks`");
@@ -139,6 +141,43 @@ fn slurm_cmd(cmd: &str, args: &[String]) -> Result<std::process::Output> {
     Command::new(cmd).args(args).output().map_err(|e| {
         anyhow!("`{cmd}` cannot be run ({e}): install the Slurm client (Debian slurm-client) or run where Slurm is, or drop --slurm")
     })
+}
+
+/// Asks the controller for its partitions (`sinfo`): an unreachable controller or a partition
+/// it does not have is one line naming what to set, before the sweep writes anything.
+fn check_cluster(partition: Option<&str>) -> Result<()> {
+    let out = slurm_cmd("sinfo", &["-h".into(), "-o".into(), "%P".into()])?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let first = err.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no output");
+        bail!(
+            "Slurm is not reachable (sinfo: {first}): start slurmctld, or set SLURM_CONF to your cluster's slurm.conf, \
+             or drop --slurm"
+        );
+    }
+    let names = partitions(&String::from_utf8_lossy(&out.stdout));
+    if let Some(p) = partition {
+        if !names.iter().any(|n| n == p) {
+            bail!(
+                "Slurm partition `{p}` does not exist (this cluster has: {}): set --partition to one of them, or leave it out \
+                 for the default",
+                names.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Partition names from `sinfo -h -o %P` (one per line; the default one is marked with `*`).
+fn partitions(sinfo: &str) -> Vec<String> {
+    // sinfo prints a partition once per group of node states: keep the first of each.
+    let mut v: Vec<String> = vec![];
+    for name in sinfo.lines().map(|l| l.trim().trim_end_matches('*')).filter(|l| !l.is_empty()) {
+        if !v.iter().any(|n| n == name) {
+            v.push(name.to_string());
+        }
+    }
+    v
 }
 
 fn submit(sweep_file: &Path, args: &RunArgs, s: &SlurmArgs, todo: &[&Job]) -> Result<Record> {
@@ -290,8 +329,8 @@ pub fn task(sweep: &Sweep, args: &RunArgs, tasks: &Path) -> Result<()> {
         .context("SLURM_ARRAY_TASK_ID is not a number")?;
     let list = std::fs::read_to_string(tasks).with_context(|| format!("cannot read the task list {}", tasks.display()))?;
     let key = list.lines().nth(index).ok_or_else(|| anyhow!("task {index} is beyond the task list {}", tasks.display()))?;
-    let tools = flow::Tools::probe(&sweep.run)?;
     super::probe_extra(&sweep.run)?;
+    let tools = flow::Tools::probe(&sweep.run)?;
     let jobs = flow::prepare(sweep, args, &tools)?;
     let job = jobs
         .iter()
@@ -309,4 +348,15 @@ pub fn task(sweep: &Sweep, args: &RunArgs, tasks: &Path) -> Result<()> {
     let verdict = if row.ok() { "ok".to_string() } else { format!("FAILED: {}", row.failure) };
     eprintln!("slurm task {index}: {verdict} ({:.0} s)", row.seconds);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partitions;
+
+    #[test]
+    fn partitions_drop_the_default_mark() {
+        assert_eq!(partitions("local*\ngpu\nlocal*\n\n"), ["local", "gpu"]);
+        assert_eq!(partitions(""), Vec::<String>::new());
+    }
 }
