@@ -13,8 +13,20 @@ cycles in which no output may appear; the `end` count must match. Where the top 
 output, the bench also checks it, which the Verilator bench does not: it must be 0 in the cycle
 after an input beat was accepted and 1 after the drain. Between table writes, cfg_addr and
 cfg_wdata carry random junk (the Verilator bench leaves them at the last write), so a block that
-writes its table without cfg_we fails. It prints one PASS/FAIL line
-in the Verilator bench's format, so the two can be compared count for count.
+writes its table without cfg_we fails.
+
+Resets in the middle of a vector, as in kllm_tb.h: in every untimed segment, up to 3 times
+(+resets=N caps the run's total; 0: none), after 1-256 accepted input beats (at most the
+segment's) plus 0-7 cycles, rst is raised for 1-4 cycles with work in flight. From the first
+edge with rst high until the first cycle after it falls no output may be valid, and `idle` must
+be high in that cycle (reset_errors). Then every table address the golden file has written so
+far is written again with its latest value (the cfg reload), the segment's own writes follow
+and the segment runs again from its first beat; all its outputs must be right. Outputs compared
+before a reset count apart (pre_reset_outputs, pre_reset_mismatches: a mismatch there fails
+too), so `outputs=` counts each golden output once and stays comparable with Verilator's. The
+random draws are $random's, not the Verilator bench's generator, so the two benches reset at
+different places. The bench prints one PASS/FAIL line in the Verilator bench's format, so the
+two can be compared count for count.
 
 The port binding is the one every Verilator bench uses: input field f drives s_f, the output
 fields of the default stream are m_f (handshake m_valid/m_ready), those of stream `max` are
@@ -43,6 +55,7 @@ def ports(top_file):
 def scan(golden):
     """Field names, output stream names, and the largest cfg/in/out counts of a segment."""
     ins, outs, streams = [], [], []
+    addrs = set()
     most = {"cfg": 1, "in": 1}
     cur = {}
     for line in Path(golden).read_text().splitlines():
@@ -62,13 +75,15 @@ def scan(golden):
                 c = "out:" + s
             cur[c] = cur.get(c, 0) + 1
             most[c] = max(most.get(c, 1), cur[c])
-    return ins, outs, streams or [""], most
+            if c == "cfg":
+                addrs.add(int(tok[1], 16))
+    return ins, outs, streams or [""], most, addrs
 
 
 def main():
     design, top, golden, out = sys.argv[1:5]
     p = ports(Path(design) / f"{top}.v")
-    ins, outs, streams, most = scan(golden)
+    ins, outs, streams, most, addrs = scan(golden)
     if len(ins) > 8 or len(outs) > 7:
         sys.exit("gen_bench: more fields than the bench reads")
 
@@ -76,6 +91,14 @@ def main():
         if name not in p:
             sys.exit(f"gen_bench: {top} has no port {name} (needed by the golden file's fields)")
         return p[name][1]
+
+    # The cfg reload after a reset needs every address written so far: a table indexed by the
+    # address, and the list of written addresses in first-write order.
+    has_cfg0 = "cfg_we" in p
+    aw = w("cfg_addr") if has_cfg0 else 0
+    if aw > 16:
+        sys.exit(f"gen_bench: cfg_addr of {top} is {aw} bits: the reload table takes up to 16")
+    n_addr = len(addrs) or 1
 
     def sp(s, f):  # port of an output field
         return f"m_{s}_{f}" if s else f"m_{f}"
@@ -107,6 +130,11 @@ def main():
     if has_cfg:
         a(f"  reg [{w('cfg_addr') - 1}:0] cq_addr [0:{ncfg - 1}];")
         a(f"  reg [{w('cfg_wdata') - 1}:0] cq_data [0:{ncfg - 1}];")
+        a("  // What a reset reloads: the latest value of every address written, and the addresses.")
+        a(f"  reg [{w('cfg_wdata') - 1}:0] tbl [0:{(1 << aw) - 1}];")
+        a(f"  reg tbl_set [0:{(1 << aw) - 1}];")
+        a(f"  reg [{aw - 1}:0] tlist [0:{n_addr - 1}];")
+        a("  integer n_tbl;")
     for i, f in enumerate(ins):
         a(f"  reg [{w('s_' + f) - 1}:0] iq_{i} [0:{nin - 1}];")
     for si, s in enumerate(streams):
@@ -128,6 +156,9 @@ def main():
     a("  integer quiet, first_in, last_out, measured, cycle, seed0;")
     a("  reg eof, seg_end, ended, aborted, timed, holding, in_fire, progress, same, after_in;")
     a("  integer idle_checks, idle_errors;")
+    a("  integer resets, resets_max, reset_at, delay, tries, pre_checked, pre_mismatches, reset_errors;")
+    a("  integer seg_checked, seg_mismatches, rst_cycles, j;")
+    a("  reg rerun;")
     a("")
     a("  function chance(input integer pct);")
     a("    begin")
@@ -196,19 +227,91 @@ def main():
     a("    end")
     a("  endtask")
     a("")
+    # A reset with work in flight, then the tables reloaded: the block must come back clean.
+    a("  task mid_reset;")
+    a("    begin")
+    a("      resets = resets + 1;")
+    a("      s_valid = 1'b0;")
+    for s in streams:
+        a(f"      {hs(s, 'ready')} = 1'b0;")
+    if has_cfg:
+        a("      cfg_we = 1'b0;")
+    a("      rst = 1'b1;")
+    a("      rst_cycles = 1 + {$random(seed)} % 4;")
+    a("      for (j = 0; j <= rst_cycles; j = j + 1) begin")
+    a("        if (j == rst_cycles) rst = 1'b0;")
+    if has_cfg:
+        a("        cfg_addr = $random(seed);")
+        a("        cfg_wdata = {$random(seed), $random(seed)};")
+    a("        #1;")
+    a("        // From the first edge with rst high to the first cycle after it: nothing valid, idle.")
+    a("        if (j > 0) begin")
+    for s in streams:
+        a(f"          if ({hs(s, 'valid')} !== 1'b0) begin")
+        a("            reset_errors = reset_errors + 1;")
+        a(f"            if (reported < 10) $display(\"  reset: stream '%0s' valid %0s at cycle %0d\", \"{s}\", j < rst_cycles ? \"while rst is high\" : \"in the first cycle after reset\", cycle);")
+        a("            reported = reported + 1;")
+        a("          end")
+    if has_idle:
+        a("          if (j == rst_cycles && idle !== 1'b1) begin")
+        a("            reset_errors = reset_errors + 1;")
+        a("            if (reported < 10) $display(\"  reset: idle is %b in the first cycle after reset (cycle %0d)\", idle, cycle);")
+        a("            reported = reported + 1;")
+        a("          end")
+    a("        end")
+    a("        #1 clk = 1'b1;")
+    a("        #1 clk = 1'b0;")
+    a("        cycle = cycle + 1;")
+    a("      end")
+    if has_cfg:
+        a("      // cfg reload: every address written so far gets its latest value again.")
+        a("      for (j = 0; j < n_tbl; j = j + 1) begin")
+        a("        cfg_we = 1'b1; cfg_addr = tlist[j]; cfg_wdata = tbl[tlist[j]];")
+        a("        half_cycle;")
+        a("        cycle = cycle + 1;")
+        a("      end")
+        a("      cfg_we = 1'b0;")
+    a("    end")
+    a("  endtask")
+    a("")
     pending = " || ".join(["rd_in < n_in"] + [f"rd_out{si} < n_out{si}" for si, _ in enumerate(streams)])
     a("  task run_segment;")
     a("    begin")
+    a("      tries = 0;")
+    a("      rerun = 1'b1;")
+    a("      while (rerun && !aborted) begin")
+    a("        rerun = 1'b0;")
+    a("        reset_at = -1; delay = 0;")
+    a("        if (timing < 0 && n_in > 0 && tries < 3 && (resets_max < 0 || resets < resets_max)) begin")
+    a("          reset_at = 1 + {$random(seed)} % (n_in < 256 ? n_in : 256);")
+    a("          delay = {$random(seed)} % 8;")
+    a("        end")
+    a("        tries = tries + 1;")
+    a("        attempt;")
+    a("      end")
+    a("    end")
+    a("  endtask")
+    a("")
+    a("  // One run of a segment from its first beat; sets `rerun` when a reset cut it short.")
+    a("  task attempt;")
+    a("    begin")
+    a("      rd_in = 0; seg_checked = 0; seg_mismatches = 0;")
+    for si, _ in enumerate(streams):
+        a(f"      rd_out{si} = 0;")
     if has_cfg:
         a("      for (i = 0; i < n_cfg; i = i + 1) begin")
         a("        cfg_we = 1'b1; cfg_addr = cq_addr[i]; cfg_wdata = cq_data[i];")
+        a("        if (!tbl_set[cq_addr[i]]) begin")
+        a("          tbl_set[cq_addr[i]] = 1'b1; tlist[n_tbl] = cq_addr[i]; n_tbl = n_tbl + 1;")
+        a("        end")
+        a("        tbl[cq_addr[i]] = cq_data[i];")
         a("        half_cycle;")
         a("        cycle = cycle + 1;")
         a("      end")
         a("      cfg_we = 1'b0;")
     a("      timed = timing >= 0;")
     a("      holding = 1'b0; quiet = 0; first_in = -1; last_out = -1;")
-    a(f"      while (!aborted && ({pending})) begin")
+    a(f"      while (!aborted && !rerun && ({pending})) begin")
     a("        if (rd_in < n_in) begin")
     a("          s_valid = timed || holding || !chance(gap);")
     a("          if (s_valid) drive_in;")
@@ -254,11 +357,11 @@ def main():
         a("            if (reported < 10) $display(\"  unexpected output on stream '%0s' at cycle %0d\", \"" + s + "\", cycle);")
         a("            reported = reported + 1;")
         a("          end else begin")
-        a("            checked = checked + 1;")
+        a("            checked = checked + 1; seg_checked = seg_checked + 1;")
         same = " && ".join(f"oq{si}_{i}[rd_out{si}] === got{si}_{i}" for i, _ in enumerate(outs))
         a(f"            same = {same};")
         a("            if (!same) begin")
-        a("              mismatches = mismatches + 1;")
+        a("              mismatches = mismatches + 1; seg_mismatches = seg_mismatches + 1;")
         a("              if (reported < 10)")
         fmt = " ".join(f"[{i}] expected %h got %h" for i, _ in enumerate(outs))
         args = ", ".join(f"oq{si}_{i}[rd_out{si}], got{si}_{i}" for i, _ in enumerate(outs))
@@ -276,10 +379,21 @@ def main():
     a("          $display(\"  timeout: no transfer for %0d cycles at cycle %0d; %0d expected outputs never came\", timeout, cycle, missing);")
     a("          aborted = 1'b1;")
     a("        end")
+    a("        if (!aborted && reset_at >= 0 && rd_in >= reset_at) begin")
+    a("          if (delay <= 0) begin")
+    a("            // Outputs compared so far stay compared (a mismatch still fails) but count apart.")
+    a("            checked = checked - seg_checked; pre_checked = pre_checked + seg_checked;")
+    a("            mismatches = mismatches - seg_mismatches; pre_mismatches = pre_mismatches + seg_mismatches;")
+    a("            after_in = 1'b0;")
+    a("            mid_reset;")
+    a("            rerun = 1'b1;")
+    a("          end")
+    a("          delay = delay - 1;")
+    a("        end")
     a("      end")
     a("      s_valid = 1'b0;")
     a("      after_in = 1'b0;")
-    a("      if (timed && !aborted) begin")
+    a("      if (timed && !aborted && !rerun) begin")
     a("        measured = (first_in >= 0 && last_out >= 0) ? last_out - first_in + 1 : -1;")
     a("        if (measured == timing) timing_ok = timing_ok + 1; else timing_bad = timing_bad + 1;")
     a("        $display(\"  timing: predicted %0d cycles, measured %0d%0s\", timing, measured, measured == timing ? \"\" : \"  <-- MISMATCH\");")
@@ -294,11 +408,16 @@ def main():
     a("    if (!$value$plusargs(\"gap=%d\", gap)) gap = 30;")
     a("    if (!$value$plusargs(\"stall=%d\", stall)) stall = 30;")
     a("    if (!$value$plusargs(\"timeout=%d\", timeout)) timeout = 20000;")
+    a("    if (!$value$plusargs(\"resets=%d\", resets_max)) resets_max = -1;")
+    a("    resets = 0; pre_checked = 0; pre_mismatches = 0; reset_errors = 0;")
     a("    fd = $fopen(golden, \"r\");")
     a("    if (fd == 0) begin $display(\"FAIL: cannot open golden file %0s\", golden); $finish; end")
     a("    lineno = 0; eof = 1'b0; ended = 1'b0; aborted = 1'b0; declared = -1; cycle = 0;")
     a("    checked = 0; expected_total = 0; mismatches = 0; unexpected = 0; missing = 0;")
     a("    timing_ok = 0; timing_bad = 0; reported = 0; idle_checks = 0; idle_errors = 0; after_in = 1'b0;")
+    if has_cfg:
+        a(f"    n_tbl = 0;")
+        a(f"    for (j = 0; j < {1 << aw}; j = j + 1) tbl_set[j] = 1'b0;")
     a("    // Reset: 5 cycles, no valid, no ready, no table write.")
     a("    rst = 1'b1;")
     a("    repeat (5) half_cycle;")
@@ -333,9 +452,9 @@ def main():
     a("      $display(\"FAIL: " + top[5:] + " golden file is truncated (no matching 'end' line)\");")
     a("      $finish;")
     a("    end")
-    a("    $display(\"%0s: " + top[5:] + " golden=%0s seed=%0d outputs=%0d/%0d mismatches=%0d unexpected=%0d missing=%0d cycles=%0d timing_segments=%0d timing_mismatches=%0d idle_checks=%0d idle_errors=%0d%0s\",")
-    a("             (!aborted && mismatches == 0 && missing == 0 && unexpected == 0 && timing_bad == 0 && checked == expected_total && idle_errors == 0) ? \"PASS\" : \"FAIL\",")
-    a("             golden, seed0, checked, expected_total, mismatches, unexpected, missing, cycle, timing_ok + timing_bad, timing_bad, idle_checks, idle_errors,")
+    a("    $display(\"%0s: " + top[5:] + " golden=%0s seed=%0d outputs=%0d/%0d mismatches=%0d unexpected=%0d missing=%0d cycles=%0d timing_segments=%0d timing_mismatches=%0d resets=%0d pre_reset_outputs=%0d pre_reset_mismatches=%0d reset_errors=%0d idle_checks=%0d idle_errors=%0d%0s\",")
+    a("             (!aborted && mismatches == 0 && missing == 0 && unexpected == 0 && timing_bad == 0 && checked == expected_total && idle_errors == 0 && reset_errors == 0 && pre_mismatches == 0) ? \"PASS\" : \"FAIL\",")
+    a("             golden, seed0, checked, expected_total, mismatches, unexpected, missing, cycle, timing_ok + timing_bad, timing_bad, resets, pre_checked, pre_mismatches, reset_errors, idle_checks, idle_errors,")
     a("             aborted ? \" (aborted)\" : \"\");")
     a("    $finish;")
     a("  end")
