@@ -167,7 +167,7 @@ test-mutants: tools tools-python $(KLLM) ## RTL mutation testing of every block 
 
 # The tiny configs under Icarus Verilog and Verilator from the same golden files; both must
 # pass with the same counts. Both benches reset the blocks in the middle of vectors.
-ICARUS_CONFIGS ?= generators/tiny.toml generators/orizuru_n16_k2.toml generators/nl_na3.toml
+ICARUS_CONFIGS ?= generators/tiny.toml generators/orizuru_n16_k2.toml generators/nl_na3.toml generators/tile_small.toml
 ICARUS_VECTORS ?= 2000
 sim-icarus: tools tools-python $(KLLM) ## tiny configs under Icarus and Verilator, same golden files, same counts (ICARUS_VECTORS=n)
 	@status=0; for c in $(ICARUS_CONFIGS); do ICARUS_VECTORS=$(ICARUS_VECTORS) testbenches/icarus/sim_config.sh $$c || status=1; done; exit $$status

@@ -355,6 +355,36 @@ def main():
                 shutil.rmtree(o, ignore_errors=True)
             (base / "limit.txt").write_text(f"{limit:.0f}")
 
+        def run_icarus(design_dir, build_dir, extra):
+            """("passed" | "killed" | "no verdict", log) of the Icarus bench on a design."""
+            try:
+                p = subprocess.run([str(ROOT / "testbenches/icarus/run_block.sh"), str(design_dir), fam, str(golden), str(build_dir)] + extra,
+                                   cwd=ROOT, env=dict(os.environ, SEED=str(args.seed)), capture_output=True, text=True,
+                                   timeout=20 * limit)
+            except subprocess.TimeoutExpired:
+                return "no verdict", f"no Icarus verdict after {20 * limit:.0f} s: not a kill\n"
+            out = p.stdout + p.stderr
+            if p.returncode == 0:
+                return "passed", out
+            # Only the bench's own FAIL verdict is a kill, not a bench that could not be built.
+            built = "iverilog build failed" not in out and "gen_bench:" not in out
+            return ("killed" if built and re.search(r"^FAIL", out, re.M) else "no verdict"), out
+
+        icarus_base = {}
+        icarus_lock = __import__("threading").Lock()
+
+        def icarus_passes_original():
+            """The Icarus bench passes the unmutated design (asked once, when a mutant survives)."""
+            with icarus_lock:
+                if "ok" not in icarus_base:
+                    v, out = run_icarus(design, base, [])
+                    (base / "icarus.log").write_text(out)
+                    icarus_base["ok"] = v == "passed"
+                    if not icarus_base["ok"]:
+                        print(f"  [{fam}] no Icarus second opinion: its bench does not pass the unmutated design "
+                              f"({(out.strip().splitlines() or ['no output'])[-1]})", flush=True)
+                return icarus_base["ok"]
+
         def one(i_s):
             i, s = i_s
             d = fw / f"m{i:03d}"
@@ -376,20 +406,14 @@ def main():
             lines[s["line"] - 1] = ln[: s["col"]] + s["rep"] + ln[s["end"]:]
             path.write_text("\n".join(lines))
             verdict, log = run_bench(d / "design", fam, golden, d, args.seed, limit)
-            if verdict == "survived" and not args.verilator_only:
+            if verdict == "survived" and not args.verilator_only and icarus_passes_original():
                 # Second opinion: the Icarus bench, which also checks `idle` and drives junk on
                 # cfg_* between writes; once as usual, once with long back-pressure and no gaps.
                 for extra in ([], ["+stall=90", "+gap=0"]):
-                    try:
-                        p = subprocess.run([str(ROOT / "testbenches/icarus/run_block.sh"), str(d / "design"), fam, str(golden), str(d)] + extra,
-                                           cwd=ROOT, env=dict(os.environ, SEED=str(args.seed)), capture_output=True, text=True,
-                                           timeout=20 * limit)
-                    except subprocess.TimeoutExpired:
-                        (d / "icarus.log").write_text(f"no Icarus verdict after {20 * limit:.0f} s: not a kill\n")
-                        break
-                    (d / "icarus.log").write_text(p.stdout + p.stderr)
-                    if p.returncode != 0:
-                        verdict, log = "killed_icarus", p.stdout
+                    v, out = run_icarus(d / "design", d, extra)
+                    (d / "icarus.log").write_text(out)
+                    if v == "killed":
+                        verdict, log = "killed_icarus", out
                         break
             if verdict != "survived":
                 for o in d.glob(f"obj_{fam}*"):
