@@ -13,7 +13,7 @@ KLLM       := target/release/kllm-gen
 NAME        = $(basename $(notdir $(1)))
 export SEED VECTORS WAVES KLLM
 
-.PHONY: all help tools gen gen-all gen-default lint lint-default sim sim-one sim-default sim-compose negative-control synth test test-rust check-generated bench clean sweep sweep-all sweep-smoke
+.PHONY: all help tools gen gen-all gen-default lint lint-default sim sim-quick test-full sim-one sim-default sim-compose negative-control synth test test-rust check-generated bench clean sweep sweep-all sweep-smoke
 
 all: gen-default lint-default sim-default ## generate the default accelerator, lint it and run its regression
 
@@ -63,8 +63,19 @@ lint-default: tools
 	@scripts/lint.sh $(OUT)/default
 
 # ------------------------------------------------------------------ simulate
-sim: tools $(KLLM) ## Verilator regression of every config (golden vectors from the Rust reference)
-	@status=0; for c in $(CONFIGS); do testbenches/sim_config.sh $$c || status=1; done; exit $$status
+# Two configs at a time (SIM_JOBS): one simulates while the other's Verilator build uses the
+# second core. `sim` runs every config's full vector count (the acceptance counts: 2 000 random
+# GEMVs per tile, 20 000 vectors per block); `sim-quick`, in `make test`, a tenth of the random
+# vectors and every timed segment, so the default regression stays near 15 minutes on 2 cores.
+QUICK_DIVISOR ?= 10
+# The longest configs start first so the two slots finish together.
+SIM_FIRST    = $(filter %/default.toml %/tile_wide.toml %/orizuru_n4096_k20.toml %/tile_small.toml,$(CONFIGS))
+SIM_ORDER    = $(SIM_FIRST) $(filter-out $(SIM_FIRST),$(CONFIGS))
+sim: tools $(KLLM) ## Verilator regression of every config at its full vector count (golden vectors from the Rust reference)
+	@testbenches/sim_all.sh $(SIM_ORDER)
+
+sim-quick: tools $(KLLM) ## the same regression with 1/QUICK_DIVISOR of the random vectors, every timed segment (part of make test)
+	@VECTORS_DIVISOR=$(QUICK_DIVISOR) testbenches/sim_all.sh $(SIM_ORDER)
 
 sim-one: tools gen ## Verilator regression of CONFIG only
 	@testbenches/sim_config.sh $(CONFIG)
@@ -133,8 +144,11 @@ slurm-test: tools $(KLLM) ## a one-node Slurm on localhost runs the smoke sweep 
 test-rust: ## cargo unit, snapshot and CLI tests
 	cargo test --release
 
-test: tools test-rust check-generated lint sim sim-compose negative-control sweep-smoke sim-icarus slurm-test ## everything: cargo tests, generated files up to date, lint, regression
+test: tools test-rust check-generated lint sim-quick sim-compose negative-control sweep-smoke sim-icarus slurm-test ## the default regression: cargo tests, generated files up to date, lint, every config (quick counts), controls
 	@echo "make test: all passed"
+
+test-full: tools sim ## every config at its full vector count (2 000 GEMVs per tile, 20 000 vectors per block); .ci/run runs it after make test
+	@echo "make test-full: all passed"
 
 bench: tools $(KLLM) ## generation time, Verilator rate, Yosys cells of the default config
 	@scripts/bench.sh
@@ -159,12 +173,15 @@ MUTANT_SEED ?= 1
 tools-python:
 	@command -v python3 >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3 >/dev/null; }
-test-mutants: tools tools-python $(KLLM) ## RTL mutation testing of every block family -> reports/mutants.md (MUTANT_SEED=n)
-	@python3 scripts/mutants.py --seed $(MUTANT_SEED)
+# Resumable: verdicts of families whose design and benches are unchanged are reused (build/mutants/),
+# so an interrupted run continues; MUTANT_FAMILIES=a,b runs a chunk (the report keeps the others).
+MUTANT_FAMILIES ?= tile,pe_line,nl_reduce,dq_pe_line,orizuru,topk_sorter,act_encoder,nl_map,nl_map2
+test-mutants: tools tools-python $(KLLM) ## RTL mutation testing of every block family -> reports/mutants.md (MUTANT_SEED=n MUTANT_FAMILIES=a,b)
+	@python3 scripts/mutants.py --seed $(MUTANT_SEED) --families $(MUTANT_FAMILIES) --resume
 
 # The tiny configs under Icarus Verilog and Verilator from the same golden files; both must
-# pass with the same counts.
-ICARUS_CONFIGS ?= generators/tiny.toml generators/orizuru_n16_k2.toml generators/nl_na3.toml
+# pass with the same counts. Both benches reset the blocks in the middle of vectors.
+ICARUS_CONFIGS ?= generators/tiny.toml generators/orizuru_n16_k2.toml generators/nl_na3.toml generators/tile_small.toml
 ICARUS_VECTORS ?= 2000
 sim-icarus: tools tools-python $(KLLM) ## tiny configs under Icarus and Verilator, same golden files, same counts (ICARUS_VECTORS=n)
 	@status=0; for c in $(ICARUS_CONFIGS); do ICARUS_VECTORS=$(ICARUS_VECTORS) testbenches/icarus/sim_config.sh $$c || status=1; done; exit $$status
