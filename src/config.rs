@@ -74,6 +74,12 @@ impl QuantConfig {
         numerics_format(&self.numerics).expect("validated quant.numerics")
     }
 
+    /// Width of a raw activation on a port: `x_bits` in integer mode, an F pattern (1 + E + M
+    /// bits) in float mode. Only call on a validated config.
+    pub fn value_bits(&self) -> u32 {
+        self.float().map_or(self.x_bits, |f| f.width())
+    }
+
     /// Number of (activation index, weight index) pairs, i.e. counting bins.
     pub fn bins(&self) -> u32 {
         1 << (self.na + self.nw)
@@ -281,8 +287,8 @@ mod tests {
             let e = Config::parse(&format!("[quant]\nnumerics = \"{v}\"\n[pe_line]\n")).unwrap_err();
             assert_eq!(e, want);
         }
-        let e = Config::parse("[quant]\nnumerics = \"fp16\"\n[pe_line]\n[encoder]\n").unwrap_err();
-        assert!(e.starts_with("`quant.numerics` = \"fp16\": block act_encoder ([encoder]) has no float mode yet"), "{e}");
+        let e = Config::parse("[quant]\nnumerics = \"fp16\"\n[pe_line]\n[nl_reduce]\n").unwrap_err();
+        assert!(e.starts_with("`quant.numerics` = \"fp16\": block nl_reduce ([nl_reduce]) has no float mode yet"), "{e}");
         assert!(!e.contains('\n'));
     }
 

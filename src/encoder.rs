@@ -4,10 +4,21 @@
 //! midpoints are sorted, the count is found by binary search: stage `s` decides index bit
 //! `na-1-s` with one comparison per value, so each value costs `na` comparators and the
 //! pipeline is `na + 1` registers deep (an input register, then one per comparison).
+//!
+//! Float mode (SPEC "Float mode"): inputs are F patterns and the rule is the exact midpoint rule
+//! `ia(x) = #{ i : x > m_i }`, `m_i = (ca[i] + ca[i+1]) / 2` never rounded. The block loads, for
+//! each midpoint, the F value `t_i` = the largest F value not above `m_i`
+//! ([`FloatFormat::encoder_thresholds`](crate::fp::FloatFormat::encoder_thresholds)); for an F
+//! value `x`, `x > m_i` exactly when `x > t_i`, so each comparison is a real-value compare of two
+//! F patterns (`kllm_fp_lt_w{W}`: sign-magnitude, −0 equal to +0), as wide as an F pattern. The
+//! golden file's expected indices come from the exact rule itself ([`FloatFormat::encode`]),
+//! not from the thresholds, so the bench checks that the two agree. Same pipeline, same cycles.
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{in_range, Config, QuantConfig};
+use crate::fp::FloatFormat;
+use crate::fp_rtl;
 use crate::registry::BlockKind;
 use crate::golden::{hex_lanes, hex_signed, GoldenWriter};
 use crate::reference;
@@ -44,6 +55,10 @@ pub struct EncoderDerived {
     /// Register stages; a value leaves `latency` cycles after it enters.
     pub latency: u32,
     pub predicted: EncPredicted,
+    /// Float mode only: the format (`x_bits` is then its pattern width and `midpoint_bits` that
+    /// of a threshold `t_i`, also an F pattern).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub numerics: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -58,12 +73,13 @@ impl EncoderDerived {
         EncoderDerived {
             lanes: c.lanes,
             na: q.na,
-            x_bits: q.x_bits,
-            midpoint_bits: q.ac_bits,
+            x_bits: q.value_bits(),
+            midpoint_bits: q.float().map_or(q.ac_bits, |f| f.width()),
             midpoints: (1 << q.na) - 1,
             comparators: c.lanes * q.na,
             latency,
             predicted: EncPredicted { stream1024_cycles: stream_cycles(latency, 1024) },
+            numerics: q.float().map(|_| q.numerics.clone()),
         }
     }
 }
@@ -78,22 +94,51 @@ pub const TOP: &str = "kllm_act_encoder";
 
 pub fn generate(d: &mut Design, q: &QuantConfig, c: &EncoderConfig, module: &str) -> Handle {
     let g = EncoderDerived::new(q, c);
-    let (l, na, xb, ab) = (c.lanes, q.na, q.x_bits, q.ac_bits);
+    let float = q.float();
+    let (l, na, xb, ab) = (c.lanes, q.na, g.x_bits, g.midpoint_bits);
+    // Float mode: the real-value comparator of two F patterns.
+    let lt_unit = float.map(|f| {
+        let u = fp_rtl::fp_compare(f.width(), false);
+        let name = u.name.clone();
+        if d.get(&name).is_none() {
+            d.add(u);
+        }
+        name
+    });
     let mut m = Module::new(module);
-    m.doc(format!(
-        "Activation encoder: {l} values of {xb} bits per cycle to {na}-bit indices by a \
-         binary-search comparator tree over {} midpoints.",
-        g.midpoints
-    ));
-    m.doc("ia(x) = #{ i : x > b_i }: the nearest centroid, ties to the lower index.");
+    match float {
+        None => {
+            m.doc(format!(
+                "Activation encoder: {l} values of {xb} bits per cycle to {na}-bit indices by a \
+                 binary-search comparator tree over {} midpoints.",
+                g.midpoints
+            ));
+            m.doc("ia(x) = #{ i : x > b_i }: the nearest centroid, ties to the lower index.");
+        }
+        Some(f) => {
+            m.doc(format!(
+                "Activation encoder, float mode ({}): {l} {xb}-bit F values per cycle to {na}-bit indices by a \
+                 binary-search comparator tree over {} thresholds.",
+                f.name(),
+                g.midpoints
+            ));
+            m.doc("ia(x) = #{ i : x > m_i }, m_i = (ca[i] + ca[i+1]) / 2 exact: the nearest centroid, ties to the lower index.");
+            m.doc("Threshold t_i is the largest F value not above m_i, so for F values x > m_i exactly when x > t_i;");
+            m.doc("values are compared as reals (-0 == +0) by kllm_fp_lt units.");
+        }
+    }
     m.doc("Write midpoints through cfg_* only while no value is in flight.");
     m.clock_reset();
-    m.input("cfg_we", 1, "midpoint write enable")
-        .input("cfg_addr", na, "midpoint i (0 .. 2^NA-2)")
-        .input_signed("cfg_wdata", ab, "b_i = (ca[i] + ca[i+1]) >>> 1, signed")
-        .input("s_valid", 1, "")
+    m.input("cfg_we", 1, "midpoint write enable").input("cfg_addr", na, "midpoint i (0 .. 2^NA-2)");
+    if float.is_some() {
+        m.input("cfg_wdata", ab, "t_i: the largest F value not above (ca[i] + ca[i+1]) / 2, an F pattern");
+    } else {
+        m.input_signed("cfg_wdata", ab, "b_i = (ca[i] + ca[i+1]) >>> 1, signed");
+    }
+    let x_doc = if float.is_some() { "F pattern of lane i at [i*X_W +: X_W]" } else { "value of lane i at [i*X_W +: X_W], signed" };
+    m.input("s_valid", 1, "")
         .output("s_ready", 1, "")
-        .input("s_x", l * xb, "value of lane i at [i*X_W +: X_W], signed")
+        .input("s_x", l * xb, x_doc)
         .input("s_last", 1, "passed through with the beat")
         .output("m_valid", 1, "")
         .input("m_ready", 1, "")
@@ -103,7 +148,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &EncoderConfig, module: &str
     m.localparam("X_W", 0, xb as i64);
 
     m.comment("Midpoints, loaded at run time; sorted ascending because the centroids are.");
-    m.push(Item::Reg { name: "mid_q".into(), width: ab, signed: true, depth: Some(g.midpoints) });
+    m.push(Item::Reg { name: "mid_q".into(), width: ab, signed: float.is_none(), depth: Some(g.midpoints) });
     m.clocked("midpoint_write", vec![if_("cfg_we", vec![nb("mid_q[cfg_addr]", "cfg_wdata")])]);
 
     // Stage k holds the value and the k index bits decided so far (the high bits).
@@ -154,6 +199,34 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &EncoderConfig, module: &str
         }
         let thr_addr = format!("{{{}}}", parts.join(", "));
         let next = if k > 0 { format!("{{{decided}, above}}") } else { "above".to_string() };
+        let select = Item::Assign { lhs: format!("idx{}_next[lane*{} +: {}]", k + 1, k + 1, k + 1), rhs: next };
+        let wire = |name: &str, width: u32, init: Option<String>| Item::Wire {
+            name: name.into(),
+            width,
+            signed: false,
+            depth: None,
+            init,
+        };
+        if let Some(unit) = &lt_unit {
+            // Float: above = (t < value) as real values.
+            let lane_body = vec![
+                wire("threshold", ab, Some(format!("mid_q[{thr_addr}]"))),
+                wire("value", xb, Some(format!("x{k}_q[lane*X_W +: X_W]"))),
+                wire("above", 1, None),
+                Item::Instance {
+                    module: unit.clone(),
+                    name: "u_above".into(),
+                    conns: vec![
+                        ("a".into(), "threshold".into()),
+                        ("b".into(), "value".into()),
+                        ("lt".into(), "above".into()),
+                    ],
+                },
+                select,
+            ];
+            m.push(Item::GenFor { label: format!("g_compare{}", k + 1), var: "lane".into(), count: l, body: lane_body });
+            continue;
+        }
         let lane_body = vec![
             Item::Wire {
                 name: "midpoint".into(),
@@ -183,7 +256,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &EncoderConfig, module: &str
                 depth: None,
                 init: Some("value > threshold".into()),
             },
-            Item::Assign { lhs: format!("idx{}_next[lane*{} +: {}]", k + 1, k + 1, k + 1), rhs: next },
+            select,
         ];
         m.push(Item::GenFor { label: format!("g_compare{}", k + 1), var: "lane".into(), count: l, body: lane_body });
     }
@@ -232,7 +305,13 @@ impl BlockKind for EncoderBlock {
         generate(d, &cfg.quant, Self::section(cfg), module)
     }
     fn golden(&self, cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
-        golden(&cfg.quant, Self::section(cfg), vectors, seed, w)
+        match cfg.quant.float() {
+            Some(f) => golden_fp(f, &cfg.quant, Self::section(cfg), vectors, seed, w),
+            None => golden(&cfg.quant, Self::section(cfg), vectors, seed, w),
+        }
+    }
+    fn float_mode(&self) -> bool {
+        true
     }
 }
 
@@ -287,4 +366,167 @@ fn write_beat(w: &mut GoldenWriter, q: &QuantConfig, xs: &[i64], b: &[i64], last
     let last = (last as u8).to_string();
     w.input(&[hex_lanes(&raw, q.x_bits), last.clone()]);
     w.out(&[hex_lanes(&idx, q.na), last]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float mode: golden vectors
+
+/// Shapes of the random F codebooks of the float golden file, in turn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FpShape {
+    /// Magnitudes near 1, both signs.
+    Typical,
+    /// Any finite patterns, over the whole exponent range.
+    Any,
+    /// Subnormals, the smallest normals and zero.
+    Tiny,
+    /// The top binades, the largest finite values included.
+    Huge,
+    /// One binade, fractions of equal parity: every midpoint is itself an F value, so values
+    /// equal to a midpoint (exact ties, which go to the lower index) are driven.
+    Ties,
+}
+
+pub const FP_SHAPES: [FpShape; 5] = [FpShape::Typical, FpShape::Any, FpShape::Tiny, FpShape::Huge, FpShape::Ties];
+
+/// A strictly ascending F codebook of `n` values of `shape` (distinct as real values: at most
+/// one zero). Falls back to any finite values if the shape has too few distinct values.
+pub fn fp_codebook(rng: &mut Rng, f: FloatFormat, n: usize, shape: FpShape) -> Vec<u64> {
+    use crate::pe_fp::{random_f, Style};
+    let binade = rng.range(1, (1i64 << f.e()) - 2) as u64;
+    let draw = |rng: &mut Rng, tries: u32| -> u64 {
+        if tries > 200 {
+            return random_f(rng, f, Style::Any);
+        }
+        match shape {
+            FpShape::Typical => random_f(rng, f, Style::Typical),
+            FpShape::Any => random_f(rng, f, Style::Any),
+            FpShape::Tiny => random_f(rng, f, Style::Tiny),
+            FpShape::Huge => random_f(rng, f, Style::Huge),
+            FpShape::Ties => {
+                // Fractions of one parity (even, or all odd), one binade, both signs.
+                let frac = (rng.below(1 << f.m()) & !1) | (binade & 1 & (f.m() > 1) as u64);
+                let frac = frac & ((1 << f.m()) - 1);
+                (rng.below(2) << (f.e() + f.m())) | binade << f.m() | frac
+            }
+        }
+    };
+    let mut keys: Vec<i64> = vec![];
+    let mut tries = 0;
+    while keys.len() < n {
+        let k = f.order_key(draw(rng, tries)).expect("finite");
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+        tries += 1;
+    }
+    keys.sort();
+    keys.iter().map(|&k| f.from_key(k).expect("finite")).collect()
+}
+
+/// One random raw value for a codebook with thresholds `t`: ±0, ±the largest finite value,
+/// ±the smallest subnormal, a threshold or its F neighbours (the decision boundary; with a
+/// [`FpShape::Ties`] codebook the threshold *is* the midpoint), a centroid, any finite value
+/// (mostly far outside the codebook), or a value of the codebook's own shape.
+pub fn fp_value(rng: &mut Rng, f: FloatFormat, ca: &[u64], t: &[u64], shape: FpShape) -> u64 {
+    use crate::pe_fp::{random_f, Style};
+    let sign = rng.below(2) << (f.e() + f.m());
+    match rng.below(12) {
+        0 => sign,
+        1 => sign | f.max_finite(),
+        2 => sign | 1,
+        3..=6 => {
+            let key = f.order_key(t[rng.below(t.len() as u64) as usize]).expect("finite") + rng.range(-1, 1);
+            f.from_key(key).unwrap_or(f.max_finite())
+        }
+        7 => ca[rng.below(ca.len() as u64) as usize],
+        8 => random_f(rng, f, Style::Any),
+        _ => fp_codebook(rng, f, 1, shape)[0],
+    }
+}
+
+/// The float golden file's stimulus: segments of (codebook, beats of `lanes` raw values), each
+/// with a fresh codebook of the next [`FP_SHAPES`] shape, `vectors` beats in all; then the timed
+/// segment's codebook and its 1024 beats.
+pub fn fp_stimulus(f: FloatFormat, q: &QuantConfig, c: &EncoderConfig, vectors: u32, seed: u64) -> Vec<(Vec<u64>, Vec<Vec<u64>>)> {
+    let mut rng = Rng::new(seed);
+    let n = 1usize << q.na;
+    let mut segs = vec![];
+    let (mut done, mut s) = (0u32, 0usize);
+    while done < vectors {
+        let shape = FP_SHAPES[s % FP_SHAPES.len()];
+        let ca = fp_codebook(&mut rng, f, n, shape);
+        let t = f.encoder_thresholds(&ca).expect("an ascending finite codebook");
+        let beats = 500.min(vectors - done);
+        let xs = (0..beats).map(|_| (0..c.lanes).map(|_| fp_value(&mut rng, f, &ca, &t, shape)).collect()).collect();
+        segs.push((ca, xs));
+        done += beats;
+        s += 1;
+    }
+    let ca = fp_codebook(&mut rng, f, n, FpShape::Typical);
+    let t = f.encoder_thresholds(&ca).expect("an ascending finite codebook");
+    let xs = (0..1024).map(|_| (0..c.lanes).map(|_| fp_value(&mut rng, f, &ca, &t, FpShape::Typical)).collect()).collect();
+    segs.push((ca, xs));
+    segs
+}
+
+/// Float-mode golden file: the thresholds `t_i` of each codebook on cfg, the raw F patterns in,
+/// and the indices of the exact midpoint rule ([`FloatFormat::encode`]) out; the last segment
+/// is timed (1024 beats back to back).
+pub fn golden_fp(f: FloatFormat, q: &QuantConfig, c: &EncoderConfig, vectors: u32, seed: u64, w: &mut GoldenWriter) {
+    let g = EncoderDerived::new(q, c);
+    w.header("act_encoder", &["x", "last"], &["idx", "last"]);
+    let segs = fp_stimulus(f, q, c, vectors, seed);
+    let timed = segs.len() - 1;
+    for (s, (ca, beats)) in segs.iter().enumerate() {
+        let mids = f.midpoints(ca).expect("an ascending finite codebook");
+        for (i, t) in f.encoder_thresholds(ca).expect("ascending").iter().enumerate() {
+            w.cfg(i as u64, &hex_lanes(&[*t], f.width()));
+        }
+        if s == timed {
+            w.timing(g.predicted.stream1024_cycles);
+        }
+        for (v, xs) in beats.iter().enumerate() {
+            let idx: Vec<u64> = xs.iter().map(|&x| f.encode(x, &mids).expect("finite") as u64).collect();
+            let last = if s == timed { v + 1 == beats.len() } else { v % 7 == 6 };
+            let last = (last as u8).to_string();
+            w.input(&[hex_lanes(xs, f.width()), last.clone()]);
+            w.out(&[hex_lanes(&idx, q.na), last]);
+        }
+        w.sync();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The float stimulus holds what the golden file claims: exact ties (a value equal to a
+    /// midpoint), both zeros, the largest finite values, subnormals, and values beyond both
+    /// ends of their codebook; and every codebook is strictly ascending.
+    #[test]
+    fn float_stimulus_covers_the_edge_cases() {
+        let f = FloatFormat::FP16;
+        let q = QuantConfig { numerics: "fp16".into(), ..QuantConfig::default() };
+        let c = EncoderConfig { lanes: 4 };
+        let segs = fp_stimulus(f, &q, &c, 20_000, 1);
+        let (mut ties, mut zeros, mut negzeros, mut maxes, mut subs, mut below, mut above) = (0, 0, 0, 0, 0, 0, 0);
+        for (ca, beats) in &segs {
+            let mids = f.midpoints(ca).unwrap();
+            for &x in beats.iter().flatten() {
+                let x2 = f.to_fixed(x).unwrap() << 1u32;
+                ties += mids.iter().filter(|m| **m == x2).count();
+                zeros += (x == 0) as u32;
+                negzeros += (x == 0x8000) as u32;
+                maxes += (x & 0x7fff == 0x7bff) as u32;
+                subs += (x & 0x7c00 == 0 && x & 0x3ff != 0) as u32;
+                below += (x2 < f.to_fixed(ca[0]).unwrap() << 1u32) as u32;
+                above += (x2 > f.to_fixed(*ca.last().unwrap()).unwrap() << 1u32) as u32;
+            }
+        }
+        eprintln!("ties {ties}, +0 {zeros}, -0 {negzeros}, max {maxes}, subnormal {subs}, below {below}, above {above}");
+        for (what, n) in [("ties", ties as u32), ("+0", zeros), ("-0", negzeros), ("max", maxes), ("sub", subs), ("below", below), ("above", above)] {
+            assert!(n >= 500, "only {n} {what} in 20 000 beats");
+        }
+    }
 }

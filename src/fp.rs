@@ -291,6 +291,44 @@ impl FloatFormat {
         Ok(if d.neg { -mag } else { mag })
     }
 
+    /// The finite pattern whose [`order_key`](Self::order_key) is `key` (+0 for 0); `None` when
+    /// no finite value has that key.
+    pub fn from_key(&self, key: i64) -> Option<u64> {
+        let mag = key.unsigned_abs();
+        if mag > self.max_finite() {
+            return None;
+        }
+        Some(if key < 0 { self.sign_bit() | mag } else { mag })
+    }
+
+    /// The encoder's thresholds in F: `t_i` = the largest F value not above the midpoint
+    /// `m_i = (ca[i] + ca[i+1]) / 2`. For every F value `x`, `x > m_i` exactly when `x > t_i`
+    /// (if `x > m_i` then `x > t_i` since `t_i <= m_i`; if `x > t_i` then `x` is an F value above
+    /// the largest one not above `m_i`, so `x > m_i`). So an encoder that compares F patterns as
+    /// real values with `t_i` takes the exact-midpoint decision `ia(x) = #{i : x > m_i}`, ties
+    /// included, with comparators as wide as an F pattern. `t_i` lies in `[ca[i], ca[i+1])`;
+    /// it is found by bisection over the order keys of that interval (consecutive keys are
+    /// consecutive F values), compared exactly with the midpoint.
+    pub fn encoder_thresholds(&self, ca: &[u64]) -> Result<Vec<u64>> {
+        let mids = self.midpoints(ca)?;
+        let mut t = Vec::with_capacity(mids.len());
+        for (i, m) in mids.iter().enumerate() {
+            // Invariant: value(lo) <= m < value(hi) (ca[i] < m < ca[i+1]).
+            let (mut lo, mut hi) = (self.order_key(ca[i])?, self.order_key(ca[i + 1])?);
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                let p = self.from_key(mid).expect("a key between two finite keys is finite");
+                if self.to_fixed(p)? << 1u32 <= *m {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            t.push(self.from_key(lo).expect("finite"));
+        }
+        Ok(t)
+    }
+
     /// The exact midpoint `(lo + hi) / 2` in fixed point with one more fraction bit than
     /// [`to_fixed`](Self::to_fixed) (units of `2^(unit_exp − 1)`), i.e. `fixed(lo) + fixed(hi)`.
     pub fn midpoint(&self, lo: u64, hi: u64) -> Result<BigInt> {
@@ -446,6 +484,57 @@ mod tests {
         assert_eq!(f.encode(0xb7ff, &mids).unwrap(), 1); // just above -0.5
         assert_eq!(f.encode(0x3800, &mids).unwrap(), 1); // 0.5 = m_1
         assert_eq!(f.encode(0x3801, &mids).unwrap(), 2);
+    }
+
+    /// The encoder's F thresholds against an independent method: for F values, `x > t_i`
+    /// (compared as f64) equals `x > (ca[i] + ca[i+1]) / 2` computed in f64 (exact there). fp8
+    /// E4M3: every pair of distinct finite values against every finite x; fp16: every finite x
+    /// against pairs that are neighbours, straddle zero, are far apart, equal-binade (midpoint an
+    /// F value) and random (seeded).
+    #[test]
+    fn encoder_thresholds_decide_like_the_exact_midpoint() {
+        let check = |f: FloatFormat, a: u64, b: u64, xs: &[u64]| {
+            let (va, vb) = (f.to_f64(a).unwrap(), f.to_f64(b).unwrap());
+            let t = f.encoder_thresholds(&[a, b]).unwrap()[0];
+            let vt = f.to_f64(t).unwrap();
+            let m = (va + vb) / 2.0;
+            assert!(vt <= m && va <= vt && vt < vb, "{} t({a:#x},{b:#x}) = {t:#x}", f.name());
+            for &x in xs {
+                let vx = f.to_f64(x).unwrap();
+                assert_eq!(vx > vt, vx > m, "{} a={a:#x} b={b:#x} x={x:#x}", f.name());
+            }
+        };
+        let finite = |f: FloatFormat| -> Vec<u64> {
+            (0..1u64 << f.width()).filter(|&p| f.decode(p).is_ok()).collect()
+        };
+        let f = FloatFormat::FP8_E4M3;
+        let all = finite(f);
+        for &a in &all {
+            for &b in &all {
+                if f.to_f64(a).unwrap() < f.to_f64(b).unwrap() {
+                    check(f, a, b, &all);
+                }
+            }
+        }
+        let f = FloatFormat::FP16;
+        let all = finite(f);
+        let seed: u64 = std::env::var("FP_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+        println!("encoder thresholds: seed {seed}");
+        let mut rng = crate::rng::Rng::new(seed);
+        let mut pairs = vec![(0x8000, 0x0001), (0x8001, 0x0000), (0xfbff, 0x7bff), (0x0000, 0x7bff), (0x3c00, 0x3c01), (0x7bfe, 0x7bff), (0x3c00, 0x3c02), (0xbc00, 0x3c00)];
+        for _ in 0..60 {
+            let a = all[rng.below(all.len() as u64) as usize];
+            let b = all[rng.below(all.len() as u64) as usize];
+            let (va, vb) = (f.to_f64(a).unwrap(), f.to_f64(b).unwrap());
+            if va < vb {
+                pairs.push((a, b));
+            } else if vb < va {
+                pairs.push((b, a));
+            }
+        }
+        for &(a, b) in &pairs {
+            check(f, a, b, &all);
+        }
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //!   round-to-nearest-even (`RNE_32`, [`FloatFormat::rne32`]), the one rounding of a dot product.
 //! - `kllm_fp_mul_e{E}m{M}`: `RNE_F(a · b)` ([`FloatFormat::mul_rne`]), the F multiplier of the
 //!   dequantize-multiply baseline and of the compensation path.
+//! - `kllm_fp_lt_w{W}` / `kllm_fp_cmp_w{W}`: `a < b` (and `a == b`) of two F patterns as real
+//!   values, the comparator of the float encoder and of Orizuru's trees.
 //!
 //! All three are checked bit for bit against the Rust reference by the Verilator benches in
 //! testbenches/fp/ (`make sim-fp`).
@@ -245,6 +247,46 @@ pub fn fp_mul(fmt: FloatFormat) -> Module {
         format!("{{bexp[{}:0], frac}} + {}", e - 1, zext("inc", 1, e + m)),
     )
     .assign("p", format!("huge ? {{neg, {e}'h{:x}, {m}'d0}} : {{neg, exp_frac}}", (1u64 << e) - 1));
+    md
+}
+
+/// `kllm_fp_lt_w{W}` (`eq = false`) or `kllm_fp_cmp_w{W}` (`eq = true`): `lt = a < b` and, for
+/// the second, `eq = a == b`, where `a` and `b` are W-bit sign-magnitude float patterns compared
+/// as **real values** ([`FloatFormat::order_key`]): −0 equals +0, and below that the magnitude
+/// field (exponent and fraction, sign bit cleared) is ordered like the magnitude. One magnitude
+/// comparator (`<`) and one equality per unit, no negation; the same for every format of width W.
+/// Infinity and NaN never arrive (SPEC.md); their patterns would order above every finite value
+/// of their sign (NaN above infinity), which nothing relies on.
+pub fn fp_compare(w: u32, eq: bool) -> Module {
+    let mut md = Module::new(format!("kllm_fp_{}_w{w}", if eq { "cmp" } else { "lt" }));
+    md.doc(format!(
+        "{} of two {w}-bit float patterns as real values: -0 equals +0; the magnitude field",
+        if eq { "a < b and a == b" } else { "a < b" }
+    ))
+    .doc("(sign cleared) orders like the magnitude. Combinational; inputs are finite (SPEC.md).");
+    md.input("a", w, "float bit pattern, finite")
+        .input("b", w, "float bit pattern, finite")
+        .output("lt", 1, "a < b as real values");
+    if eq {
+        md.output("eq", 1, "a == b as real values (-0 == +0)");
+    }
+    let (s, top) = (w - 1, w - 2);
+    md.wire_eq("mag_a", w - 1, format!("a[{top}:0]"))
+        .wire_eq("mag_b", w - 1, format!("b[{top}:0]"))
+        .wire_eq("mag_lt", 1, "mag_a < mag_b")
+        .wire_eq("mag_eq", 1, "mag_a == mag_b")
+        .wire_eq("zeros", 1, "~|mag_a & ~|mag_b");
+    md.comment(
+        "Both zeros: equal whatever their signs. Otherwise a negative a is below a non-negative b;\n\
+         of two non-negatives the smaller magnitude is smaller, of two negatives the larger.",
+    );
+    md.assign(
+        "lt",
+        format!("~zeros & (a[{s}] ? (~b[{s}] | (~mag_lt & ~mag_eq)) : (~b[{s}] & mag_lt))"),
+    );
+    if eq {
+        md.assign("eq", format!("zeros | (mag_eq & (a[{s}] == b[{s}]))"));
+    }
     md
 }
 

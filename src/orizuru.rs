@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{in_range, power_of_two, Config, QuantConfig};
 use crate::registry::{BlockKind, Workload};
+use crate::fp::FloatFormat;
 use crate::golden::{hex_lanes, hex_signed, GoldenWriter};
 use crate::rng::Rng;
 use crate::verilog::{if_, if_else, lit, nb, ubits, Design, Handle, Item, Module};
@@ -147,7 +148,7 @@ pub struct OrzPredicted {
 
 impl OrizuruDerived {
     pub fn new(q: &QuantConfig, c: &OrizuruConfig) -> Self {
-        let (n, k, xb) = (c.n, c.k, q.x_bits);
+        let (n, k, xb) = (c.n, c.k, q.value_bits());
         let l = c.levels();
         let r = c.unit_levels();
         let stages = l / r;
@@ -219,7 +220,7 @@ pub struct SorterDerived {
 
 impl SorterDerived {
     pub fn new(q: &QuantConfig, c: &OrizuruConfig) -> Self {
-        let (n, k, xb) = (c.n, c.k, q.x_bits);
+        let (n, k, xb) = (c.n, c.k, q.value_bits());
         let l = c.levels();
         let pos_bits = l.max(1);
         let layers = l * (l + 1) / 2;
@@ -267,6 +268,22 @@ pub fn reference_topk(x: &[i64], k: usize) -> (Vec<(i64, u32)>, Vec<(i64, u32)>)
     desc.sort_by(|a, b| b.0.cmp(&a.0));
     let mut asc = pairs;
     asc.sort_by(|a, b| a.0.cmp(&b.0));
+    desc.truncate(k);
+    asc.truncate(k);
+    (desc, asc)
+}
+
+/// Float mode's result contract in its plainest form: a stable sort of (pattern, position) pairs
+/// by real value (`f64`, exact for every supported F value; −0 and +0 compare equal), so ties,
+/// zeros of either sign included, keep ascending position order. Values are the input patterns.
+pub fn reference_topk_fp(f: FloatFormat, x: &[u64], k: usize) -> (Vec<(u64, u32)>, Vec<(u64, u32)>) {
+    assert!(k <= x.len());
+    let real = |p: u64| f.to_f64(p).expect("float mode takes finite values only");
+    let pairs: Vec<(u64, u32)> = x.iter().enumerate().map(|(i, &v)| (v, i as u32)).collect();
+    let mut desc = pairs.clone();
+    desc.sort_by(|a, b| real(b.0).partial_cmp(&real(a.0)).unwrap());
+    let mut asc = pairs;
+    asc.sort_by(|a, b| real(a.0).partial_cmp(&real(b.0)).unwrap());
     desc.truncate(k);
     asc.truncate(k);
     (desc, asc)
@@ -456,19 +473,20 @@ pub const TOP: &str = "kllm_orizuru";
 pub const SORTER_TOP: &str = "kllm_topk_sorter";
 
 /// Ports shared by both tops (same streams, same result contract).
-fn stream_ports(m: &mut Module, lanes: u32, xb: u32, pb: u32) {
+fn stream_ports(m: &mut Module, lanes: u32, xb: u32, pb: u32, float: bool) {
+    let kind = if float { "F pattern" } else { "signed value" };
     m.clock_reset();
     m.input("s_valid", 1, "input beat valid")
         .output("s_ready", 1, "input beat accepted when valid && ready")
-        .input("s_x", lanes * xb, "signed value of position beat*LANES+i at [i*X_W +: X_W]; n/LANES beats make a vector")
+        .input("s_x", lanes * xb, &format!("{kind} of position beat*LANES+i at [i*X_W +: X_W]; n/LANES beats make a vector"))
         .output("m_max_valid", 1, "largest-values stream: one (value, position) per transfer")
         .input("m_max_ready", 1, "")
-        .output("m_max_value", xb, "signed value; k per vector, descending, ties by ascending position")
+        .output("m_max_value", xb, &format!("{kind}; k per vector, descending, ties by ascending position"))
         .output("m_max_pos", pb, "its position in the vector")
         .output("m_max_last", 1, "k-th (last) largest value of the vector")
         .output("m_min_valid", 1, "smallest-values stream: one (value, position) per transfer")
         .input("m_min_ready", 1, "")
-        .output("m_min_value", xb, "signed value; k per vector, ascending, ties by ascending position")
+        .output("m_min_value", xb, &format!("{kind}; k per vector, ascending, ties by ascending position"))
         .output("m_min_pos", pb, "its position in the vector")
         .output("m_min_last", 1, "k-th (last) smallest value of the vector");
 }
@@ -476,8 +494,33 @@ fn stream_ports(m: &mut Module, lanes: u32, xb: u32, pb: u32) {
 fn gw(name: &str, width: u32, expr: impl Into<String>) -> Item {
     Item::Wire { name: name.into(), width, signed: false, depth: None, init: Some(expr.into()) }
 }
-fn gws(name: &str, width: u32, expr: impl Into<String>) -> Item {
-    Item::Wire { name: name.into(), width, signed: true, depth: None, init: Some(expr.into()) }
+/// A value wire: signed in integer mode, an unsigned F pattern in float mode.
+fn gwv(float: bool, name: &str, width: u32, expr: impl Into<String>) -> Item {
+    Item::Wire { name: name.into(), width, signed: !float, depth: None, init: Some(expr.into()) }
+}
+/// A wire driven by an instance output.
+fn gw_out(name: &str) -> Item {
+    Item::Wire { name: name.into(), width: 1, signed: false, depth: None, init: None }
+}
+
+/// Float mode: adds the real-value comparator of two `w`-bit F patterns to the design once
+/// (`kllm_fp_lt_w{w}`, or `kllm_fp_cmp_w{w}` with the equality) and returns its name.
+fn fp_cmp_unit(d: &mut Design, w: u32, eq: bool) -> String {
+    let u = crate::fp_rtl::fp_compare(w, eq);
+    let name = u.name.clone();
+    if d.get(&name).is_none() {
+        d.add(u);
+    }
+    name
+}
+
+/// An instance of a float comparator inside a generate body: `lt = a < b` (and `eq`).
+fn fp_cmp_inst(unit: &str, name: &str, a: &str, b: &str, lt: &str, eq: Option<&str>) -> Item {
+    let mut conns = vec![("a".to_string(), a.to_string()), ("b".into(), b.into()), ("lt".into(), lt.into())];
+    if let Some(e) = eq {
+        conns.push(("eq".into(), e.into()));
+    }
+    Item::Instance { module: unit.into(), name: name.into(), conns }
 }
 
 /// Bit `j` of a per-node flag vector; a one-node level's vector is a scalar.
@@ -501,12 +544,20 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig, module: &str
 pub fn generate_with_keep(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig, module: &str, keep: bool) -> Handle {
     let g = OrizuruDerived::new(q, c);
     let (n, k, lanes, xb, pb, l, r, s, b) =
-        (c.n, c.k, c.lanes, q.x_bits, g.pos_bits, g.levels, g.unit_levels, g.stages, g.beats_per_vector);
+        (c.n, c.k, c.lanes, g.x_bits, g.pos_bits, g.levels, g.unit_levels, g.stages, g.beats_per_vector);
+    let float = q.float().is_some();
     let cw = ubits(k as u64);
     let mut m = Module::new(module);
-    m.doc(format!(
-        "Orizuru top-k: the {k} largest and the {k} smallest of {n} signed {xb}-bit values, with positions."
-    ));
+    match q.float() {
+        None => m.doc(format!(
+            "Orizuru top-k: the {k} largest and the {k} smallest of {n} signed {xb}-bit values, with positions."
+        )),
+        Some(f) => m.doc(format!(
+            "Orizuru top-k, float mode ({}): the {k} largest and the {k} smallest of {n} {xb}-bit F values, \
+             compared as reals (-0 == +0), with positions; values leave as their input bit patterns.",
+            f.name()
+        )),
+    };
     m.doc(format!(
         "A max and a min tournament tree over one leaf buffer (double-buffered, {lanes} values per beat); \
          {} comparators, the lowest level's {} shared by both trees.",
@@ -518,7 +569,7 @@ pub fn generate_with_keep(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig, mo
         1u32 << r
     ));
     m.doc("Ties: the left (lower-position) child wins in both trees, so equal values leave in ascending position.");
-    stream_ports(&mut m, lanes, xb, pb);
+    stream_ports(&mut m, lanes, xb, pb, float);
     if keep {
         m.doc("s_keep: lane i of the beat is a real value; pad leaves (keep 0) are never chosen.");
         m.input("s_keep", lanes, "lane i holds a value of the vector (0: a pad, never chosen)");
@@ -616,7 +667,7 @@ pub fn generate_with_keep(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig, mo
         };
         let clk = if registered { vec![("clk".to_string(), "clk".to_string())] } else { vec![] };
         if level == 0 {
-            let h = leaf_unit(d, r, xb, registered);
+            let h = leaf_unit(d, r, xb, registered, float);
             let mut conns = clk.clone();
             conns.push(("i_leaf".into(), "leaf[j*UNIT*X_W +: UNIT*X_W]".into()));
             let (mmax, mmin) = if keep { ("tree_mask_max", "tree_mask_min") } else { ("mask_max_q", "mask_min_q") };
@@ -628,7 +679,7 @@ pub fn generate_with_keep(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig, mo
             m.push(Item::GenFor { label: "g_unit0".into(), var: "j".into(), count: units, body });
         } else {
             for t in ["max", "min"] {
-                let h = inner_unit(d, t, r, lev_in, xb, registered);
+                let h = inner_unit(d, t, r, lev_in, xb, registered, float);
                 let mut conns = clk.clone();
                 conns.push(("i_v".into(), format!("{t}_v{lev_in}[j*UNIT +: UNIT]")));
                 conns.push(("i_val".into(), format!("{t}_val{lev_in}[j*UNIT*X_W +: UNIT*X_W]")));
@@ -772,24 +823,39 @@ fn unit_outputs(m: &mut Module, t: &str, out: &str, xb: u32, pos: u32, registere
 /// Levels `from+1 ..= to` of one tree inside a unit: node j of level `nl` compares the winners
 /// (valid, value, position) of its two children. `op` is `>=` for the max tree, `<=` for the
 /// min tree, so that ties go to the left (lower position).
-fn unit_levels(m: &mut Module, t: &str, op: &str, xb: u32, base: u32, from: u32, to: u32, inputs: u32) {
+///
+/// In float mode (`fp_lt` names the `kllm_fp_lt_w{W}` unit) the values are F patterns and each
+/// node's one comparison is a real-value `a < b` (max tree: left wins unless `a < b`) or `b < a`
+/// (min tree: left wins unless `b < a`), the same tie rule.
+fn unit_levels(m: &mut Module, t: &str, op: &str, xb: u32, base: u32, from: u32, to: u32, inputs: u32, fp_lt: Option<&str>) {
     for lev in from..to {
         let nl = lev + 1;
         let nodes = inputs >> (nl - base);
         let (sv, sval, sidx) = (format!("{t}_v{lev}"), format!("{t}_val{lev}"), format!("{t}_idx{lev}"));
         m.wire(&format!("{t}_v{nl}"), nodes).wire(&format!("{t}_val{nl}"), nodes * xb).wire(&format!("{t}_idx{nl}"), nodes * nl);
-        let body = vec![
+        let mut body = vec![
             gw("vl", 1, format!("{sv}[2*j]")),
             gw("vr", 1, format!("{sv}[2*j+1]")),
-            gws("a", xb, format!("{sval}[(2*j)*X_W +: X_W]")),
-            gws("b", xb, format!("{sval}[(2*j+1)*X_W +: X_W]")),
+            gwv(fp_lt.is_some(), "a", xb, format!("{sval}[(2*j)*X_W +: X_W]")),
+            gwv(fp_lt.is_some(), "b", xb, format!("{sval}[(2*j+1)*X_W +: X_W]")),
             gw("ia", lev, format!("{sidx}[(2*j)*{lev} +: {lev}]")),
             gw("ib", lev, format!("{sidx}[(2*j+1)*{lev} +: {lev}]")),
-            gw("left", 1, format!("~vr | (vl & (a {op} b))")),
+        ];
+        match fp_lt {
+            None => body.push(gw("left", 1, format!("~vr | (vl & (a {op} b))"))),
+            Some(unit) => {
+                // a >= b is ~(a < b); a <= b is ~(b < a).
+                let (x, y) = if op == ">=" { ("a", "b") } else { ("b", "a") };
+                body.push(gw_out("beaten"));
+                body.push(fp_cmp_inst(unit, "u_cmp", x, y, "beaten", None));
+                body.push(gw("left", 1, "~vr | (vl & ~beaten)"));
+            }
+        }
+        body.extend([
             Item::Assign { lhs: bit1(&format!("{t}_v{nl}"), nodes), rhs: "vl | vr".into() },
             Item::Assign { lhs: format!("{t}_val{nl}[j*X_W +: X_W]"), rhs: "left ? a : b".into() },
             Item::Assign { lhs: format!("{t}_idx{nl}[j*{nl} +: {nl}]"), rhs: "left ? {1'b0, ia} : {1'b1, ib}".into() },
-        ];
+        ]);
         m.push(Item::GenFor { label: format!("g_{t}_level{nl}"), var: "j".into(), count: nodes, body });
     }
 }
@@ -797,9 +863,18 @@ fn unit_levels(m: &mut Module, t: &str, op: &str, xb: u32, base: u32, from: u32,
 /// `kllm_orizuru_leaf_unit_r{r}_w{xb}[_reg]`: the lowest unit, 2^r leaves and their masks in,
 /// the max and the min tree's winner out. Its level 1 is shared by both trees: one magnitude
 /// comparator per leaf pair (the min tree reuses the inverted max result).
-fn leaf_unit(d: &mut Design, r: u32, xb: u32, registered: bool) -> Handle {
-    let name = format!("kllm_orizuru_leaf_unit_r{r}_w{xb}{}", if registered { "_reg" } else { "" });
+fn leaf_unit(d: &mut Design, r: u32, xb: u32, registered: bool, float: bool) -> Handle {
+    let name = format!(
+        "kllm_orizuru_leaf_unit_r{r}_w{xb}{}{}",
+        if float { "_fp" } else { "" },
+        if registered { "_reg" } else { "" }
+    );
     let u = 1u32 << r;
+    let (fp_cmp, fp_lt) = if float && d.get(&name).is_none() {
+        (Some(fp_cmp_unit(d, xb, true)), if r > 1 { Some(fp_cmp_unit(d, xb, false)) } else { None })
+    } else {
+        (None, None)
+    };
     if d.get(&name).is_none() {
         let mut m = Module::new(&name);
         m.doc(format!("Orizuru leaf unit: {u} leaves, {r} levels of both tournament trees{}.", if registered { ", winners registered" } else { "" }));
@@ -807,7 +882,7 @@ fn leaf_unit(d: &mut Design, r: u32, xb: u32, registered: bool) -> Handle {
         if registered {
             m.input("clk", 1, "clock");
         }
-        m.input("i_leaf", u * xb, "leaf i at [i*X_W +: X_W], signed")
+        m.input("i_leaf", u * xb, if float { "leaf i at [i*X_W +: X_W], an F pattern" } else { "leaf i at [i*X_W +: X_W], signed" })
             .input("i_mask_max", u, "leaf i already left the max tree")
             .input("i_mask_min", u, "leaf i already left the min tree");
         for t in ["max", "min"] {
@@ -823,11 +898,17 @@ fn leaf_unit(d: &mut Design, r: u32, xb: u32, registered: bool) -> Handle {
              valid right one.",
         );
         let mut lvl1 = vec![
-            gws("a", xb, "i_leaf[(2*j)*X_W +: X_W]"),
-            gws("b", xb, "i_leaf[(2*j+1)*X_W +: X_W]"),
-            gw("lt", 1, "a < b"),
-            gw("eq", 1, "a == b"),
+            gwv(float, "a", xb, "i_leaf[(2*j)*X_W +: X_W]"),
+            gwv(float, "b", xb, "i_leaf[(2*j+1)*X_W +: X_W]"),
         ];
+        match &fp_cmp {
+            None => lvl1.extend([gw("lt", 1, "a < b"), gw("eq", 1, "a == b")]),
+            Some(unit) => lvl1.extend([
+                gw_out("lt"),
+                gw_out("eq"),
+                fp_cmp_inst(unit, "u_cmp", "a", "b", "lt", Some("eq")),
+            ]),
+        }
         for (t, rule) in [("max", "~lt"), ("min", "(lt | eq)")] {
             lvl1.push(gw(&format!("{t}_left"), 1, format!("i_mask_{t}[2*j+1] | (~i_mask_{t}[2*j] & {rule})")));
             lvl1.push(Item::Assign { lhs: bit1(&format!("{t}_v1"), u / 2), rhs: format!("~i_mask_{t}[2*j] | ~i_mask_{t}[2*j+1]") });
@@ -839,7 +920,7 @@ fn leaf_unit(d: &mut Design, r: u32, xb: u32, registered: bool) -> Handle {
         }
         m.push(Item::GenFor { label: "g_level1".into(), var: "j".into(), count: u / 2, body: lvl1 });
         for (t, op) in [("max", ">="), ("min", "<=")] {
-            unit_levels(&mut m, t, op, xb, 0, 1, r, u);
+            unit_levels(&mut m, t, op, xb, 0, 1, r, u, fp_lt.as_deref());
             m.comment(format!("The {t} tree's winner."));
             rename_top(&mut m, t, xb, r);
             unit_outputs(&mut m, t, &format!("o_{t}_"), xb, r, registered);
@@ -851,9 +932,14 @@ fn leaf_unit(d: &mut Design, r: u32, xb: u32, registered: bool) -> Handle {
 
 /// `kllm_orizuru_{t}_unit_r{r}_p{lev_in}_w{xb}[_reg]`: a higher unit of one tree, merging 2^r
 /// winners whose positions have `lev_in` bits into one whose position has `lev_in + r` bits.
-fn inner_unit(d: &mut Design, t: &str, r: u32, lev_in: u32, xb: u32, registered: bool) -> Handle {
-    let name = format!("kllm_orizuru_{t}_unit_r{r}_p{lev_in}_w{xb}{}", if registered { "_reg" } else { "" });
+fn inner_unit(d: &mut Design, t: &str, r: u32, lev_in: u32, xb: u32, registered: bool, float: bool) -> Handle {
+    let name = format!(
+        "kllm_orizuru_{t}_unit_r{r}_p{lev_in}_w{xb}{}{}",
+        if float { "_fp" } else { "" },
+        if registered { "_reg" } else { "" }
+    );
     let u = 1u32 << r;
+    let fp_lt = if float { Some(fp_cmp_unit(d, xb, false)) } else { None };
     if d.get(&name).is_none() {
         let op = if t == "max" { ">=" } else { "<=" };
         let mut m = Module::new(&name);
@@ -866,14 +952,14 @@ fn inner_unit(d: &mut Design, t: &str, r: u32, lev_in: u32, xb: u32, registered:
             m.input("clk", 1, "clock");
         }
         m.input("i_v", u, "input i has a winner")
-            .input("i_val", u * xb, "its value at [i*X_W +: X_W], signed")
+            .input("i_val", u * xb, if float { "its value at [i*X_W +: X_W], an F pattern" } else { "its value at [i*X_W +: X_W], signed" })
             .input("i_idx", u * lev_in, "its position below input i");
         m.output("o_v", 1, "a winner").output("o_val", xb, "its value").output("o_idx", lev_in + r, "its position");
         m.localparam("X_W", 0, xb as i64);
         m.wire_eq(&format!("{t}_v{lev_in}"), u, "i_v");
         m.wire_eq(&format!("{t}_val{lev_in}"), u * xb, "i_val");
         m.wire_eq(&format!("{t}_idx{lev_in}"), u * lev_in, "i_idx");
-        unit_levels(&mut m, t, op, xb, lev_in, lev_in, lev_in + r, u);
+        unit_levels(&mut m, t, op, xb, lev_in, lev_in, lev_in + r, u, fp_lt.as_deref());
         rename_top(&mut m, t, xb, lev_in + r);
         unit_outputs(&mut m, t, "o_", xb, lev_in + r, registered);
         d.add(m);
@@ -932,7 +1018,9 @@ pub fn bitonic_pruned(n: u32, k: u32) -> Vec<Vec<(u32, u32, bool, bool, bool)>> 
 
 pub fn generate_sorter(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig, module: &str) -> Handle {
     let g = SorterDerived::new(q, c);
-    let (n, k, lanes, xb, pb, b) = (c.n, c.k, c.lanes, q.x_bits, g.pos_bits, g.beats_per_vector);
+    let (n, k, lanes, xb, pb, b) = (c.n, c.k, c.lanes, g.x_bits, g.pos_bits, g.beats_per_vector);
+    let float = q.float().is_some();
+    let fp_cmp = if float { Some(fp_cmp_unit(d, xb, true)) } else { None };
     let ew = xb + pb;
     let cw = ubits(k as u64);
     let layers = bitonic_pruned(n, k);
@@ -947,7 +1035,10 @@ pub fn generate_sorter(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig, modul
     ));
     m.doc("Each unit orders (value, position) keys, so ties leave in ascending position. The network is");
     m.doc("combinational between the input buffer and the result registers (one capture per vector).");
-    stream_ports(&mut m, lanes, xb, pb);
+    if float {
+        m.doc("Float mode: values are F patterns compared as reals (-0 == +0) by kllm_fp_cmp units.");
+    }
+    stream_ports(&mut m, lanes, xb, pb, float);
     m.localparam("X_W", 0, xb as i64);
     if lanes != n {
         m.localparam("N", 0, n as i64).localparam("LANES", 0, lanes as i64);
@@ -977,12 +1068,31 @@ pub fn generate_sorter(d: &mut Design, q: &QuantConfig, c: &OrizuruConfig, modul
             let (a, z) = (li, li + 1);
             for &(lo, hi, up, nlo, nhi) in layer {
                 let (ea, eb) = (format!("{t}_e{a}_{lo}"), format!("{t}_e{a}_{hi}"));
-                let first = format!(
-                    "($signed({ea}[{h}:{pb}]) {op} $signed({eb}[{h}:{pb}])) | \
-                     (({ea}[{h}:{pb}] == {eb}[{h}:{pb}]) & ({ea}[{p1}:0] < {eb}[{p1}:0]))",
-                    h = ew - 1,
-                    p1 = pb - 1
-                );
+                let first = match &fp_cmp {
+                    None => format!(
+                        "($signed({ea}[{h}:{pb}]) {op} $signed({eb}[{h}:{pb}])) | \
+                         (({ea}[{h}:{pb}] == {eb}[{h}:{pb}]) & ({ea}[{p1}:0] < {eb}[{p1}:0]))",
+                        h = ew - 1,
+                        p1 = pb - 1
+                    ),
+                    Some(unit) => {
+                        // Real-value compare: `before` = a.value op b.value, `same` = equal values.
+                        let (before, same) = (format!("{t}_before{z}_{lo}"), format!("{t}_same{z}_{lo}"));
+                        m.wire(&before, 1).wire(&same, 1);
+                        let (x, y) = if op == ">" { (&eb, &ea) } else { (&ea, &eb) };
+                        m.instance(
+                            unit,
+                            &format!("u_{t}_cmp{z}_{lo}"),
+                            &[
+                                ("a", format!("{x}[{}:{pb}]", ew - 1)),
+                                ("b", format!("{y}[{}:{pb}]", ew - 1)),
+                                ("lt", before.clone()),
+                                ("eq", same.clone()),
+                            ],
+                        );
+                        format!("{before} | ({same} & ({ea}[{p1}:0] < {eb}[{p1}:0]))", p1 = pb - 1)
+                    }
+                };
                 let sw = format!("{t}_swap{z}_{lo}");
                 // up: lo takes the preceding element, so swap when a does not precede b.
                 m.wire_eq(&sw, 1, if up { format!("~({first})") } else { format!("{first}") });
@@ -1110,6 +1220,9 @@ impl BlockKind for OrizuruBlock {
     fn accuracy_outliers(&self, cfg: &Config) -> Option<f64> {
         outlier_fraction(cfg)
     }
+    fn float_mode(&self) -> bool {
+        true
+    }
 }
 
 /// Registry entry: Orizuru's bitonic baseline, selected by `[orizuru] baseline = true`.
@@ -1145,6 +1258,9 @@ impl BlockKind for SorterBlock {
     }
     fn accuracy_outliers(&self, cfg: &Config) -> Option<f64> {
         outlier_fraction(cfg)
+    }
+    fn float_mode(&self) -> bool {
+        true
     }
 }
 
@@ -1220,6 +1336,86 @@ pub fn stimulus(q: &QuantConfig, c: &OrizuruConfig, vectors: u32, seed: u64) -> 
     out
 }
 
+/// One random float vector of a random kind: any finite patterns; few distinct values (many
+/// ties, zeros of both signs among them); one value with zeros of random sign (all ties); the
+/// extremes (±largest finite, ±0, ±smallest subnormal, ±1); a narrow window of neighbouring F
+/// values (across zero at times); subnormals; sorted runs of typical values.
+fn random_vector_fp(rng: &mut Rng, f: FloatFormat, n: usize) -> Vec<u64> {
+    use crate::pe_fp::{random_f, Style};
+    let sign = 1u64 << (f.e() + f.m());
+    let max = f.max_finite();
+    match rng.below(10) {
+        0..=2 => (0..n).map(|_| random_f(rng, f, Style::Any)).collect(),
+        3..=4 => {
+            let base: Vec<u64> = (0..rng.range(2, 3)).map(|_| random_f(rng, f, Style::Typical)).chain([0, sign]).collect();
+            (0..n).map(|_| base[rng.below(base.len() as u64) as usize]).collect()
+        }
+        5 => {
+            let v = [0, max, sign | max, random_f(rng, f, Style::Any)][rng.below(4) as usize];
+            (0..n).map(|_| if v & !sign == 0 { rng.below(2) * sign } else { v }).collect()
+        }
+        6 => {
+            let one = (f.bias() as u64) << f.m();
+            let ext = [max, sign | max, 0, sign, 1, sign | 1, one, sign | one];
+            (0..n).map(|_| ext[rng.below(ext.len() as u64) as usize]).collect()
+        }
+        7 => {
+            let lim = max as i64 - 15;
+            let base = if rng.chance(1, 3) { rng.range(-8, -7) } else { rng.range(-lim, lim) };
+            (0..n).map(|_| f.from_key(base + rng.range(0, 15)).expect("finite")).collect()
+        }
+        8 => (0..n).map(|_| random_f(rng, f, Style::Tiny)).collect(),
+        _ => {
+            let mut keys: Vec<i64> = (0..n).map(|_| f.order_key(random_f(rng, f, Style::Typical)).unwrap()).collect();
+            keys.sort();
+            if rng.chance(1, 2) {
+                keys.reverse();
+            }
+            keys.iter().map(|&k| f.from_key(k).unwrap()).collect()
+        }
+    }
+}
+
+/// Float mode's stimulus (Orizuru and the sorter alike): for n <= 8 the exhaustive sets first
+/// (every 0/1 vector over the pairs (−0, +0), (−max, +max) and (−smallest subnormal, +0); every
+/// ordering of a multiset with both zeros, ties and both extremes), then `vectors` random ones.
+pub fn stimulus_fp(f: FloatFormat, c: &OrizuruConfig, vectors: u32, seed: u64) -> Vec<Vec<u64>> {
+    let n = c.n as usize;
+    let sign = 1u64 << (f.e() + f.m());
+    let (max, one) = (f.max_finite(), (f.bias() as u64) << f.m());
+    let two = one + (1 << f.m());
+    let mut out = vec![];
+    if n <= 8 {
+        for (lo, hi) in [(sign, 0), (sign | max, max), (sign | 1, 0)] {
+            for bits in 0..1u32 << n {
+                out.push((0..n).map(|i| if (bits >> i) & 1 == 1 { hi } else { lo }).collect());
+            }
+        }
+        let base = [sign | max, sign | one, sign, 0, two, two, max, max];
+        let as_i64: Vec<i64> = base[8 - n..].iter().map(|&p| p as i64).collect();
+        out.extend(multiset_permutations(&as_i64).into_iter().map(|v| v.into_iter().map(|p| p as u64).collect()));
+    }
+    let mut rng = Rng::new(seed);
+    for _ in 0..vectors {
+        out.push(random_vector_fp(&mut rng, f, n));
+    }
+    out
+}
+
+fn write_vector_fp(w: &mut GoldenWriter, f: FloatFormat, c: &OrizuruConfig, x: &[u64]) {
+    let (fb, pb) = (f.width(), c.levels().max(1));
+    for beat in x.chunks(c.lanes as usize) {
+        w.input(&[hex_lanes(beat, fb)]);
+    }
+    let (hi, lo) = reference_topk_fp(f, x, c.k as usize);
+    for (stream, list) in [("max", hi), ("min", lo)] {
+        for (i, (v, p)) in list.iter().enumerate() {
+            let last = (i + 1 == c.k as usize) as u8;
+            w.out_on(stream, &[hex_lanes(&[*v], fb), hex_lanes(&[*p as u64], pb), last.to_string()]);
+        }
+    }
+}
+
 fn write_vector(w: &mut GoldenWriter, q: &QuantConfig, c: &OrizuruConfig, x: &[i64]) {
     let xb = q.x_bits;
     let pb = c.levels().max(1);
@@ -1247,6 +1443,24 @@ pub fn golden(q: &QuantConfig, c: &OrizuruConfig, vectors: u32, seed: u64, w: &m
         (d.predicted.single_cycles, d.predicted.stream16_cycles)
     };
     w.header(block, &["x"], &["value", "pos", "last"]);
+    if let Some(f) = q.float() {
+        for chunk in stimulus_fp(f, c, vectors, seed).chunks(500) {
+            for x in chunk {
+                write_vector_fp(w, f, c, x);
+            }
+            w.sync();
+        }
+        let mut rng = Rng::new(seed ^ 0x5eed_0f0f);
+        for (count, cycles) in [(1, single), (16, stream16)] {
+            w.timing(cycles);
+            for _ in 0..count {
+                let x = random_vector_fp(&mut rng, f, c.n as usize);
+                write_vector_fp(w, f, c, &x);
+            }
+            w.sync();
+        }
+        return;
+    }
     let all = stimulus(q, c, vectors, seed);
     for chunk in all.chunks(500) {
         for x in chunk {
@@ -1356,6 +1570,47 @@ mod tests {
         }
     }
 
+    /// Float mode: the f64 sort reference agrees with the integer tree model and the selection
+    /// reference run on order keys (−0 and +0 both key 0), the patterns restored by position, on
+    /// the exhaustive sets (n = 2, 4, 8, every k) and on random vectors of every kind; and the
+    /// stimulus holds both zeros, ties between them, the extremes and subnormals.
+    #[test]
+    fn float_reference_agrees_with_the_key_tree() {
+        let seed = 0x0f10_a712;
+        println!("seed {seed}");
+        let f = FloatFormat::FP16;
+        let via_keys = |x: &[u64], k: usize| {
+            let keys: Vec<i64> = x.iter().map(|&p| f.order_key(p).unwrap()).collect();
+            let back = |l: Vec<(i64, u32)>| l.into_iter().map(|(_, p)| (x[p as usize], p)).collect::<Vec<_>>();
+            let (t, s) = (tree_model(&keys, k), selection_reference(&keys, k));
+            assert_eq!(t, s);
+            (back(t.0), back(t.1))
+        };
+        for n in [2u32, 4, 8] {
+            let c = OrizuruConfig { n, k: 1, lanes: 1, ..Default::default() };
+            for x in stimulus_fp(f, &c, 0, seed) {
+                for k in 1..=n as usize {
+                    assert_eq!(reference_topk_fp(f, &x, k), via_keys(&x, k), "x={x:x?} k={k}");
+                }
+            }
+        }
+        let c = OrizuruConfig { n: 64, k: 4, lanes: 16, ..Default::default() };
+        let xs = stimulus_fp(f, &c, 3000, seed);
+        let (mut negzero_first, mut subs, mut maxes) = (0, 0, 0);
+        for x in &xs {
+            for k in [1usize, 4, 33, 64] {
+                assert_eq!(reference_topk_fp(f, x, k), via_keys(x, k));
+            }
+            // A -0 leaving before a +0 (position order among equal zeros).
+            let (_, lo) = reference_topk_fp(f, x, 64);
+            negzero_first += lo.windows(2).filter(|w| w[0].0 == 0x8000 && w[1].0 == 0).count();
+            subs += x.iter().filter(|&&p| p & 0x7c00 == 0 && p & 0x3ff != 0).count();
+            maxes += x.iter().filter(|&&p| p & 0x7fff == 0x7bff).count();
+        }
+        eprintln!("-0 before +0: {negzero_first}, subnormals {subs}, largest finite {maxes}");
+        assert!(negzero_first > 100 && subs > 1000 && maxes > 1000);
+    }
+
     fn cfg(n: u32, k: u32, lanes: u32, radix: u32) -> OrizuruConfig {
         OrizuruConfig { n, k, lanes, radix, baseline: false }
     }
@@ -1386,6 +1641,17 @@ mod tests {
             assert_eq!(counted, derived, "n={n} k={k} lanes={lanes} radix={radix}");
             assert!(counted <= 3 * n as u64 / 2, "more than SPEC's ~1.5 N comparators at n={n}");
         }
+        // Float mode: the same counts, each comparison inside a kllm_fp_lt / kllm_fp_cmp unit (one
+        // magnitude comparator each, no other relational operator).
+        let qf = QuantConfig { numerics: "fp16".into(), ..QuantConfig::default() };
+        for (n, k, lanes, radix) in [(2, 1, 2, 0), (8, 8, 2, 2), (16, 2, 16, 0), (64, 4, 16, 4)] {
+            let c = cfg(n, k, lanes, radix);
+            let mut d = Design::default();
+            generate(&mut d, &qf, &c, "kllm_orizuru");
+            d.check().unwrap();
+            let counted = d.operator_count("kllm_orizuru", &["<", ">", "<=", ">="]);
+            assert_eq!(counted, OrizuruDerived::new(&qf, &c).comparators as u64, "fp16 n={n} k={k}");
+        }
         // The sorter baseline's pruned bitonic network, the same way: each compare-exchange unit
         // orders a (value, position) key, one relational operator on each.
         for (n, k) in [(8, 8), (16, 2), (64, 4)] {
@@ -1396,6 +1662,10 @@ mod tests {
             let derived = SorterDerived::new(&q, &c).comparators as u64;
             eprintln!("sorter n={n} k={k}: {counted} relational operators, manifest says {derived}");
             assert_eq!(counted, 2 * derived, "sorter n={n} k={k}");
+            let mut d = Design::default();
+            generate_sorter(&mut d, &qf, &c, "kllm_topk_sorter");
+            d.check().unwrap();
+            assert_eq!(d.operator_count("kllm_topk_sorter", &["<", ">", "<=", ">="]), 2 * derived, "fp16 sorter n={n} k={k}");
         }
     }
 

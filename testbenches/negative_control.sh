@@ -156,4 +156,39 @@ for block in pe_line dq_pe_line; do
   sed "${n}s/.*/cfg $addr $(flip_hex "$w")/" "$good" >"$build/bad_entry_$block.txt"
   run "fp16-$block-flipped-table-bit" "$build/bad_entry_$block.txt" " mismatches=[1-9]"
 done
+# 13. Float-mode encoder (fp16_tiny): the last bit of one fp16 threshold t_0 (one F step, the
+#     smallest change) must make the bench fail: values on both sides of every threshold are driven.
+block=act_encoder
+"$KLLM" golden --config "$config" --out "$build" --block $block --vectors 300 --seed 7 >/dev/null
+good=$build/golden_$block.txt
+if testbenches/run_block.sh "$design" $block "$good" "$build" +seed=7 >"$build/${block}_good.log" 2>&1; then
+  echo "PASS negative control fp16 $block: uncorrupted golden passes"
+else
+  echo "FAIL negative control fp16 $block: uncorrupted golden fails"; tail -5 "$build/${block}_good.log"; exit 1
+fi
+n=$(grep -n -m1 '^cfg 0 ' "$good" | cut -d: -f1); w=$(sed -n "${n}p" "$good" | cut -d' ' -f3)
+sed "${n}s/.*/cfg 0 $(flip_hex "$w")/" "$good" >"$build/bad_threshold.txt"
+run fp16-act_encoder-flipped-threshold-bit "$build/bad_threshold.txt" " mismatches=[1-9]"
+# 14. Float-mode Orizuru and its sorter (orizuru_fp16_n8_k8, k = n: every value is an output):
+#     the first vectors hold -0 and +0 only. The sign of one expected -0 turned into +0 must fail
+#     (the outputs are the input patterns, not values), and so must one input value moved by one
+#     F step (-0 -> -2^-24, which reorders the vector).
+config=generators/orizuru_fp16_n8_k8.toml design=verilog_out/orizuru_fp16_n8_k8 build=build/negative_orizuru_fp16
+mkdir -p "$build"
+"$KLLM" blocks --config "$config" >"$build/blocks.txt"
+for block in orizuru topk_sorter; do
+  "$KLLM" golden --config "$config" --out "$build" --block $block --vectors 100 --seed 7 >/dev/null
+  good=$build/golden_$block.txt
+  if testbenches/run_block.sh "$design" $block "$good" "$build" +seed=7 >"$build/${block}_good.log" 2>&1; then
+    echo "PASS negative control fp16 $block: uncorrupted golden passes"
+  else
+    echo "FAIL negative control fp16 $block: uncorrupted golden fails"; tail -5 "$build/${block}_good.log"; exit 1
+  fi
+  n=$(grep -n -m1 '^out.max 8000 ' "$good" | cut -d: -f1)
+  sed "${n}s/^out.max 8000 /out.max 0000 /" "$good" >"$build/bad_zero_sign_$block.txt"
+  run "fp16-$block-expected-minus-zero-as-plus-zero" "$build/bad_zero_sign_$block.txt" " mismatches=1 "
+  n=$(grep -n -m1 '^in 80008000$' "$good" | cut -d: -f1)
+  sed "${n}s/.*/in 80008001/" "$good" >"$build/bad_input_$block.txt"
+  run "fp16-$block-input-one-step-off" "$build/bad_input_$block.txt" " mismatches=[1-9]"
+done
 exit $status

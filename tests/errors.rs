@@ -198,9 +198,9 @@ const CASES: &[Case] = &[
     Case {
         class: "config",
         input: "float mode for a block without it",
-        files: &[Text("bad.toml", "[quant]\nnumerics = \"fp16\"\n[encoder]\n")],
+        files: &[Text("bad.toml", "[quant]\nnumerics = \"fp16\"\n[nl_reduce]\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
-        message: "error: bad.toml: `quant.numerics` = \"fp16\": block act_encoder ([encoder]) has no float mode yet (float mode covers pe_line, dq_pe_line); use numerics = \"int\" or drop the section",
+        message: "error: bad.toml: `quant.numerics` = \"fp16\": block nl_reduce ([nl_reduce]) has no float mode yet (float mode covers pe_line, dq_pe_line, act_encoder, orizuru, topk_sorter); use numerics = \"int\" or drop the section",
     },
     Case {
         class: "config",

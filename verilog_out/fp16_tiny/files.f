@@ -1,3 +1,5 @@
+kllm_fp_lt_w16.v
+kllm_act_encoder.v
 kllm_add_tree_pipe_n4_w41_o43.v
 kllm_add_tree_pipe_n4_w49_o49.v
 kllm_fifo_w49_d4.v

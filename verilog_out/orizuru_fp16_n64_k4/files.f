@@ -1,0 +1,9 @@
+kllm_fp_cmp_w16.v
+kllm_fp_lt_w16.v
+kllm_orizuru_leaf_unit_r2_w16_fp_reg.v
+kllm_orizuru_max_unit_r2_p2_w16_fp_reg.v
+kllm_orizuru_max_unit_r2_p4_w16_fp.v
+kllm_orizuru_min_unit_r2_p2_w16_fp_reg.v
+kllm_orizuru_min_unit_r2_p4_w16_fp.v
+kllm_orizuru.v
+kllm_topk_sorter.v
