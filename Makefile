@@ -11,6 +11,12 @@ VECTORS    ?=
 WAVES      ?= 0
 KLLM       := target/release/kllm-gen
 NAME        = $(basename $(notdir $(1)))
+# Configs marked `[test] long = true` (the paper tile): generated, checked and linted like every
+# config, but left out of `make sim` (their Verilator build and run take far longer); `make
+# sim-long` and `make sim-paper` run them with a few GEMVs.
+LONG_CONFIGS ?= $(shell grep -lE '^long *= *true' $(CONFIGS) 2>/dev/null)
+SIM_CONFIGS  ?= $(filter-out $(LONG_CONFIGS),$(CONFIGS))
+PAPER_VECTORS ?= 20
 export SEED VECTORS WAVES KLLM
 
 .PHONY: all help tools gen gen-all gen-default lint lint-default sim sim-quick test-full sim-one sim-default sim-compose negative-control synth test test-rust check-generated bench clean sweep sweep-all sweep-smoke
@@ -69,13 +75,22 @@ lint-default: tools
 # vectors and every timed segment, so the default regression stays near 15 minutes on 2 cores.
 QUICK_DIVISOR ?= 10
 # The longest configs start first so the two slots finish together.
-SIM_FIRST    = $(filter %/default.toml %/tile_wide.toml %/orizuru_n4096_k20.toml %/tile_small.toml,$(CONFIGS))
-SIM_ORDER    = $(SIM_FIRST) $(filter-out $(SIM_FIRST),$(CONFIGS))
+# LONG_CONFIGS (the paper tile) are left out here: `make sim-long` / `make sim-paper`.
+SIM_FIRST    = $(filter %/default.toml %/tile_wide.toml %/orizuru_n4096_k20.toml %/tile_small.toml,$(SIM_CONFIGS))
+SIM_ORDER    = $(SIM_FIRST) $(filter-out $(SIM_FIRST),$(SIM_CONFIGS))
 sim: tools $(KLLM) ## Verilator regression of every config at its full vector count (golden vectors from the Rust reference)
 	@testbenches/sim_all.sh $(SIM_ORDER)
 
 sim-quick: tools $(KLLM) ## the same regression with 1/QUICK_DIVISOR of the random vectors, every timed segment (part of make test)
 	@VECTORS_DIVISOR=$(QUICK_DIVISOR) testbenches/sim_all.sh $(SIM_ORDER)
+
+.PHONY: sim-long sim-paper
+sim-long: tools $(KLLM) ## Verilator regression of the LONG_CONFIGS (VECTORS=n, default PAPER_VECTORS GEMVs)
+	@status=0; for c in $(LONG_CONFIGS); do VECTORS=$${VECTORS:-$(PAPER_VECTORS)} testbenches/sim_config.sh $$c || status=1; done; exit $$status
+
+sim-paper: tools $(KLLM) ## the paper tile (16 lines x 512 lanes): a few GEMVs + timed segments in Verilator, build and run timed
+	@start=$$(date +%s); VECTORS=$${VECTORS:-$(PAPER_VECTORS)} testbenches/sim_config.sh generators/paper.toml; rc=$$?; \
+	  echo "sim-paper: $$(( $$(date +%s) - start )) s wall (Verilator build + golden + run), exit $$rc"; exit $$rc
 
 sim-one: tools gen ## Verilator regression of CONFIG only
 	@testbenches/sim_config.sh $(CONFIG)

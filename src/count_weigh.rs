@@ -258,39 +258,53 @@ fn build(d: &mut Design, g: &CountWeigh, name: &str) -> Module {
     );
 
     // ---------------------------------------------------------------- S2: decode + popcount
+    // Bin-major decode with whole-vector operations: bit p of every lane's index forms a plane
+    // (LANES bits), two predecoders turn the high and the low index bits into one lane mask per
+    // value, and bin j's lanes are keep & high[j >> lo] & low[j & mask]. The obvious lane-major
+    // form (a one-hot per lane, then LANES x bins single-bit assigns to transpose it: 131 072 of
+    // them at 512 lanes and 256 bins) costs Verilator and Yosys many minutes and gigabytes.
+    let lo = pb / 2;
+    let hi = pb - lo;
     m.comment(format!(
-        "One-hot decode of every lane's {}, transposed so each bin sees one bit per lane.",
-        "index"
+        "One-hot decode, bin-major: index bit planes, predecoders of the high {hi} and low {lo} index\n\
+         bits (one lane mask per value), and each bin's lanes = keep & high mask & low mask."
     ));
     m.wire("bin_hits", b * l).wire("bin_count", b * pcw);
+    for p in 0..pb {
+        m.wire(&format!("idx_bit{p}"), l);
+    }
     m.push(Item::GenFor {
-        label: "g_decode".into(),
+        label: "g_planes".into(),
         var: "lane".into(),
         count: l,
-        body: vec![
-            Item::Wire {
-                name: "onehot".into(),
-                width: b,
-                signed: false,
-                depth: None,
-                init: Some(format!(
-                    "{{{{{}{{1'b0}}}}, s1_keep_q[lane]}} << {}[lane*{} +: {}]",
-                    b - 1,
-                    "s1_idx_q",
-                    "IDX_W",
-                    "IDX_W"
-                )),
-            },
-            Item::GenFor {
-                label: "g_transpose".into(),
-                var: "bin".into(),
-                count: b,
-                body: vec![Item::Assign {
-                    lhs: "bin_hits[bin*LANES + lane]".into(),
-                    rhs: "onehot[bin]".into(),
-                }],
-            },
-        ],
+        body: (0..pb)
+            .map(|p| Item::Assign { lhs: format!("idx_bit{p}[lane]"), rhs: format!("s1_idx_q[lane*IDX_W + {p}]") })
+            .collect(),
+    });
+    let predecode = |m: &mut Module, name: &str, bits: std::ops::Range<u32>| {
+        let n = bits.len() as u32;
+        m.wire(name, (1 << n) * l);
+        for v in 0..1u32 << n {
+            let terms: Vec<String> = bits
+                .clone()
+                .rev()
+                .map(|p| if v >> (p - bits.start) & 1 == 1 { format!("idx_bit{p}") } else { format!("~idx_bit{p}") })
+                .collect();
+            m.assign(format!("{name}[{v}*LANES +: LANES]"), terms.join(" & "));
+        }
+    };
+    predecode(&mut m, "dec_high", lo..pb);
+    let bin_lanes = if lo > 0 {
+        predecode(&mut m, "dec_low", 0..lo);
+        format!("s1_keep_q & dec_high[(bin >> {lo})*LANES +: LANES] & dec_low[(bin % {})*LANES +: LANES]", 1 << lo)
+    } else {
+        "s1_keep_q & dec_high[bin*LANES +: LANES]".to_string()
+    };
+    m.push(Item::GenFor {
+        label: "g_bin_lanes".into(),
+        var: "bin".into(),
+        count: b,
+        body: vec![Item::Assign { lhs: "bin_hits[bin*LANES +: LANES]".into(), rhs: bin_lanes }],
     });
     m.push(Item::GenFor {
         label: "g_popcount".into(),

@@ -58,15 +58,35 @@ module kllm_count_weigh_l16_i4_c11_t16_y26_r8 (
     end
   end
 
-  // One-hot decode of every lane's index, transposed so each bin sees one bit per lane.
+  // One-hot decode, bin-major: index bit planes, predecoders of the high 2 and low 2 index
+  // bits (one lane mask per value), and each bin's lanes = keep & high mask & low mask.
   wire [255:0] bin_hits;
   wire [79:0] bin_count;
+  wire [15:0] idx_bit0;
+  wire [15:0] idx_bit1;
+  wire [15:0] idx_bit2;
+  wire [15:0] idx_bit3;
   generate
-    for (lane = 0; lane < 16; lane = lane + 1) begin : g_decode
-      wire [15:0] onehot = {{15{1'b0}}, s1_keep_q[lane]} << s1_idx_q[lane*IDX_W +: IDX_W];
-      for (bin = 0; bin < 16; bin = bin + 1) begin : g_transpose
-        assign bin_hits[bin*LANES + lane] = onehot[bin];
-      end
+    for (lane = 0; lane < 16; lane = lane + 1) begin : g_planes
+      assign idx_bit0[lane] = s1_idx_q[lane*IDX_W + 0];
+      assign idx_bit1[lane] = s1_idx_q[lane*IDX_W + 1];
+      assign idx_bit2[lane] = s1_idx_q[lane*IDX_W + 2];
+      assign idx_bit3[lane] = s1_idx_q[lane*IDX_W + 3];
+    end
+  endgenerate
+  wire [63:0] dec_high;
+  assign dec_high[0*LANES +: LANES] = ~idx_bit3 & ~idx_bit2;
+  assign dec_high[1*LANES +: LANES] = ~idx_bit3 & idx_bit2;
+  assign dec_high[2*LANES +: LANES] = idx_bit3 & ~idx_bit2;
+  assign dec_high[3*LANES +: LANES] = idx_bit3 & idx_bit2;
+  wire [63:0] dec_low;
+  assign dec_low[0*LANES +: LANES] = ~idx_bit1 & ~idx_bit0;
+  assign dec_low[1*LANES +: LANES] = ~idx_bit1 & idx_bit0;
+  assign dec_low[2*LANES +: LANES] = idx_bit1 & ~idx_bit0;
+  assign dec_low[3*LANES +: LANES] = idx_bit1 & idx_bit0;
+  generate
+    for (bin = 0; bin < 16; bin = bin + 1) begin : g_bin_lanes
+      assign bin_hits[bin*LANES +: LANES] = s1_keep_q & dec_high[(bin >> 2)*LANES +: LANES] & dec_low[(bin % 4)*LANES +: LANES];
     end
   endgenerate
   generate

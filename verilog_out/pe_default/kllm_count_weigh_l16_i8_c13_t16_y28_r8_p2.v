@@ -57,15 +57,67 @@ module kllm_count_weigh_l16_i8_c13_t16_y28_r8_p2 (
     end
   end
 
-  // One-hot decode of every lane's index, transposed so each bin sees one bit per lane.
+  // One-hot decode, bin-major: index bit planes, predecoders of the high 4 and low 4 index
+  // bits (one lane mask per value), and each bin's lanes = keep & high mask & low mask.
   wire [4095:0] bin_hits;
   wire [1279:0] bin_count;
+  wire [15:0] idx_bit0;
+  wire [15:0] idx_bit1;
+  wire [15:0] idx_bit2;
+  wire [15:0] idx_bit3;
+  wire [15:0] idx_bit4;
+  wire [15:0] idx_bit5;
+  wire [15:0] idx_bit6;
+  wire [15:0] idx_bit7;
   generate
-    for (lane = 0; lane < 16; lane = lane + 1) begin : g_decode
-      wire [255:0] onehot = {{255{1'b0}}, s1_keep_q[lane]} << s1_idx_q[lane*IDX_W +: IDX_W];
-      for (bin = 0; bin < 256; bin = bin + 1) begin : g_transpose
-        assign bin_hits[bin*LANES + lane] = onehot[bin];
-      end
+    for (lane = 0; lane < 16; lane = lane + 1) begin : g_planes
+      assign idx_bit0[lane] = s1_idx_q[lane*IDX_W + 0];
+      assign idx_bit1[lane] = s1_idx_q[lane*IDX_W + 1];
+      assign idx_bit2[lane] = s1_idx_q[lane*IDX_W + 2];
+      assign idx_bit3[lane] = s1_idx_q[lane*IDX_W + 3];
+      assign idx_bit4[lane] = s1_idx_q[lane*IDX_W + 4];
+      assign idx_bit5[lane] = s1_idx_q[lane*IDX_W + 5];
+      assign idx_bit6[lane] = s1_idx_q[lane*IDX_W + 6];
+      assign idx_bit7[lane] = s1_idx_q[lane*IDX_W + 7];
+    end
+  endgenerate
+  wire [255:0] dec_high;
+  assign dec_high[0*LANES +: LANES] = ~idx_bit7 & ~idx_bit6 & ~idx_bit5 & ~idx_bit4;
+  assign dec_high[1*LANES +: LANES] = ~idx_bit7 & ~idx_bit6 & ~idx_bit5 & idx_bit4;
+  assign dec_high[2*LANES +: LANES] = ~idx_bit7 & ~idx_bit6 & idx_bit5 & ~idx_bit4;
+  assign dec_high[3*LANES +: LANES] = ~idx_bit7 & ~idx_bit6 & idx_bit5 & idx_bit4;
+  assign dec_high[4*LANES +: LANES] = ~idx_bit7 & idx_bit6 & ~idx_bit5 & ~idx_bit4;
+  assign dec_high[5*LANES +: LANES] = ~idx_bit7 & idx_bit6 & ~idx_bit5 & idx_bit4;
+  assign dec_high[6*LANES +: LANES] = ~idx_bit7 & idx_bit6 & idx_bit5 & ~idx_bit4;
+  assign dec_high[7*LANES +: LANES] = ~idx_bit7 & idx_bit6 & idx_bit5 & idx_bit4;
+  assign dec_high[8*LANES +: LANES] = idx_bit7 & ~idx_bit6 & ~idx_bit5 & ~idx_bit4;
+  assign dec_high[9*LANES +: LANES] = idx_bit7 & ~idx_bit6 & ~idx_bit5 & idx_bit4;
+  assign dec_high[10*LANES +: LANES] = idx_bit7 & ~idx_bit6 & idx_bit5 & ~idx_bit4;
+  assign dec_high[11*LANES +: LANES] = idx_bit7 & ~idx_bit6 & idx_bit5 & idx_bit4;
+  assign dec_high[12*LANES +: LANES] = idx_bit7 & idx_bit6 & ~idx_bit5 & ~idx_bit4;
+  assign dec_high[13*LANES +: LANES] = idx_bit7 & idx_bit6 & ~idx_bit5 & idx_bit4;
+  assign dec_high[14*LANES +: LANES] = idx_bit7 & idx_bit6 & idx_bit5 & ~idx_bit4;
+  assign dec_high[15*LANES +: LANES] = idx_bit7 & idx_bit6 & idx_bit5 & idx_bit4;
+  wire [255:0] dec_low;
+  assign dec_low[0*LANES +: LANES] = ~idx_bit3 & ~idx_bit2 & ~idx_bit1 & ~idx_bit0;
+  assign dec_low[1*LANES +: LANES] = ~idx_bit3 & ~idx_bit2 & ~idx_bit1 & idx_bit0;
+  assign dec_low[2*LANES +: LANES] = ~idx_bit3 & ~idx_bit2 & idx_bit1 & ~idx_bit0;
+  assign dec_low[3*LANES +: LANES] = ~idx_bit3 & ~idx_bit2 & idx_bit1 & idx_bit0;
+  assign dec_low[4*LANES +: LANES] = ~idx_bit3 & idx_bit2 & ~idx_bit1 & ~idx_bit0;
+  assign dec_low[5*LANES +: LANES] = ~idx_bit3 & idx_bit2 & ~idx_bit1 & idx_bit0;
+  assign dec_low[6*LANES +: LANES] = ~idx_bit3 & idx_bit2 & idx_bit1 & ~idx_bit0;
+  assign dec_low[7*LANES +: LANES] = ~idx_bit3 & idx_bit2 & idx_bit1 & idx_bit0;
+  assign dec_low[8*LANES +: LANES] = idx_bit3 & ~idx_bit2 & ~idx_bit1 & ~idx_bit0;
+  assign dec_low[9*LANES +: LANES] = idx_bit3 & ~idx_bit2 & ~idx_bit1 & idx_bit0;
+  assign dec_low[10*LANES +: LANES] = idx_bit3 & ~idx_bit2 & idx_bit1 & ~idx_bit0;
+  assign dec_low[11*LANES +: LANES] = idx_bit3 & ~idx_bit2 & idx_bit1 & idx_bit0;
+  assign dec_low[12*LANES +: LANES] = idx_bit3 & idx_bit2 & ~idx_bit1 & ~idx_bit0;
+  assign dec_low[13*LANES +: LANES] = idx_bit3 & idx_bit2 & ~idx_bit1 & idx_bit0;
+  assign dec_low[14*LANES +: LANES] = idx_bit3 & idx_bit2 & idx_bit1 & ~idx_bit0;
+  assign dec_low[15*LANES +: LANES] = idx_bit3 & idx_bit2 & idx_bit1 & idx_bit0;
+  generate
+    for (bin = 0; bin < 256; bin = bin + 1) begin : g_bin_lanes
+      assign bin_hits[bin*LANES +: LANES] = s1_keep_q & dec_high[(bin >> 4)*LANES +: LANES] & dec_low[(bin % 16)*LANES +: LANES];
     end
   endgenerate
   generate
