@@ -32,13 +32,22 @@ table writes, run once as usual and once with 90 % back-pressure and no input ga
 fails, the mutant is killed (by Icarus). A survivor of both must be listed in scripts/mutants_equivalent.txt with the sentence that shows it is
 equivalent; any other survivor fails the run. The report goes to reports/mutants.md.
 
-usage: scripts/mutants.py [--families a,b] [--per-family N] [--seed S] [--vectors V] [--jobs J]
+usage: scripts/mutants.py [--families a,b] [--per-family N] [--seed S] [--vectors V] [--jobs J] [--resume]
 Families can run in separate processes (--families); the report gathers every family's
-results.json in the work folder that used the same seed, count and vectors.
+results.json in the work folder that used the same seed, count and vectors. The run is
+resumable: each mutant's verdict is kept in its folder (m000/result.json) and --resume reuses
+the verdicts of a family whose design, benches and settings are unchanged, so an interrupted run
+(or one cut into chunks of families on a busy machine) continues where it stopped.
+
+The one-off models are compiled without C++ optimisation (CXX_OPT=-O0: about half the build
+time, the bench then runs a few times slower, still seconds at 300 vectors) and through ccache
+when it is installed (the Verilator runtime and the bench, identical in every mutant, are then
+compiled once).
 """
 
 import argparse
 import concurrent.futures as cf
+import hashlib
 import json
 import os
 import random
@@ -61,6 +70,7 @@ FAMILIES = {
     "nl_map": "generators/nl_na3.toml",
     "nl_map2": "generators/nl_na3.toml",
     "nl_reduce": "generators/nl_na3.toml",
+    "tile": "generators/tile_small.toml",
 }
 KINDS = ["arith", "rel", "logic", "const", "slice", "enable", "invert"]
 REPORT_KINDS = KINDS + ["reset"]
@@ -239,7 +249,10 @@ def mutant_id(s):
 
 def run_bench(design, block, golden, build, seed, limit=1800):
     cmd = [str(ROOT / "testbenches/run_block.sh"), str(design), block, str(golden), str(build), f"+seed={seed}"]
-    env = dict(os.environ, JOBS="1", SEED=str(seed))
+    env = dict(os.environ, JOBS="1", SEED=str(seed), CXX_OPT=os.environ.get("CXX_OPT", "-O0"))
+    if shutil.which("ccache"):
+        env.setdefault("OBJCACHE", "ccache")
+        env.setdefault("CCACHE_BASEDIR", str(ROOT))  # mutant folders differ; relative paths hit
     try:
         p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=limit)
         log = p.stdout + p.stderr
@@ -280,6 +293,7 @@ def main():
     ap.add_argument("--equivalent", default="scripts/mutants_equivalent.txt")
     ap.add_argument("--also", action="append", default=[], help="another work folder whose results join the report")
     ap.add_argument("--report-only", action="store_true", help="only rewrite the report from the work folders' results")
+    ap.add_argument("--resume", action="store_true", help="keep the verdicts already in the work folder if nothing changed")
     args = ap.parse_args()
     kllm = os.environ.get("KLLM", "target/release/kllm-gen")
     work = ROOT / args.work
@@ -292,8 +306,23 @@ def main():
         name = Path(config).stem
         design = ROOT / "verilog_out" / name
         fw = work / fam
-        shutil.rmtree(fw, ignore_errors=True)
-        fw.mkdir(parents=True)
+        # What the verdicts depend on: the design, the benches, the settings.
+        h = hashlib.sha256(json.dumps([args.seed, args.per_family, args.resets_per_family, args.vectors,
+                                       args.verilator_only]).encode())
+        for f in sorted(design.iterdir()) + [ROOT / "testbenches/kllm_tb.h", ROOT / f"testbenches/tb_{fam}.cpp",
+                                             ROOT / "testbenches/icarus/gen_bench.py",
+                                             ROOT / "testbenches/run_block.sh"]:
+            if f.is_file():
+                h.update(f.name.encode() + f.read_bytes())
+        inputs = h.hexdigest()[:16]
+        stamp = fw / "inputs.txt"
+        if not (args.resume and stamp.exists() and stamp.read_text() == inputs):
+            shutil.rmtree(fw, ignore_errors=True)
+            fw.mkdir(parents=True)
+            stamp.write_text(inputs)
+        elif (fw / "results.json").exists():
+            print(f"[{fam}] unchanged since its last run: verdicts reused", flush=True)
+            continue
         blocks = subprocess.run([kllm, "blocks", "--config", config], cwd=ROOT, check=True, capture_output=True, text=True).stdout
         top = dict(l.split() for l in blocks.splitlines())[fam]
         subprocess.run([kllm, "golden", "--config", config, "--out", str(fw), "--block", fam, "--vectors", str(args.vectors),
@@ -308,21 +337,63 @@ def main():
 
         # The unmutated design must pass, or every "kill" below would mean nothing.
         base = fw / "original"
-        base.mkdir()
-        (base / "blocks.txt").write_text(blocks)
-        t = time.time()
-        verdict, log = run_bench(design, fam, golden, base, args.seed)
-        # A mutant that makes the design repeat one output forever keeps the bench's
-        # no-transfer watchdog quiet; such a run is stopped here and counted as hung.
-        limit = max(90.0, 5 * (time.time() - t))
-        if verdict != "survived":
-            print(f"[{fam}] FAIL: the unmutated design does not pass its bench:\n{log[-2000:]}")
-            sys.exit(1)
-        shutil.rmtree(base / f"obj_{fam}", ignore_errors=True)
+        if (base / "limit.txt").exists():
+            limit = float((base / "limit.txt").read_text())
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+            base.mkdir()
+            (base / "blocks.txt").write_text(blocks)
+            t = time.time()
+            verdict, log = run_bench(design, fam, golden, base, args.seed)
+            # A mutant that makes the design repeat one output forever keeps the bench's
+            # no-transfer watchdog quiet; such a run is stopped here and counted as hung.
+            limit = max(90.0, 5 * (time.time() - t))
+            if verdict != "survived":
+                print(f"[{fam}] FAIL: the unmutated design does not pass its bench:\n{log[-2000:]}")
+                sys.exit(1)
+            for o in base.glob(f"obj_{fam}*"):
+                shutil.rmtree(o, ignore_errors=True)
+            (base / "limit.txt").write_text(f"{limit:.0f}")
+
+        def run_icarus(design_dir, build_dir, extra):
+            """("passed" | "killed" | "no verdict", log) of the Icarus bench on a design."""
+            try:
+                p = subprocess.run([str(ROOT / "testbenches/icarus/run_block.sh"), str(design_dir), fam, str(golden), str(build_dir)] + extra,
+                                   cwd=ROOT, env=dict(os.environ, SEED=str(args.seed)), capture_output=True, text=True,
+                                   timeout=20 * limit)
+            except subprocess.TimeoutExpired:
+                return "no verdict", f"no Icarus verdict after {20 * limit:.0f} s: not a kill\n"
+            out = p.stdout + p.stderr
+            if p.returncode == 0:
+                return "passed", out
+            # Only the bench's own FAIL verdict is a kill, not a bench that could not be built.
+            built = "iverilog build failed" not in out and "gen_bench:" not in out
+            return ("killed" if built and re.search(r"^FAIL", out, re.M) else "no verdict"), out
+
+        icarus_base = {}
+        icarus_lock = __import__("threading").Lock()
+
+        def icarus_passes_original():
+            """The Icarus bench passes the unmutated design (asked once, when a mutant survives)."""
+            with icarus_lock:
+                if "ok" not in icarus_base:
+                    v, out = run_icarus(design, base, [])
+                    (base / "icarus.log").write_text(out)
+                    icarus_base["ok"] = v == "passed"
+                    if not icarus_base["ok"]:
+                        print(f"  [{fam}] no Icarus second opinion: its bench does not pass the unmutated design "
+                              f"({(out.strip().splitlines() or ['no output'])[-1]})", flush=True)
+                return icarus_base["ok"]
 
         def one(i_s):
             i, s = i_s
             d = fw / f"m{i:03d}"
+            done = d / "result.json"
+            if done.exists():
+                r = json.loads(done.read_text())
+                if r["id"] == mutant_id(s):
+                    return r
+            shutil.rmtree(d, ignore_errors=True)
             (d / "design").mkdir(parents=True)
             for f in design.iterdir():
                 if f.is_file():
@@ -335,20 +406,23 @@ def main():
             lines[s["line"] - 1] = ln[: s["col"]] + s["rep"] + ln[s["end"]:]
             path.write_text("\n".join(lines))
             verdict, log = run_bench(d / "design", fam, golden, d, args.seed, limit)
-            if verdict == "survived" and not args.verilator_only:
+            if verdict == "survived" and not args.verilator_only and icarus_passes_original():
                 # Second opinion: the Icarus bench, which also checks `idle` and drives junk on
                 # cfg_* between writes; once as usual, once with long back-pressure and no gaps.
                 for extra in ([], ["+stall=90", "+gap=0"]):
-                    p = subprocess.run([str(ROOT / "testbenches/icarus/run_block.sh"), str(d / "design"), fam, str(golden), str(d)] + extra,
-                                       cwd=ROOT, env=dict(os.environ, SEED=str(args.seed)), capture_output=True, text=True)
-                    (d / "icarus.log").write_text(p.stdout + p.stderr)
-                    if p.returncode != 0:
-                        verdict, log = "killed_icarus", p.stdout
+                    v, out = run_icarus(d / "design", d, extra)
+                    (d / "icarus.log").write_text(out)
+                    if v == "killed":
+                        verdict, log = "killed_icarus", out
                         break
             if verdict != "survived":
-                shutil.rmtree(d / f"obj_{fam}", ignore_errors=True)
+                for o in d.glob(f"obj_{fam}*"):
+                    shutil.rmtree(o, ignore_errors=True)
             fail = next((l for l in log.splitlines() if l.startswith("FAIL")), "")
-            return dict(s, id=mutant_id(s), verdict=verdict, before=ln.strip(), after=lines[s["line"] - 1].strip(), fail=fail)
+            r = dict(s, id=mutant_id(s), verdict=verdict, before=ln.strip(), after=lines[s["line"] - 1].strip(), fail=fail)
+            done.write_text(json.dumps(r))
+            print(f"  [{fam}] m{i:03d} {r['kind']:6} {verdict}", flush=True)
+            return r
 
         with cf.ThreadPoolExecutor(args.jobs) as ex:
             rs = list(ex.map(one, enumerate(chosen)))

@@ -2,6 +2,8 @@
 # Build (if needed) and run one block's Verilator bench against one golden file.
 #   testbenches/run_block.sh <design dir> <block> <golden file> <build dir> [plusargs...]
 # WAVES=1 builds with FST tracing and writes <build dir>/<block>.fst.
+# CXX_OPT=-O0 compiles the model without optimisation (quicker to build, slower to run: the
+# mutant runner builds hundreds of one-off models). OBJCACHE=ccache is passed to Verilator's make.
 set -euo pipefail
 design=$(cd "$1" && pwd) block=$2 golden=$3 build=$4
 shift 4
@@ -13,12 +15,14 @@ trace=()
 if [ "${WAVES:-0}" = 1 ]; then trace=(--trace-fst); set -- "$@" "+waves=$build/$block.fst"; fi
 files=$(sed "s|^|$design/|" "$design/files.f")
 stamp="$obj/.inputs"
-want=$(cat "$here/kllm_tb.h" "$here/tb_$block.cpp" "$design/kllm_bench.h" "$design/kllm_params.h" $files | sha256sum | cut -c1-16)
+opt=${CXX_OPT:-} optflags=()
+[ -z "$opt" ] || optflags=(-MAKEFLAGS "OPT_FAST=$opt" -MAKEFLAGS "OPT_SLOW=$opt" -MAKEFLAGS "OPT_GLOBAL=$opt")
+want=$( (cat "$here/kllm_tb.h" "$here/tb_$block.cpp" "$design/kllm_bench.h" "$design/kllm_params.h" $files; [ -z "$opt" ] || echo "$opt") | sha256sum | cut -c1-16)
 if [ ! -x "$obj/V$top" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   rm -rf "$obj"
   verilator --cc --exe --build -j "${JOBS:-2}" -O2 --x-assign unique --x-initial unique \
-    -Wno-fatal -Wno-lint -Wno-style "${trace[@]}" \
-    --top-module "$top" -Mdir "$obj" -CFLAGS "-O1 -I$design -I$here" \
+    -Wno-fatal -Wno-lint -Wno-style "${trace[@]}" "${optflags[@]}" \
+    --top-module "$top" -Mdir "$obj" -CFLAGS "${opt:--O1} -I$design -I$here" \
     $files "$here/tb_$block.cpp" >"$obj.log" 2>&1 || { tail -30 "$obj.log"; echo "FAIL: $block: verilator build failed"; exit 1; }
   echo "$want" >"$stamp"
 fi

@@ -2,10 +2,13 @@
 # One config's regression under both simulators, from the same golden files: Verilator (the
 # project's benches, testbenches/run_block.sh) and Icarus Verilog (testbenches/icarus/). Both
 # must pass and report the same counts (outputs checked, timing segments), i.e. agree with the
-# reference and with each other. Then an Icarus-only stress run and a negative control.
+# reference and with each other. Both benches reset the block in the middle of vectors (up to 3
+# times per untimed segment, each followed by a cfg reload and a rerun); the reset places differ
+# (different random generators), the counts compared do not depend on them. Then an Icarus-only
+# stress run, a corrupted-golden negative control and, for a PE line, a broken-reset one.
 #   testbenches/icarus/sim_config.sh generators/<name>.toml
 # Env: KLLM, SEED (default: the config's test.seed), ICARUS_VECTORS (default 2000; Icarus is an
-# event-driven simulator, far slower than Verilator on these benches).
+# event-driven simulator, far slower than Verilator on these benches), ICARUS_TILE_VECTORS.
 set -euo pipefail
 config=$1
 name=$(basename "$config" .toml)
@@ -16,7 +19,14 @@ work=$build/icarus
 mkdir -p "$work"
 "$KLLM" blocks --config "$config" >"$build/blocks.txt"
 cp "$build/blocks.txt" "$work/blocks.txt"
-args=(--vectors "${ICARUS_VECTORS:-2000}")
+vectors=${ICARUS_VECTORS:-2000}
+# A tile is ~100x slower per vector under Icarus (two input streams, 2 PE lines, compensation):
+# its random GEMVs are capped at ICARUS_TILE_VECTORS (default 30, about a minute of Icarus CPU);
+# its timed workloads are always there.
+if grep -q '^tile ' "$build/blocks.txt" && [ "$vectors" -gt "${ICARUS_TILE_VECTORS:-30}" ]; then
+  vectors=${ICARUS_TILE_VECTORS:-30}
+fi
+args=(--vectors "$vectors")
 [ -n "${SEED:-}" ] && args+=(--seed "$SEED")
 "$KLLM" golden --config "$config" --out "$work" "${args[@]}" >/dev/null
 counts() { grep -m1 -E '^(PASS|FAIL)' "$1" | grep -oE '(^| )(outputs|mismatches|unexpected|missing|timing_segments|timing_mismatches)=[0-9/]+' | tr -d ' ' | tr '\n' ' '; }
@@ -55,5 +65,31 @@ elif grep -q '^FAIL.*mismatches=1 ' "$work/bad_$block.log"; then
   echo "[$name] PASS negative control: the Icarus bench fails a corrupted $block golden file (mismatches=1)"
 else
   status=1; echo "[$name] FAIL negative control: $block failed without reporting the one mismatch"; tail -3 "$work/bad_$block.log"
+fi
+# Negative control of the reset-in-the-middle segments (configs with a count-weigh core, whose
+# result-credit counter outstanding_q must clear on reset): a copy whose reset no longer clears
+# it, given a power-up value of 0 instead (Icarus starts registers at X, which would fail the copy
+# before any mid-segment reset), passes with +resets=0 and must fail with the resets on.
+core=$(grep -lE "outstanding_q <= [0-9]+'d0;" "$design"/kllm_count_weigh_*.v 2>/dev/null | head -1 || true)
+if [ -n "$core" ] && grep -q '^pe_line ' "$build/blocks.txt"; then
+  bad=$work/broken_reset
+  rm -rf "$bad"; cp -r "$design" "$bad"
+  core=$bad/$(basename "$core")
+  sed -i -E "/if \(rst\) begin/,/end/ s/^( +)outstanding_q <= [^;]+;$/\1\/\/ reset of outstanding_q removed (negative control)/" "$core"
+  sed -i -E 's/^endmodule/  initial outstanding_q = 0;  \/\/ power-up value instead (negative control)\nendmodule/' "$core"
+  golden=$work/golden_pe_line.txt
+  if ! grep -q 'reset of outstanding_q removed' "$core"; then
+    status=1; echo "[$name] FAIL negative control 'broken-reset': could not remove the reset of outstanding_q"
+  elif ! testbenches/icarus/run_block.sh "$bad" pe_line "$golden" "$work" +seed="${SEED:-1}" +resets=0 >"$work/broken_reset_noresets.log" 2>&1; then
+    status=1; echo "[$name] FAIL negative control 'broken-reset' baseline: the broken copy fails even without resets"
+    tail -3 "$work/broken_reset_noresets.log" | sed 's/^/    /'
+  elif testbenches/icarus/run_block.sh "$bad" pe_line "$golden" "$work" +seed="${SEED:-1}" >"$work/broken_reset.log" 2>&1; then
+    status=1; echo "[$name] FAIL negative control 'broken-reset': the Icarus bench passed a block whose reset leaves a counter set"
+  elif grep -q 'reset: idle is 0 in the first cycle after reset' "$work/broken_reset.log"; then
+    echo "[$name] PASS negative control 'broken-reset': passes with +resets=0, the reset-in-the-middle segment fails it ($(grep -m1 -oE 'reset_errors=[0-9]+' "$work/broken_reset.log"))"
+  else
+    status=1; echo "[$name] FAIL negative control 'broken-reset': failed without the expected reset report"
+    tail -5 "$work/broken_reset.log" | sed 's/^/    /'
+  fi
 fi
 exit $status
