@@ -13,7 +13,7 @@ KLLM       := target/release/kllm-gen
 NAME        = $(basename $(notdir $(1)))
 export SEED VECTORS WAVES KLLM
 
-.PHONY: all help tools gen gen-all gen-default lint lint-default sim sim-one sim-default sim-compose negative-control synth test test-rust check-generated bench clean sweep sweep-all sweep-smoke
+.PHONY: all help tools gen gen-all gen-default lint lint-default sim sim-quick test-full sim-one sim-default sim-compose negative-control synth test test-rust check-generated bench clean sweep sweep-all sweep-smoke
 
 all: gen-default lint-default sim-default ## generate the default accelerator, lint it and run its regression
 
@@ -63,8 +63,19 @@ lint-default: tools
 	@scripts/lint.sh $(OUT)/default
 
 # ------------------------------------------------------------------ simulate
-sim: tools $(KLLM) ## Verilator regression of every config (golden vectors from the Rust reference)
-	@status=0; for c in $(CONFIGS); do testbenches/sim_config.sh $$c || status=1; done; exit $$status
+# Two configs at a time (SIM_JOBS): one simulates while the other's Verilator build uses the
+# second core. `sim` runs every config's full vector count (the acceptance counts: 2 000 random
+# GEMVs per tile, 20 000 vectors per block); `sim-quick`, in `make test`, a tenth of the random
+# vectors and every timed segment, so the default regression stays near 15 minutes on 2 cores.
+QUICK_DIVISOR ?= 10
+# The longest configs start first so the two slots finish together.
+SIM_FIRST    = $(filter %/default.toml %/tile_wide.toml %/orizuru_n4096_k20.toml %/tile_small.toml,$(CONFIGS))
+SIM_ORDER    = $(SIM_FIRST) $(filter-out $(SIM_FIRST),$(CONFIGS))
+sim: tools $(KLLM) ## Verilator regression of every config at its full vector count (golden vectors from the Rust reference)
+	@testbenches/sim_all.sh $(SIM_ORDER)
+
+sim-quick: tools $(KLLM) ## the same regression with 1/QUICK_DIVISOR of the random vectors, every timed segment (part of make test)
+	@VECTORS_DIVISOR=$(QUICK_DIVISOR) testbenches/sim_all.sh $(SIM_ORDER)
 
 sim-one: tools gen ## Verilator regression of CONFIG only
 	@testbenches/sim_config.sh $(CONFIG)
@@ -133,8 +144,11 @@ slurm-test: tools $(KLLM) ## a one-node Slurm on localhost runs the smoke sweep 
 test-rust: ## cargo unit, snapshot and CLI tests
 	cargo test --release
 
-test: tools test-rust check-generated lint sim sim-compose negative-control sweep-smoke sim-icarus slurm-test ## everything: cargo tests, generated files up to date, lint, regression
+test: tools test-rust check-generated lint sim-quick sim-compose negative-control sweep-smoke sim-icarus slurm-test ## the default regression: cargo tests, generated files up to date, lint, every config (quick counts), controls
 	@echo "make test: all passed"
+
+test-full: tools sim ## every config at its full vector count (2 000 GEMVs per tile, 20 000 vectors per block); .ci/run runs it after make test
+	@echo "make test-full: all passed"
 
 bench: tools $(KLLM) ## generation time, Verilator rate, Yosys cells of the default config
 	@scripts/bench.sh

@@ -46,6 +46,10 @@ enum Cmd {
         /// Random vectors per block (default: the config's test.vectors).
         #[arg(long)]
         vectors: Option<u32>,
+        /// Quick runs: divide the vector count (the config's or --vectors) by this, rounding up,
+        /// so `make test` runs every config in minutes; the timed segments are kept whole.
+        #[arg(long, default_value_t = 1)]
+        vectors_divisor: u32,
         /// Only this block.
         #[arg(long)]
         block: Option<String>,
@@ -242,12 +246,14 @@ fn run(cmd: Cmd) -> Result<()> {
             let cfg = Config::load(&config)?;
             print!("{}", design::explain(&cfg, &design::design_name(&config)));
         }
-        Cmd::Golden { config, out, seed, vectors, block, from_layer, tokens, weights, layer, head_dim } => {
+        Cmd::Golden { config, out, seed, vectors, vectors_divisor, block, from_layer, tokens, weights, layer, head_dim } => {
             let cfg = Config::load(&config)?;
             let name = design::design_name(&config);
             let seed = seed.unwrap_or(cfg.test.seed);
             let vectors = vectors.unwrap_or(cfg.test.vectors);
             crate::config::in_range("--vectors", vectors, 1, 10_000_000).map_err(anyhow::Error::msg)?;
+            crate::config::in_range("--vectors-divisor", vectors_divisor, 1, 10_000).map_err(anyhow::Error::msg)?;
+            let vectors = vectors.div_ceil(vectors_divisor);
             if from_layer {
                 let kind = if cfg.tile.is_some() { "tile" } else { "pe_line" };
                 if block.as_deref().is_some_and(|b| b != kind) {

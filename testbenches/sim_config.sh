@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regression for one config: golden vectors from the Rust reference, then every block's bench.
 #   testbenches/sim_config.sh generators/<name>.toml
-# Env: KLLM (the kllm-gen binary), SEED (default: the config's test.seed), VECTORS, WAVES=1.
+# Env: KLLM (the kllm-gen binary), SEED (default: the config's test.seed), VECTORS, WAVES=1,
+#      VECTORS_DIVISOR=d (quick run: the random vectors divided by d, timed segments whole).
 set -euo pipefail
 config=$1
 name=$(basename "$config" .toml)
@@ -13,6 +14,7 @@ mkdir -p "$build"
 args=()
 [ -n "${SEED:-}" ] && args+=(--seed "$SEED")
 [ -n "${VECTORS:-}" ] && args+=(--vectors "$VECTORS")
+[ -n "${VECTORS_DIVISOR:-}" ] && args+=(--vectors-divisor "$VECTORS_DIVISOR")
 "$KLLM" golden --config "$config" --out "$build" "${args[@]}" >/dev/null
 status=0
 while read -r block _top; do

@@ -465,6 +465,13 @@ const CASES: &[Case] = &[
     },
     Case {
         class: "CLI",
+        input: "golden quick-run divisor out of range",
+        files: &[Text("c.toml", "[pe_line]\nlanes = 2\nk_max = 8\n")],
+        args: &["golden", "--config", "c.toml", "--out", "out", "--vectors-divisor", "0"],
+        message: "error: `--vectors-divisor` = 0 is out of range (allowed 1..=10000)",
+    },
+    Case {
+        class: "CLI",
         input: "golden for a block the config lacks",
         files: &[Text("c.toml", "[pe_line]\nlanes = 2\nk_max = 8\n")],
         args: &["golden", "--config", "c.toml", "--out", "out", "--block", "orizuru"],
