@@ -185,7 +185,12 @@ pub fn eval(
     let d = layer.d();
     let calib = layer::synthetic_tokens(seed.wrapping_add(1), d, tokens, SYNTH_OUTLIER_CHANNELS);
     let toks = layer::synthetic_tokens(seed.wrapping_add(2), d, tokens, SYNTH_OUTLIER_CHANNELS);
-    let rows = layer::evaluate(&layer, &calib, &toks, QBits::from(q), outlier_pct / 100.0, seed).map_err(anyhow::Error::msg)?;
+    let mut rows = layer::evaluate(&layer, &calib, &toks, QBits::from(q), outlier_pct / 100.0, seed).map_err(anyhow::Error::msg)?;
+    // Float mode: the K-Means rows again, every projection in SPEC's float arithmetic.
+    if let Some(f) = q.float() {
+        let fp = super::layer_fp::evaluate_fp(&layer, &calib, &toks, QBits::from(q), f, outlier_pct / 100.0, seed);
+        rows.extend(fp.map_err(anyhow::Error::msg)?);
+    }
     Ok(format!(
         "{what}: d={d}, ffn={}, {tokens} tokens ({} calibration tokens), {SYNTH_OUTLIER_CHANNELS} outlier channels; \
          centroids wc={} ac={} bits, x={} bits\n{}",

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod golden_layer;
 pub mod kmeans;
 pub mod layer;
+pub mod layer_fp;
 pub mod layer_gemv;
 pub mod quant;
 pub mod tensors;
