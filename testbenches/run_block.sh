@@ -10,7 +10,8 @@ shift 4
 top=$(awk -v b="$block" '$1 == b { print $2 }' "$build/blocks.txt")
 [ -n "$top" ] || { echo "FAIL: $block is not a block of $design"; exit 1; }
 here=$(cd "$(dirname "$0")" && pwd)
-obj="$build/obj_$block$([ "${WAVES:-0}" = 1 ] && echo _waves)"
+suffix=; [ "${WAVES:-0}" = 1 ] && suffix=_waves
+obj="$build/obj_$block$suffix"
 trace=()
 if [ "${WAVES:-0}" = 1 ]; then trace=(--trace-fst); set -- "$@" "+waves=$build/$block.fst"; fi
 files=$(sed "s|^|$design/|" "$design/files.f")
