@@ -17,16 +17,20 @@ args=()
 [ -n "${VECTORS_DIVISOR:-}" ] && args+=(--vectors-divisor "$VECTORS_DIVISOR")
 "$KLLM" golden --config "$config" --out "$build" "${args[@]}" >/dev/null
 status=0
+# verdict LOG PASS_PREFIX WHAT: the verdict is the bench's PASS line; its absence is a failure
+# (printed with the log's tail, and a non-zero return).
+verdict() {
+  if grep -q '^PASS' "$1"; then
+    echo "[$name] $2$(grep '^PASS' "$1")"
+  else
+    echo "[$name] FAIL $3 (log: $1)"; tail -15 "$1" | sed 's/^/    /'
+    return 1
+  fi
+}
 while read -r block _top; do
   log=$build/sim_$block.log
   if testbenches/run_block.sh "$design" "$block" "$build/golden_$block.txt" "$build" +seed="${SEED:-1}" >"$log" 2>&1; then :; else status=1; fi
-  # The verdict is the bench's PASS line; its absence is a failure.
-  if grep -q '^PASS' "$log"; then
-    echo "[$name] $(grep '^PASS' "$log")"
-  else
-    status=1
-    echo "[$name] FAIL $block (log: $log)"; tail -15 "$log" | sed 's/^/    /'
-  fi
+  verdict "$log" "" "$block" || status=1
 done <"$build/blocks.txt"
 # Real data: the MatMuls of the reference decoder layer (K-Means W/A codebooks, LUTs, indices).
 # (Integer mode only: float mode has no reference decoder layer yet, so a float config skips it.)
@@ -36,11 +40,7 @@ elif grep -q '^pe_line ' "$build/blocks.txt"; then
   log=$build/sim_pe_line_layer.log
   "$KLLM" golden --from-layer --config "$config" --out "$build" >"$build/layer_summary.txt" 2>&1 || status=1
   testbenches/run_block.sh "$design" pe_line "$build/golden_pe_line_layer.txt" "$build" +seed="${SEED:-1}" +timed=0 >"$log" 2>&1 || status=1
-  if grep -q '^PASS' "$log"; then
-    echo "[$name] layer MatMuls $(grep '^PASS' "$log")"
-  else
-    status=1; echo "[$name] FAIL pe_line on layer MatMuls (log: $log)"; tail -15 "$log" | sed 's/^/    /'
-  fi
+  verdict "$log" "layer MatMuls " "pe_line on layer MatMuls" || status=1
 fi
 # Real data through the tile: every MatMul of the reference decoder layer (q, k, v, o, gate, up,
 # down on eval's 16 tokens, seed 1, compensation on) bit-exactly, then eval's error table rebuilt
@@ -54,8 +54,7 @@ if grep -q '^tile ' "$build/blocks.txt" && [[ " ${LAYER_CONFIGS:-default} " == *
     rm -f "$build/rtl_tile_layer.txt"
     testbenches/run_block.sh "$design" tile "$build/golden_tile_layer.txt" "$build" +seed="${SEED:-1}" +timed=0 \
       +dump="$build/rtl_tile_layer.txt" >"$log" 2>&1 || status=1
-    if grep -q '^PASS' "$log"; then
-      echo "[$name] layer MatMuls $(grep '^PASS' "$log")"
+    if verdict "$log" "layer MatMuls " "tile on layer MatMuls"; then
       eval_log=$build/eval_rtl.txt
       if "$KLLM" eval --seed 1 --config "$config" --rtl-results "$build" >"$eval_log" 2>&1 \
         && grep -q 'the row from RTL results equals the reference row' "$eval_log"; then
@@ -64,7 +63,7 @@ if grep -q '^tile ' "$build/blocks.txt" && [[ " ${LAYER_CONFIGS:-default} " == *
         status=1; echo "[$name] FAIL: eval from RTL results (log: $eval_log)"; tail -12 "$eval_log" | sed 's/^/    /'
       fi
     else
-      status=1; echo "[$name] FAIL tile on layer MatMuls (log: $log)"; tail -15 "$log" | sed 's/^/    /'
+      status=1
     fi
   elif grep -q "^error: the layer's" "$build/layer_summary.txt"; then
     echo "[$name] layer MatMuls not run: $(sed 's/^error: //' "$build/layer_summary.txt")"
