@@ -171,11 +171,14 @@ test-rust: ## cargo unit, snapshot and CLI tests
 test: tools test-rust check-generated lint sim-quick sim-compose negative-control sweep-smoke sim-icarus slurm-test ## the default regression: cargo tests, generated files up to date, lint, every config (quick counts), controls
 	@echo "make test: all passed"
 
-test-full: tools sim ## every config at its full vector count (2 000 GEMVs per tile, 20 000 vectors per block); .ci/run runs it after make test
+test-full: tools sim sim-fp ## every config at its full vector count (2 000 GEMVs per tile, 20 000 vectors per block) and the float units (make sim-fp); .ci/run runs it after make test
 	@echo "make test-full: all passed"
 
 bench: tools $(KLLM) ## generation time, Verilator rate, Yosys cells of the default config
 	@scripts/bench.sh
+
+bench-paper: tools $(KLLM) ## the paper tile's generation, lint, hierarchical synthesis and simulation: time and memory per step -> reports/bench_paper.md (long)
+	@scripts/bench_paper.sh
 
 clean: ## remove build products (not verilog_out/)
 	rm -rf build target

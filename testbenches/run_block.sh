@@ -5,7 +5,7 @@
 # CXX_OPT=-O0 compiles the model without optimisation (quicker to build, slower to run: the
 # mutant runner builds hundreds of one-off models). OBJCACHE=ccache is passed to Verilator's make.
 # VERILATOR_FLAGS adds options to the model's build (make sim-paper: --hierarchical with
-# testbenches/hier_blocks.vlt, so the 16 identical counting cores are compiled once).
+# testbenches/hier_blocks.vlt, so the 4 096 popcounts of the paper tile are compiled once).
 set -euo pipefail
 design=$(cd "$1" && pwd) block=$2 golden=$3 build=$4
 shift 4
