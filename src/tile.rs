@@ -316,6 +316,35 @@ pub mod timing {
     /// Edges of the first input transfer and of every output transfer for GEMVs `(K, rows)`
     /// streamed back to back.
     pub fn schedule(d: &TileDerived, gemvs: &[(u32, u32)]) -> (u64, Vec<u64>) {
+        let steps: Vec<Step> = gemvs.iter().map(|&(k, rows)| Step { k, rows, buffered: false, loads: 0 }).collect();
+        schedule_steps(d, &steps)
+    }
+
+    /// One GEMV of a timed workload: its shape, whether its groups are read tokens (rows from
+    /// the weight buffer) or streamed beats, and the loads (s_w op 1) in front of its weight
+    /// items on s_w.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub struct Step {
+        pub k: u32,
+        pub rows: u32,
+        pub buffered: bool,
+        pub loads: u32,
+    }
+
+    /// What s_w carries next: a run of `n` items of one kind.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Item {
+        Load,
+        Token,
+        LastToken,
+        Beat,
+    }
+
+    /// `schedule` for GEMVs whose rows may come from the weight buffer, with loads between
+    /// them: the RTL's reader (tokens once the vector's last x beat is in, one read issued per
+    /// cycle into an output register, loads once every earlier read is issued, streamed beats
+    /// once the reader is empty) stepped with the rest of the control.
+    pub fn schedule_steps(d: &TileDerived, steps: &[Step]) -> (u64, Vec<u64>) {
         let v = vector_phase(d);
         let t = d.comp_steps;
         let mut core = Core::new(&d.line.core);
@@ -329,18 +358,37 @@ pub mod timing {
         let (mut gi, mut group, mut beat) = (0usize, 0u32, 0u32);
         let (mut busy, mut step, mut done) = (false, 0u32, false);
         let (mut inflight, mut fifo) = (0u32, 0u32);
+        // The weight stream, as runs of items.
+        let mut sw: std::collections::VecDeque<(Item, u64)> = std::collections::VecDeque::new();
+        for s in steps {
+            let groups = s.rows.div_ceil(d.lines) as u64;
+            let nb = s.k.div_ceil(d.lanes) as u64;
+            sw.push_back((Item::Load, s.loads as u64));
+            if s.buffered {
+                sw.push_back((Item::Token, groups - 1));
+                sw.push_back((Item::LastToken, 1));
+            } else {
+                sw.push_back((Item::Beat, groups * nb));
+            }
+        }
+        sw.retain(|&(_, n)| n > 0);
+        // The reader: reads left to issue, output register valid, last token taken.
+        let (mut rd_left, mut rb_valid, mut got_last) = (0u64, false, false);
+        let mut x_start = 0u64;
         let mut first = None;
         let mut outs = vec![];
-        let total: u64 = gemvs.iter().map(|&(_, r)| r.div_ceil(d.lines) as u64).sum();
+        let total: u64 = steps.iter().map(|s| s.rows.div_ceil(d.lines) as u64).sum();
         // A generous bound: every group at its slowest interval plus the line's drain, every
-        // vector phase, and slack; the model finishes far inside it.
+        // vector phase and load, and slack; the model finishes far inside it.
         let per_group = (d.beats_max + d.weigh_steps + d.comp_steps) as u64;
-        let limit = 10_000 + 4 * (total * per_group + gemvs.len() as u64 * (v + 1_000));
+        let loads: u64 = steps.iter().map(|s| s.loads as u64).sum();
+        let limit = 10_000 + 4 * (total * per_group + loads + steps.len() as u64 * (v + 1_000));
         let mut edge = 0u64;
         while (outs.len() as u64) < total {
             assert!(edge < limit, "tile timing model did not finish");
-            if st == St::X && gi < gemvs.len() && !busy {
+            if st == St::X && gi < steps.len() && !busy {
                 first.get_or_insert(edge);
+                x_start = edge;
                 st = St::Vec(edge + v);
             }
             if let St::Vec(start) = st {
@@ -348,13 +396,25 @@ pub mod timing {
                     st = St::Row;
                 }
             }
-            let (k, rows) = if gi < gemvs.len() { gemvs[gi] } else { (d.lanes, 1) };
-            let nb = k.div_ceil(d.lanes);
-            let groups = rows.div_ceil(d.lines);
+            let s = steps.get(gi).copied().unwrap_or(Step { k: d.lanes, rows: 1, buffered: false, loads: 0 });
+            let nb = s.k.div_ceil(d.lanes);
+            let groups = s.rows.div_ceil(d.lines);
+            // The RTL's st_q is ST_X until the vector's last x beat is in.
+            let rtl_st_x = st == St::X || edge < x_start + nb as u64;
+            let head = sw.front().map(|&(i, _)| i);
             let last_beat = beat == nb - 1;
             let final_ = busy && step == t - 1;
             let gate = st == St::Row && (!last_beat || ((!busy || final_) && inflight < d.comp_fifo_depth));
-            let w_fire = gate && core.s_ready();
+            let rd_none = rd_left == 0;
+            let rb_empty = rd_none && !rb_valid;
+            let w_valid = rb_valid || (head == Some(Item::Beat) && rb_empty);
+            let w_fire = w_valid && gate && core.s_ready();
+            let rb_fire = rb_valid && w_fire;
+            let rd_en = !rd_none && (!rb_valid || rb_fire);
+            let rd_free = rd_none || (rd_left == 1 && rd_en);
+            let tok_fire = matches!(head, Some(Item::Token | Item::LastToken)) && !rtl_st_x && !got_last && rd_free;
+            let load_fire = head == Some(Item::Load) && rd_none;
+            let beat_fire = w_fire && !rb_valid;
             let handoff = w_fire && last_beat;
             let pop = core.m_valid() && fifo > 0;
             // The edge.
@@ -364,6 +424,25 @@ pub mod timing {
             done = final_;
             step = if handoff { 0 } else if busy { step + 1 } else { step };
             busy = handoff || (busy && !final_);
+            if tok_fire || load_fire || beat_fire {
+                first.get_or_insert(edge);
+                let f = sw.front_mut().unwrap();
+                f.1 -= 1;
+                if f.1 == 0 {
+                    sw.pop_front();
+                }
+            }
+            if tok_fire {
+                rd_left = nb as u64;
+            } else if rd_en {
+                rd_left -= 1;
+            }
+            rb_valid = rd_en || (rb_valid && !rb_fire);
+            if rtl_st_x {
+                got_last = false;
+            } else if tok_fire && head == Some(Item::LastToken) {
+                got_last = true;
+            }
             if w_fire {
                 if last_beat {
                     beat = 0;
@@ -383,6 +462,12 @@ pub mod timing {
             edge += 1;
         }
         (first.unwrap_or(0), outs)
+    }
+
+    /// `cycles` of `schedule_steps`.
+    pub fn cycles_steps(d: &TileDerived, steps: &[Step]) -> u64 {
+        let (first, outs) = schedule_steps(d, steps);
+        outs.last().map(|l| l - first + 1).unwrap_or(0)
     }
 
     /// First input transfer to last output transfer, inclusive.
@@ -1586,12 +1671,21 @@ pub fn golden(cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
         // Buffered: the rows are loaded in an untimed segment of their own first (no x beats,
         // so no mid-segment reset), each GEMV's at its own place.
         let mut from = vec![];
+        let mut reloads = vec![];
         if t.buffered {
             if loaded.pending {
                 w.sync();
             }
             let mut base = 0;
-            for g in &gemvs {
+            for (i, g) in gemvs.iter().enumerate() {
+                if t.reload && i > 0 {
+                    // In the timed segment, right before this GEMV's tokens: over the first's.
+                    let (beats, firsts) = plan_loads(q, c, &d, &g.rows, 0, &mut rng);
+                    reloads.push(beats);
+                    from.push(firsts.into_iter().map(Some).collect::<Vec<_>>());
+                    continue;
+                }
+                reloads.push(vec![]);
                 let firsts = write_loads(q, c, &d, &g.rows, base, &mut rng, w);
                 base = firsts.last().unwrap() + g.k_len().div_ceil(c.lanes as usize) as u32;
                 from.push(firsts.into_iter().map(Some).collect::<Vec<_>>());
@@ -1608,6 +1702,9 @@ pub fn golden(cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
         write_tables_only(q, c, &d, first, w, &mut loaded);
         w.timing(t.cycles);
         for (i, g) in gemvs.iter().enumerate() {
+            for f in reloads.get(i).map(Vec::as_slice).unwrap_or(&[]) {
+                w.input_on("w", f);
+            }
             write_gemv_from(q, c, &d, g, from.get(i).map(Vec::as_slice).unwrap_or(&[]), &mut rng, w, &mut loaded);
         }
         w.sync();
@@ -1680,7 +1777,7 @@ fn random_buffered(q: &QuantConfig, c: &TileConfig, d: &TileDerived, vectors: u3
 /// back). The manifest's three workloads, then every vector length of 1 ..= 3·max(weigh_steps,
 /// comp_steps) beats (6 groups each). A bench log's `timing:` lines follow this order.
 pub fn timed_workloads(c: &TileConfig, d: &TileDerived) -> Vec<Timed> {
-    let t = |cycles, gemvs, buffered| Timed { cycles, gemvs, buffered };
+    let t = |cycles, gemvs, buffered| Timed { cycles, gemvs, buffered, reload: false };
     let mut timed = vec![
         t(d.predicted.gemv_kmax_rows64_cycles, vec![(c.k_max, 64)], false),
         t(d.predicted.gemv_one_beat_rows64_cycles, vec![(c.lanes, 64)], false),
@@ -1699,6 +1796,20 @@ pub fn timed_workloads(c: &TileConfig, d: &TileDerived) -> Vec<Timed> {
     if d.weight_buffer_rows > 0 {
         // The same lengths with the rows read from the buffer: the same cycles.
         sweep(true, &mut timed);
+        // Reloads: GEMV A reads its rows, loads put B's rows over A's (they must wait for A's
+        // reads), GEMV B reads them; the loads overlap B's vector phase or, when longer,
+        // delay its first token.
+        for n in [1, d.weigh_steps, 2 * d.weigh_steps, 3 * d.weigh_steps.max(d.comp_steps)] {
+            if n * c.lanes > c.k_max || 6 * n > d.weight_buffer_entries {
+                continue;
+            }
+            let (k, rows) = (n * c.lanes, 6 * c.lines);
+            let steps = [
+                timing::Step { k, rows, buffered: true, loads: 0 },
+                timing::Step { k, rows, buffered: true, loads: 6 * n },
+            ];
+            timed.push(Timed { cycles: timing::cycles_steps(d, &steps), gemvs: vec![(k, rows); 2], buffered: true, reload: true });
+        }
     }
     timed
 }
@@ -1710,6 +1821,9 @@ pub struct Timed {
     pub cycles: u64,
     pub gemvs: Vec<(u32, u32)>,
     pub buffered: bool,
+    /// Buffered, and every GEMV after the first is preceded (on s_w) by the loads of its rows
+    /// into the entries the previous one read.
+    pub reload: bool,
 }
 
 /// Loads `g`'s tables and k (as `write_gemv` would) without writing the GEMV.

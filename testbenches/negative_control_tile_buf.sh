@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Negative control of the tile's weight-index buffer: the bench must FAIL when one weight index
-# that a GEMV reads from the buffer is wrong. It corrupts one index (the lowest bit of line 0,
-# lane 0) in the first load beat of a copy of tile_buf's golden vectors — group 0, beat 0 of the
-# first layer, which that layer's GEMVs read — and requires a non-zero exit with mismatches. The
-# uncorrupted file must pass first, or the control proves nothing.
+# Negative controls of the tile's weight-index buffer (the uncorrupted file must pass first, or
+# they prove nothing):
+# 1. one weight index that GEMVs read from the buffer is wrong: the lowest bit of line 0, lane 0
+#    in the first load beat of a copy of tile_buf's golden vectors (group 0, beat 0 of the first
+#    layer, which that layer's GEMVs read): the bench must fail with mismatches;
+# 2. the load-ordering rule broken in a copy of the RTL (a load no longer waits until the reads
+#    of the tokens before it were issued): the timed reload segments, whose loads overwrite the
+#    rows the previous GEMV is reading, must fail.
 set -uo pipefail
 KLLM=${KLLM:-target/release/kllm-gen}
 config=generators/tile_buf.toml
@@ -31,4 +34,18 @@ elif grep -q "^FAIL" "$log" && grep -q " mismatches=[1-9]" "$log"; then
   echo "PASS negative control 'corrupt-buffered-weight-index': bench failed as it must (golden line $n, idx $idx -> $bad_idx, $(grep -o ' mismatches=[0-9]*' "$log" | head -1))"
 else
   echo "FAIL negative control 'corrupt-buffered-weight-index': bench failed without mismatches"; tail -5 "$log"; exit 1
+fi
+# 2. The RTL with loads that do not wait for earlier reads.
+mut=$build/design_load_no_wait
+rm -rf "$mut"; cp -r "$design" "$mut"
+sed -i 's/(op_load ? rd_none : tok_ok)/(op_load ? 1'"'"'b1 : tok_ok)/' "$mut/kllm_tile.v"
+grep -q "op_load ? 1'b1" "$mut/kllm_tile.v" || { echo "FAIL negative control 'load-does-not-wait': the mutation did not apply"; exit 1; }
+mbuild=$build/mutant; mkdir -p "$mbuild"; cp "$build/blocks.txt" "$mbuild/"
+log=$build/load_no_wait.log
+if testbenches/run_block.sh "$mut" tile "$good" "$mbuild" +seed=7 >"$log" 2>&1; then
+  echo "FAIL negative control 'load-does-not-wait': the bench passed a tile whose loads overtake reads"; exit 1
+elif grep -q "^FAIL" "$log" && grep -q " mismatches=[1-9]" "$log"; then
+  echo "PASS negative control 'load-does-not-wait': bench failed as it must ($(grep -o ' mismatches=[0-9]*' "$log" | head -1),$(grep -o ' timing_mismatches=[0-9]*' "$log" | head -1))"
+else
+  echo "FAIL negative control 'load-does-not-wait': bench failed without mismatches"; tail -5 "$log"; exit 1
 fi
