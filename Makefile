@@ -98,7 +98,7 @@ sim-long: tools $(KLLM) ## Verilator regression of the LONG_CONFIGS (VECTORS=n, 
 	@status=0; for c in $(LONG_CONFIGS); do VECTORS=$${VECTORS:-$(PAPER_VECTORS)} testbenches/sim_config.sh $$c || status=1; done; exit $$status
 
 sim-paper: tools $(KLLM) ## the paper tile (16 lines x 512 lanes): a few GEMVs + timed segments in Verilator, build and run timed
-	@start=$$(date +%s); VECTORS=$${VECTORS:-$(PAPER_VECTORS)} testbenches/sim_config.sh generators/paper.toml; rc=$$?; \
+	@start=$$(date +%s); VERILATOR_FLAGS="--hierarchical $(CURDIR)/testbenches/hier_blocks.vlt" VECTORS=$${VECTORS:-$(PAPER_VECTORS)} testbenches/sim_config.sh generators/paper.toml; rc=$$?; \
 	  echo "sim-paper: $$(( $$(date +%s) - start )) s wall (Verilator build + golden + run), exit $$rc"; exit $$rc
 
 sim-one: tools gen ## Verilator regression of CONFIG only

@@ -25,9 +25,7 @@ use crate::golden::{hex_lanes, hex_signed, GoldenWriter};
 use crate::reference;
 use crate::rng::Rng;
 use crate::count_weigh::{self, CountWeigh};
-use crate::verilog::{
-    bl, clog2, lit, ubits, zext, Design, Handle, Item, Module, Stmt,
-};
+use crate::verilog::{clog2, ubits, zext, Design, Handle, Item, Module};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -412,7 +410,11 @@ pub fn gemv_workload() -> Workload {
     }
 }
 
-/// `kllm_popcount_w{n}`: number of set bits, as a balanced tree of smaller popcounts.
+/// `kllm_popcount_w{n}`: number of set bits, as a balanced tree of pairwise sums inside one
+/// module. Level l holds ceil(n / 2^l) partial counts of ubits(min(2^l, n)) bits; level 0 is the
+/// input. One module per width, not a recursive hierarchy of smaller popcounts: the paper tile
+/// has 256 popcounts of 512 bits per line, and the recursive form (about 1 000 instances each,
+/// 130 000 per tile) made Verilator's lint and Yosys's hierarchy pass take minutes.
 pub fn popcount_module(d: &mut Design, n: u32) -> String {
     let name = format!("kllm_popcount_w{n}");
     if d.get(&name).is_some() {
@@ -420,33 +422,45 @@ pub fn popcount_module(d: &mut Design, n: u32) -> String {
     }
     let ow = ubits(n as u64);
     let mut m = Module::new(&name);
-    m.doc(format!("Population count of {n} bits."));
+    m.doc(format!("Population count of {n} bits (balanced adder tree, one level per generate block)."));
     m.input("i_bits", n, "").output("o_count", ow, "number of ones in i_bits");
-    if n <= 4 {
-        m.reg("sum", ow).push(Item::Integer("i".into()));
-        m.comb(
-            "count_ones",
-            vec![
-                bl("sum", lit(ow, 0)),
-                Stmt::For {
-                    var: "i".into(),
-                    count: n,
-                    body: vec![bl("sum", format!("sum + {}", zext("i_bits[i]", 1, ow)))],
-                },
-            ],
-        );
-        m.assign("o_count", "sum");
-    } else {
-        let lo = n / 2;
-        let hi = n - lo;
-        let (lw, hw) = (ubits(lo as u64), ubits(hi as u64));
-        let lo_m = popcount_module(d, lo);
-        let hi_m = popcount_module(d, hi);
-        m.wire("count_lo", lw).wire("count_hi", hw);
-        m.instance(&lo_m, "u_lo", &[("i_bits", format!("i_bits[{}:0]", lo - 1)), ("o_count", "count_lo".into())]);
-        m.instance(&hi_m, "u_hi", &[("i_bits", format!("i_bits[{}:{lo}]", n - 1)), ("o_count", "count_hi".into())]);
-        m.assign("o_count", format!("{} + {}", zext("count_lo", lw, ow), zext("count_hi", hw, ow)));
+    let (mut prev, mut prev_count, mut prev_w) = ("i_bits".to_string(), n, 1u32);
+    let mut level = 0;
+    while prev_count > 1 {
+        level += 1;
+        let count = prev_count.div_ceil(2);
+        let w = ubits((1u64 << level).min(n as u64));
+        let cur = format!("sum_l{level}");
+        let covers = (1u64 << level).min(n as u64);
+        m.comment(if count == 1 {
+            format!("Level {level}: the count of all {n} bits.")
+        } else {
+            format!("Level {level}: {count} partial counts, each of up to {covers} input bits.")
+        });
+        m.wire(&cur, count * w);
+        let operand = |k: &str| {
+            let bits = if prev_w == 1 { format!("{prev}[{k}]") } else { format!("{prev}[({k})*{prev_w} +: {prev_w}]") };
+            zext(&bits, prev_w, w)
+        };
+        m.push(Item::GenFor {
+            label: format!("g_level{level}"),
+            var: "pair".into(),
+            count: prev_count / 2,
+            body: vec![Item::Assign {
+                lhs: format!("{cur}[pair*{w} +: {w}]"),
+                rhs: format!("{} + {}", operand("2*pair"), operand("2*pair + 1")),
+            }],
+        });
+        if prev_count % 2 == 1 {
+            // An odd element has no partner at this level: it moves up unchanged.
+            m.assign(
+                format!("{cur}[{} +: {w}]", (count - 1) * w),
+                zext(&format!("{prev}[{}]", if prev_w == 1 { format!("{}", prev_count - 1) } else { format!("{} +: {prev_w}", (prev_count - 1) * prev_w) }), prev_w, w),
+            );
+        }
+        (prev, prev_count, prev_w) = (cur, count, w);
     }
+    m.assign("o_count", prev);
     d.add(m);
     name
 }

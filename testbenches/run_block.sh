@@ -4,6 +4,8 @@
 # WAVES=1 builds with FST tracing and writes <build dir>/<block>.fst.
 # CXX_OPT=-O0 compiles the model without optimisation (quicker to build, slower to run: the
 # mutant runner builds hundreds of one-off models). OBJCACHE=ccache is passed to Verilator's make.
+# VERILATOR_FLAGS adds options to the model's build (make sim-paper: --hierarchical with
+# testbenches/hier_blocks.vlt, so the 16 identical counting cores are compiled once).
 set -euo pipefail
 design=$(cd "$1" && pwd) block=$2 golden=$3 build=$4
 shift 4
@@ -17,12 +19,13 @@ if [ "${WAVES:-0}" = 1 ]; then trace=(--trace-fst); set -- "$@" "+waves=$build/$
 files=$(sed "s|^|$design/|" "$design/files.f")
 stamp="$obj/.inputs"
 opt=${CXX_OPT:-} optflags=()
+read -r -a vflags <<<"${VERILATOR_FLAGS:-}"
 [ -z "$opt" ] || optflags=(-MAKEFLAGS "OPT_FAST=$opt" -MAKEFLAGS "OPT_SLOW=$opt" -MAKEFLAGS "OPT_GLOBAL=$opt")
-want=$( (cat "$here/kllm_tb.h" "$here/tb_$block.cpp" "$design/kllm_bench.h" "$design/kllm_params.h" $files; [ -z "$opt" ] || echo "$opt") | sha256sum | cut -c1-16)
+want=$( (cat "$here/kllm_tb.h" "$here/tb_$block.cpp" "$design/kllm_bench.h" "$design/kllm_params.h" $files; [ -z "$opt" ] || echo "$opt"; echo "${VERILATOR_FLAGS:-}") | sha256sum | cut -c1-16)
 if [ ! -x "$obj/V$top" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   rm -rf "$obj"
   verilator --cc --exe --build -j "${JOBS:-2}" -O2 --x-assign unique --x-initial unique \
-    -Wno-fatal -Wno-lint -Wno-style "${trace[@]}" "${optflags[@]}" \
+    -Wno-fatal -Wno-lint -Wno-style "${trace[@]}" "${optflags[@]}" "${vflags[@]}" \
     --top-module "$top" -Mdir "$obj" -CFLAGS "${opt:--O1} -I$design -I$here" \
     $files "$here/tb_$block.cpp" >"$obj.log" 2>&1 || { tail -30 "$obj.log"; echo "FAIL: $block: verilator build failed"; exit 1; }
   echo "$want" >"$stamp"

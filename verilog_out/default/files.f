@@ -6,8 +6,6 @@ kllm_add_tree_n4_w28.v
 kllm_add_tree_n8_w28.v
 kllm_add_tree_pipe_n8_w26_o26.v
 kllm_fifo_w26_d2.v
-kllm_popcount_w4.v
-kllm_popcount_w8.v
 kllm_popcount_w16.v
 kllm_count_weigh_l16_i8_c11_t16_y26_r8_p2.v
 kllm_fifo_w116_d4.v

@@ -1,8 +1,6 @@
 kllm_add_tree_pipe_n16_w41_o45.v
 kllm_add_tree_pipe_n8_w51_o51.v
 kllm_fifo_w51_d2.v
-kllm_popcount_w4.v
-kllm_popcount_w8.v
 kllm_popcount_w16.v
 kllm_count_weigh_l16_i8_c11_t41_y51_r8_p2.v
 kllm_fifo_w51_d8.v

@@ -2,8 +2,6 @@ kllm_add_tree_n1_w51.v
 kllm_add_tree_n2_w51.v
 kllm_add_tree_n4_w51.v
 kllm_fifo_w51_d4.v
-kllm_popcount_w4.v
-kllm_popcount_w8.v
 kllm_popcount_w16.v
 kllm_count_weigh_l16_i3_c11_t41_y51_r4.v
 kllm_fixed_to_f32_w51_f24.v

@@ -8,22 +8,46 @@
 
 `default_nettype none
 
-// Population count of 16 bits.
+// Population count of 16 bits (balanced adder tree, one level per generate block).
 module kllm_popcount_w16 (
     input  wire [15:0] i_bits,
     output wire [4:0] o_count  // number of ones in i_bits
 );
-  wire [3:0] count_lo;
-  wire [3:0] count_hi;
-  kllm_popcount_w8 u_lo (
-      .i_bits  (i_bits[7:0]),
-      .o_count (count_lo)
-  );
-  kllm_popcount_w8 u_hi (
-      .i_bits  (i_bits[15:8]),
-      .o_count (count_hi)
-  );
-  assign o_count = {1'd0, count_lo} + {1'd0, count_hi};
+
+  genvar pair;
+
+  // Level 1: 8 partial counts, each of up to 2 input bits.
+  wire [15:0] sum_l1;
+  generate
+    for (pair = 0; pair < 8; pair = pair + 1) begin : g_level1
+      assign sum_l1[pair*2 +: 2] = {1'd0, i_bits[2*pair]} + {1'd0, i_bits[2*pair + 1]};
+    end
+  endgenerate
+
+  // Level 2: 4 partial counts, each of up to 4 input bits.
+  wire [11:0] sum_l2;
+  generate
+    for (pair = 0; pair < 4; pair = pair + 1) begin : g_level2
+      assign sum_l2[pair*3 +: 3] = {1'd0, sum_l1[(2*pair)*2 +: 2]} + {1'd0, sum_l1[(2*pair + 1)*2 +: 2]};
+    end
+  endgenerate
+
+  // Level 3: 2 partial counts, each of up to 8 input bits.
+  wire [7:0] sum_l3;
+  generate
+    for (pair = 0; pair < 2; pair = pair + 1) begin : g_level3
+      assign sum_l3[pair*4 +: 4] = {1'd0, sum_l2[(2*pair)*3 +: 3]} + {1'd0, sum_l2[(2*pair + 1)*3 +: 3]};
+    end
+  endgenerate
+
+  // Level 4: the count of all 16 bits.
+  wire [4:0] sum_l4;
+  generate
+    for (pair = 0; pair < 1; pair = pair + 1) begin : g_level4
+      assign sum_l4[pair*5 +: 5] = {1'd0, sum_l3[(2*pair)*4 +: 4]} + {1'd0, sum_l3[(2*pair + 1)*4 +: 4]};
+    end
+  endgenerate
+  assign o_count = sum_l4;
 
 endmodule
 

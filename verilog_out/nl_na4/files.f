@@ -3,8 +3,6 @@ kllm_add_tree_n2_w26.v
 kllm_add_tree_n4_w26.v
 kllm_add_tree_n8_w26.v
 kllm_fifo_w26_d4.v
-kllm_popcount_w4.v
-kllm_popcount_w8.v
 kllm_popcount_w16.v
 kllm_count_weigh_l16_i4_c11_t16_y26_r8.v
 kllm_nl_map.v

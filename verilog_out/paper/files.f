@@ -6,13 +6,6 @@ kllm_add_tree_n4_w30.v
 kllm_add_tree_n8_w30.v
 kllm_add_tree_pipe_n32_w28_o28.v
 kllm_fifo_w28_d2.v
-kllm_popcount_w4.v
-kllm_popcount_w8.v
-kllm_popcount_w16.v
-kllm_popcount_w32.v
-kllm_popcount_w64.v
-kllm_popcount_w128.v
-kllm_popcount_w256.v
 kllm_popcount_w512.v
 kllm_count_weigh_l512_i8_c13_t16_y28_r32_p2.v
 kllm_fifo_w496_d8.v

@@ -6,22 +6,86 @@
 
 `default_nettype none
 
-// Population count of 512 bits.
+// Population count of 512 bits (balanced adder tree, one level per generate block).
 module kllm_popcount_w512 (
     input  wire [511:0] i_bits,
     output wire [9:0] o_count   // number of ones in i_bits
 );
-  wire [8:0] count_lo;
-  wire [8:0] count_hi;
-  kllm_popcount_w256 u_lo (
-      .i_bits  (i_bits[255:0]),
-      .o_count (count_lo)
-  );
-  kllm_popcount_w256 u_hi (
-      .i_bits  (i_bits[511:256]),
-      .o_count (count_hi)
-  );
-  assign o_count = {1'd0, count_lo} + {1'd0, count_hi};
+
+  genvar pair;
+
+  // Level 1: 256 partial counts, each of up to 2 input bits.
+  wire [511:0] sum_l1;
+  generate
+    for (pair = 0; pair < 256; pair = pair + 1) begin : g_level1
+      assign sum_l1[pair*2 +: 2] = {1'd0, i_bits[2*pair]} + {1'd0, i_bits[2*pair + 1]};
+    end
+  endgenerate
+
+  // Level 2: 128 partial counts, each of up to 4 input bits.
+  wire [383:0] sum_l2;
+  generate
+    for (pair = 0; pair < 128; pair = pair + 1) begin : g_level2
+      assign sum_l2[pair*3 +: 3] = {1'd0, sum_l1[(2*pair)*2 +: 2]} + {1'd0, sum_l1[(2*pair + 1)*2 +: 2]};
+    end
+  endgenerate
+
+  // Level 3: 64 partial counts, each of up to 8 input bits.
+  wire [255:0] sum_l3;
+  generate
+    for (pair = 0; pair < 64; pair = pair + 1) begin : g_level3
+      assign sum_l3[pair*4 +: 4] = {1'd0, sum_l2[(2*pair)*3 +: 3]} + {1'd0, sum_l2[(2*pair + 1)*3 +: 3]};
+    end
+  endgenerate
+
+  // Level 4: 32 partial counts, each of up to 16 input bits.
+  wire [159:0] sum_l4;
+  generate
+    for (pair = 0; pair < 32; pair = pair + 1) begin : g_level4
+      assign sum_l4[pair*5 +: 5] = {1'd0, sum_l3[(2*pair)*4 +: 4]} + {1'd0, sum_l3[(2*pair + 1)*4 +: 4]};
+    end
+  endgenerate
+
+  // Level 5: 16 partial counts, each of up to 32 input bits.
+  wire [95:0] sum_l5;
+  generate
+    for (pair = 0; pair < 16; pair = pair + 1) begin : g_level5
+      assign sum_l5[pair*6 +: 6] = {1'd0, sum_l4[(2*pair)*5 +: 5]} + {1'd0, sum_l4[(2*pair + 1)*5 +: 5]};
+    end
+  endgenerate
+
+  // Level 6: 8 partial counts, each of up to 64 input bits.
+  wire [55:0] sum_l6;
+  generate
+    for (pair = 0; pair < 8; pair = pair + 1) begin : g_level6
+      assign sum_l6[pair*7 +: 7] = {1'd0, sum_l5[(2*pair)*6 +: 6]} + {1'd0, sum_l5[(2*pair + 1)*6 +: 6]};
+    end
+  endgenerate
+
+  // Level 7: 4 partial counts, each of up to 128 input bits.
+  wire [31:0] sum_l7;
+  generate
+    for (pair = 0; pair < 4; pair = pair + 1) begin : g_level7
+      assign sum_l7[pair*8 +: 8] = {1'd0, sum_l6[(2*pair)*7 +: 7]} + {1'd0, sum_l6[(2*pair + 1)*7 +: 7]};
+    end
+  endgenerate
+
+  // Level 8: 2 partial counts, each of up to 256 input bits.
+  wire [17:0] sum_l8;
+  generate
+    for (pair = 0; pair < 2; pair = pair + 1) begin : g_level8
+      assign sum_l8[pair*9 +: 9] = {1'd0, sum_l7[(2*pair)*8 +: 8]} + {1'd0, sum_l7[(2*pair + 1)*8 +: 8]};
+    end
+  endgenerate
+
+  // Level 9: the count of all 512 bits.
+  wire [9:0] sum_l9;
+  generate
+    for (pair = 0; pair < 1; pair = pair + 1) begin : g_level9
+      assign sum_l9[pair*10 +: 10] = {1'd0, sum_l8[(2*pair)*9 +: 9]} + {1'd0, sum_l8[(2*pair + 1)*9 +: 9]};
+    end
+  endgenerate
+  assign o_count = sum_l9;
 
 endmodule
 

@@ -1,8 +1,6 @@
 kllm_act_encoder.v
 kllm_add_tree_pipe_n8_w28_o28.v
 kllm_fifo_w28_d2.v
-kllm_popcount_w4.v
-kllm_popcount_w8.v
 kllm_popcount_w16.v
 kllm_count_weigh_l16_i8_c13_t16_y28_r8_p2.v
 kllm_pe_line.v

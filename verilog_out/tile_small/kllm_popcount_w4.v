@@ -6,20 +6,30 @@
 
 `default_nettype none
 
-// Population count of 4 bits.
+// Population count of 4 bits (balanced adder tree, one level per generate block).
 module kllm_popcount_w4 (
     input  wire [3:0] i_bits,
     output wire [2:0] o_count  // number of ones in i_bits
 );
-  reg  [2:0] sum;
-  integer i;
-  always @* begin : count_ones
-    sum = 3'd0;
-    for (i = 0; i < 4; i = i + 1) begin
-      sum = sum + {2'd0, i_bits[i]};
+
+  genvar pair;
+
+  // Level 1: 2 partial counts, each of up to 2 input bits.
+  wire [3:0] sum_l1;
+  generate
+    for (pair = 0; pair < 2; pair = pair + 1) begin : g_level1
+      assign sum_l1[pair*2 +: 2] = {1'd0, i_bits[2*pair]} + {1'd0, i_bits[2*pair + 1]};
     end
-  end
-  assign o_count = sum;
+  endgenerate
+
+  // Level 2: the count of all 4 bits.
+  wire [2:0] sum_l2;
+  generate
+    for (pair = 0; pair < 1; pair = pair + 1) begin : g_level2
+      assign sum_l2[pair*3 +: 3] = {1'd0, sum_l1[(2*pair)*2 +: 2]} + {1'd0, sum_l1[(2*pair + 1)*2 +: 2]};
+    end
+  endgenerate
+  assign o_count = sum_l2;
 
 endmodule
 

@@ -6,10 +6,6 @@ kllm_add_tree_n4_w30.v
 kllm_add_tree_n8_w30.v
 kllm_add_tree_pipe_n16_w28_o28.v
 kllm_fifo_w28_d2.v
-kllm_popcount_w4.v
-kllm_popcount_w8.v
-kllm_popcount_w16.v
-kllm_popcount_w32.v
 kllm_popcount_w64.v
 kllm_count_weigh_l64_i7_c13_t16_y28_r16_p2.v
 kllm_fifo_w124_d8.v

@@ -7,22 +7,62 @@
 
 `default_nettype none
 
-// Population count of 64 bits.
+// Population count of 64 bits (balanced adder tree, one level per generate block).
 module kllm_popcount_w64 (
     input  wire [63:0] i_bits,
     output wire [6:0] o_count  // number of ones in i_bits
 );
-  wire [5:0] count_lo;
-  wire [5:0] count_hi;
-  kllm_popcount_w32 u_lo (
-      .i_bits  (i_bits[31:0]),
-      .o_count (count_lo)
-  );
-  kllm_popcount_w32 u_hi (
-      .i_bits  (i_bits[63:32]),
-      .o_count (count_hi)
-  );
-  assign o_count = {1'd0, count_lo} + {1'd0, count_hi};
+
+  genvar pair;
+
+  // Level 1: 32 partial counts, each of up to 2 input bits.
+  wire [63:0] sum_l1;
+  generate
+    for (pair = 0; pair < 32; pair = pair + 1) begin : g_level1
+      assign sum_l1[pair*2 +: 2] = {1'd0, i_bits[2*pair]} + {1'd0, i_bits[2*pair + 1]};
+    end
+  endgenerate
+
+  // Level 2: 16 partial counts, each of up to 4 input bits.
+  wire [47:0] sum_l2;
+  generate
+    for (pair = 0; pair < 16; pair = pair + 1) begin : g_level2
+      assign sum_l2[pair*3 +: 3] = {1'd0, sum_l1[(2*pair)*2 +: 2]} + {1'd0, sum_l1[(2*pair + 1)*2 +: 2]};
+    end
+  endgenerate
+
+  // Level 3: 8 partial counts, each of up to 8 input bits.
+  wire [31:0] sum_l3;
+  generate
+    for (pair = 0; pair < 8; pair = pair + 1) begin : g_level3
+      assign sum_l3[pair*4 +: 4] = {1'd0, sum_l2[(2*pair)*3 +: 3]} + {1'd0, sum_l2[(2*pair + 1)*3 +: 3]};
+    end
+  endgenerate
+
+  // Level 4: 4 partial counts, each of up to 16 input bits.
+  wire [19:0] sum_l4;
+  generate
+    for (pair = 0; pair < 4; pair = pair + 1) begin : g_level4
+      assign sum_l4[pair*5 +: 5] = {1'd0, sum_l3[(2*pair)*4 +: 4]} + {1'd0, sum_l3[(2*pair + 1)*4 +: 4]};
+    end
+  endgenerate
+
+  // Level 5: 2 partial counts, each of up to 32 input bits.
+  wire [11:0] sum_l5;
+  generate
+    for (pair = 0; pair < 2; pair = pair + 1) begin : g_level5
+      assign sum_l5[pair*6 +: 6] = {1'd0, sum_l4[(2*pair)*5 +: 5]} + {1'd0, sum_l4[(2*pair + 1)*5 +: 5]};
+    end
+  endgenerate
+
+  // Level 6: the count of all 64 bits.
+  wire [6:0] sum_l6;
+  generate
+    for (pair = 0; pair < 1; pair = pair + 1) begin : g_level6
+      assign sum_l6[pair*7 +: 7] = {1'd0, sum_l5[(2*pair)*6 +: 6]} + {1'd0, sum_l5[(2*pair + 1)*6 +: 6]};
+    end
+  endgenerate
+  assign o_count = sum_l6;
 
 endmodule
 
