@@ -347,7 +347,7 @@ impl NlReduceConfig {
     /// `entry_bits + ceil(log2 n_max)` bits.
     pub fn core(&self, in_bits: u32) -> Result<crate::count_weigh::CountWeigh, String> {
         let sum_bits = self.entry_bits + crate::verilog::clog2(self.n_max as u64);
-        crate::count_weigh::CountWeigh::new(self.lanes, in_bits, self.n_max, self.entry_bits, sum_bits, self.reduce_width, 0)
+        crate::count_weigh::CountWeigh::new(self.lanes, in_bits, self.n_max, self.entry_bits, sum_bits, self.reduce_width, 0, 1)
     }
     pub fn in_bits(&self, q: &QuantConfig) -> u32 {
         self.in_bits.unwrap_or(q.na)
