@@ -29,6 +29,11 @@ enum Cmd {
     Explain {
         #[arg(long)]
         config: PathBuf,
+        /// A tile config only: the cycles of one GEMV of K elements and ROWS rows (vector
+        /// phase, row phase, single and back to back), its bottleneck branch and for which k
+        /// compensation hides behind counting; OUTLIERS (0..=2k) is checked and reported.
+        #[arg(long, value_name = "K,ROWS[,OUTLIERS]")]
+        gemv: Option<String>,
     },
     /// Write golden test vectors (stimulus + expected results) for each block of a config.
     /// With --from-layer: the MatMuls of a K-Means-quantized decoder layer, as tile GEMVs for a
@@ -242,9 +247,20 @@ fn run(cmd: Cmd) -> Result<()> {
                 println!("generated {}", dir.display());
             }
         }
-        Cmd::Explain { config } => {
+        Cmd::Explain { config, gemv } => {
             let cfg = Config::load(&config)?;
-            print!("{}", design::explain(&cfg, &design::design_name(&config)));
+            let name = design::design_name(&config);
+            match gemv {
+                None => print!("{}", design::explain(&cfg, &name)),
+                Some(text) => {
+                    let Some(tc) = cfg.tile.as_ref() else {
+                        bail!("`--gemv` needs a config with [tile]; config '{name}' has none");
+                    };
+                    let d = crate::tile::TileDerived::new(&cfg.quant, tc);
+                    let g = crate::tile::parse_gemv(&text, &d).map_err(anyhow::Error::msg)?;
+                    print!("{}", crate::tile::explain_gemv(&name, &cfg.quant, &d, g));
+                }
+            }
         }
         Cmd::Golden { config, out, seed, vectors, vectors_divisor, block, from_layer, tokens, weights, layer, head_dim } => {
             let cfg = Config::load(&config)?;

@@ -287,8 +287,8 @@ mod tests {
             let e = Config::parse(&format!("[quant]\nnumerics = \"{v}\"\n[pe_line]\n")).unwrap_err();
             assert_eq!(e, want);
         }
-        let e = Config::parse("[quant]\nnumerics = \"fp16\"\n[pe_line]\n[nl_reduce]\n").unwrap_err();
-        assert!(e.starts_with("`quant.numerics` = \"fp16\": block nl_reduce ([nl_reduce]) has no float mode yet"), "{e}");
+        let e = Config::parse("[quant]\nnumerics = \"fp16\"\n[pe_line]\n[tile]\n").unwrap_err();
+        assert!(e.starts_with("`quant.numerics` = \"fp16\": block tile ([tile]) has no float mode yet"), "{e}");
         assert!(!e.contains('\n'));
     }
 

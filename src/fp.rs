@@ -253,6 +253,22 @@ impl FloatFormat {
         Ok(sign | fields)
     }
 
+    /// `RNE_F` of a finite f64 (whose value is exact: `±mant · 2^exp`), rounded once; a zero keeps
+    /// its sign. NaN and infinity are refused, and so is a value that would round to infinity.
+    pub fn from_f64(&self, v: f64) -> Result<u64> {
+        if !v.is_finite() {
+            bail!("{v} is not a finite value");
+        }
+        if v == 0.0 {
+            return Ok(if v.is_sign_negative() { self.sign_bit() } else { 0 });
+        }
+        let bits = v.to_bits();
+        let expf = ((bits >> 52) & 0x7ff) as i64;
+        let frac = bits & ((1u64 << 52) - 1);
+        let (mant, exp) = if expf == 0 { (frac, -1074) } else { (frac | 1 << 52, expf - 1075) };
+        self.round(v < 0.0, &BigUint::from(mant), exp)
+    }
+
     /// `RNE` of an exact fixed-point value `v · 2^lsb_exp`; 0 gives +0.
     pub fn rne_fixed(&self, v: &BigInt, lsb_exp: i64) -> Result<u64> {
         self.round(v.sign() == Sign::Minus, v.magnitude(), lsb_exp)
@@ -470,6 +486,21 @@ mod tests {
         assert!(err.contains("65520"), "{err}");
         // 65504 + 8 rounds back to 65504.
         assert_eq!(f.sub_rne(0x7bff, 0xc800).unwrap(), 0x7bff);
+    }
+
+    #[test]
+    fn f64_to_f_rounds_once_to_nearest_even() {
+        let f = FloatFormat::FP16;
+        for v in [0.0, -0.0, 1.0, -2.5, 65504.0, 1e-7, 3.0e-8, 2f64.powi(-25), 2f64.powi(-25) * 1.0000001, 0.1] {
+            let want = half::f16::from_f32(v as f32).to_bits() as u64; // v is an f32 value or rounds the same
+            assert_eq!(f.from_f64(v).unwrap(), want, "{v}");
+        }
+        // 1 + 2^-11 is a tie between 1 and 1 + 2^-10: to even (1).
+        assert_eq!(f.from_f64(1.0 + 2f64.powi(-11)).unwrap(), 0x3c00);
+        assert_eq!(f.from_f64(1.0 + 3.0 * 2f64.powi(-11)).unwrap(), 0x3c02);
+        assert!(f.from_f64(65520.0).unwrap_err().to_string().contains("65520"));
+        assert!(f.from_f64(f64::NAN).unwrap_err().to_string().contains("NaN is not a finite value"));
+        assert!(f.from_f64(f64::NEG_INFINITY).is_err());
     }
 
     #[test]

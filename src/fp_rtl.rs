@@ -250,6 +250,86 @@ pub fn fp_mul(fmt: FloatFormat) -> Module {
     md
 }
 
+/// `kllm_fp_sub_e{E}m{M}`: `d = RNE_F(a − b)` ([`FloatFormat::sub_rne`]), the subtractor of the
+/// compensation path's residual `x − ca[ia]`. Written the plain way, like the reference: both
+/// operands to their exact fixed-point values (units of F's smallest subnormal), one exact
+/// two's-complement difference, then one rounding to F of that fixed-point value (the
+/// rounder of [`fixed_to_f32`] with F's significand and exponent range). A difference below the
+/// normal range is a multiple of the smallest subnormal, so it is exact. Zero signs as IEEE: an
+/// exact zero is +0 except (−0) − (+0) = −0. A difference beyond the largest finite value gives
+/// ±infinity (IEEE); the reference refuses it, so a float-mode block never sees one.
+pub fn fp_sub(fmt: FloatFormat) -> Module {
+    let (e, m, w) = (fmt.e(), fmt.m(), fmt.width());
+    let qw = fmt.fixed_width(); // signed width of one operand's exact value
+    let dw = qw + 1; // signed width of the exact difference
+    let mw = dw; // the magnitude |a − b| (< 2^qw; kept dw wide so every bit of the difference is used)
+    // Guard zeros so the hidden bit, M fraction bits, the round bit and a sticky bit exist.
+    let g = (m + 3).saturating_sub(mw);
+    let t = mw + g;
+    let lzw = ubits(mw as u64);
+    // Biased exponent of a normal result whose leading one is bit L of the magnitude:
+    // L + unit_exp = L + emin − M, so BE = L − M + 1 = (mw − 1 − lz) − M + 1 = mw − M − lz.
+    let c = (mw - m) as u64;
+    let bw = ubits(c).max(e);
+    let mut md = Module::new(format!("kllm_fp_sub_e{e}m{m}"));
+    md.doc(format!("RNE_F(a - b) for E{e}M{m} (bias {}): the exact difference of the two values in", fmt.bias()))
+        .doc(format!("units of 2^{} ({dw}-bit two's complement), rounded once to nearest even.", fmt.unit_exp()))
+        .doc("Combinational. Inputs are finite (SPEC.md); an exact zero is +0, except (-0) - (+0) = -0.")
+        .doc("A difference beyond the largest finite value gives +-infinity.");
+    md.input("a", w, &format!("E{e}M{m} bit pattern, finite"))
+        .input("b", w, &format!("E{e}M{m} bit pattern, finite"))
+        .output("d", w, "RNE_F(a - b)");
+    md.comment(
+        "Each operand's exact value: a normal number with biased exponent u is (2^M + frac) · 2^(u − 1)\n\
+         units, a subnormal frac units (u = 1 without the hidden bit).",
+    );
+    for x in ["a", "b"] {
+        md.wire_eq(&format!("ef_{x}"), e, format!("{x}[{}:{m}]", w - 2))
+            .wire_eq(&format!("nrm_{x}"), 1, format!("|ef_{x}"))
+            .wire_eq(&format!("sig_{x}"), m + 1, format!("{{nrm_{x}, {x}[{}:0]}}", m - 1))
+            .wire_eq(&format!("sh_{x}"), e, format!("nrm_{x} ? ef_{x} - {} : {}", lit(e, 1), lit(e, 0)))
+            .wire_eq(&format!("mag_{x}"), dw, format!("{} << sh_{x}", zext(&format!("sig_{x}"), m + 1, dw)))
+            .wire_eq(&format!("q_{x}"), dw, format!("{x}[{}] ? -mag_{x} : mag_{x}", w - 1));
+    }
+    md.comment("The exact difference (|a - b| <= 2 · largest finite < 2^(dw-1): no overflow) and its magnitude.");
+    md.wire_eq("diff", dw, "q_a - q_b")
+        .wire_eq("neg", 1, format!("diff[{}]", dw - 1))
+        .wire_eq("mag", mw, "neg ? -diff : diff");
+    md.comment(format!(
+        "A one forced at bit {m} (2^emin) caps the normalising shift: a smaller magnitude stays\n\
+         subnormal, where it is exact (a multiple of the smallest subnormal)."
+    ));
+    md.wire_eq("lz_in", mw, format!("mag | {}", one_hot(mw, m)));
+    leading_zeros(&mut md, "lz_in", mw, "lz");
+    let base = if g > 0 { format!("{{mag, {g}'d0}}") } else { "mag".into() };
+    md.wire_eq("norm", t, format!("{base} << lz"));
+    md.comment(
+        "norm's top bit is the hidden bit (0 for a subnormal or zero), then M fraction bits, the\n\
+         round bit and the sticky bits.",
+    );
+    md.wire_eq("hidden", 1, format!("norm[{}]", t - 1))
+        .wire_eq("frac", m, format!("norm[{}:{}]", t - 2, t - 1 - m))
+        .wire_eq("rnd", 1, format!("norm[{}]", t - 2 - m));
+    md.wire_eq("sticky", 1, format!("|norm[{}:0]", t - 3 - m))
+        .wire_eq("inc", 1, format!("rnd & (sticky | {})", if m == 1 { "frac" } else { "frac[0]" }))
+        .wire_eq(
+            "bexp",
+            bw,
+            format!("hidden ? {} - {} : {}", lit(bw, c), zext("lz", lzw, bw), lit(bw, 0)),
+        )
+        .wire_eq("huge", 1, format!("bexp > {}", lit(bw, (1u64 << e) - 2)));
+    md.comment(
+        "Adding the increment to {exponent, fraction} carries a full fraction into the exponent:\n\
+         subnormal to normal, one binade up, or the largest finite value to infinity.",
+    );
+    md.wire_eq("exp_frac", e + m, format!("{{bexp[{}:0], frac}} + {}", e - 1, zext("inc", 1, e + m)));
+    md.comment("An exact zero is +0, except (-0) - (+0) = -0 (IEEE, round to nearest).");
+    md.wire_eq("zero", 1, "~|diff")
+        .wire_eq("sign", 1, format!("zero ? (a[{}] & ~b[{}]) : neg", w - 1, w - 1))
+        .assign("d", format!("huge ? {{sign, {e}'h{:x}, {m}'d0}} : {{sign, exp_frac}}", (1u64 << e) - 1));
+    md
+}
+
 /// `kllm_fp_lt_w{W}` (`eq = false`) or `kllm_fp_cmp_w{W}` (`eq = true`): `lt = a < b` and, for
 /// the second, `eq = a == b`, where `a` and `b` are W-bit sign-magnitude float patterns compared
 /// as **real values** ([`FloatFormat::order_key`]): −0 equals +0, and below that the magnitude

@@ -237,7 +237,7 @@ const STYLES: [(Style, Style); 7] = [
 /// A codebook pair whose products are RNE_F ties: activation centroids with an odd significand
 /// s < 2^(M+2)/3 times 1.5 · 2^k give 3s, M + 2 bits with a one at the bottom, exactly halfway
 /// between two F values. Exercises the baseline's multiplier rounding (ties to even, up and down).
-fn tie_codebooks(rng: &mut Rng, f: FloatFormat, q: &QuantConfig) -> (Vec<u64>, Vec<u64>) {
+pub fn tie_codebooks(rng: &mut Rng, f: FloatFormat, q: &QuantConfig) -> (Vec<u64>, Vec<u64>) {
     let (m, bias) = (f.m(), f.bias() as i64);
     let lo = (1u64 << m) + 1;
     let hi = ((1u64 << (m + 2)) - 1) / 3; // 3s < 2^(M+2)

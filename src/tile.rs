@@ -274,9 +274,13 @@ pub mod timing {
         let mut first = None;
         let mut outs = vec![];
         let total: u64 = gemvs.iter().map(|&(_, r)| r.div_ceil(d.lines) as u64).sum();
+        // A generous bound: every group at its slowest interval plus the line's drain, every
+        // vector phase, and slack; the model finishes far inside it.
+        let per_group = (d.beats_max + d.weigh_steps + d.comp_steps) as u64;
+        let limit = 10_000 + 4 * (total * per_group + gemvs.len() as u64 * (v + 1_000));
         let mut edge = 0u64;
         while (outs.len() as u64) < total {
-            assert!(edge < 10_000_000, "tile timing model did not finish");
+            assert!(edge < limit, "tile timing model did not finish");
             if st == St::X && gi < gemvs.len() && !busy {
                 first.get_or_insert(edge);
                 st = St::Vec(edge + v);
@@ -329,6 +333,11 @@ pub mod timing {
         outs.last().map(|l| l - first + 1).unwrap_or(0)
     }
 
+    /// Cycles of each further GEMV when `(k, rows)` GEMVs stream back to back: three minus two.
+    pub fn back_to_back(d: &TileDerived, k: u32, rows: u32) -> u64 {
+        cycles(d, &[(k, rows); 3]) - cycles(d, &[(k, rows); 2])
+    }
+
     /// The branch that bounds one GEMV: the activation input (vector phase) or, per group of
     /// rows, counting (one weight beat per cycle: counting and weight streaming are the same
     /// branch here), weighing, or compensation.
@@ -347,6 +356,124 @@ pub mod timing {
             format!("{name} ({c} cycles per group of {} rows; vector phase {})", d.lines, d.vector_phase_cycles)
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `explain --gemv K,ROWS[,OUTLIERS]`
+
+/// Most rows `explain --gemv` models (the largest LLM projections have a few ten thousand).
+pub const GEMV_ROWS_MAX: u32 = 65_536;
+
+/// One GEMV's shape for `explain --gemv`: K, rows and (optionally) the outlier count.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GemvShape {
+    pub k: u32,
+    pub rows: u32,
+    pub outliers: Option<u32>,
+}
+
+/// Parses `K,ROWS[,OUTLIERS]` against the tile's limits: one line naming the value and the
+/// allowed range on error.
+pub fn parse_gemv(text: &str, d: &TileDerived) -> Result<GemvShape, String> {
+    let malformed = || {
+        format!(
+            "`--gemv` = '{text}' is not K,ROWS[,OUTLIERS]: two or three whole numbers separated by commas (e.g. {},64,{})",
+            d.k_max,
+            2 * d.k
+        )
+    };
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    if !(2..=3).contains(&parts.len()) {
+        return Err(malformed());
+    }
+    let mut nums = vec![];
+    for p in &parts {
+        nums.push(p.parse::<u32>().map_err(|_| malformed())?);
+    }
+    let (k, rows) = (nums[0], nums[1]);
+    if k < 1 || k > d.k_max {
+        return Err(format!("`--gemv` K = {k} is out of range (allowed 1..={}, the tile's k_max)", d.k_max));
+    }
+    if rows < 1 || rows > GEMV_ROWS_MAX {
+        return Err(format!("`--gemv` ROWS = {rows} is out of range (allowed 1..={GEMV_ROWS_MAX})"));
+    }
+    let outliers = nums.get(2).copied();
+    if let Some(o) = outliers {
+        let most = (2 * d.k).min(k);
+        if o > most {
+            return Err(format!(
+                "`--gemv` OUTLIERS = {o} is out of range (allowed 0..={most}: at most 2k = {} positions for k = {} per side, and at most K = {k})",
+                2 * d.k,
+                d.k
+            ));
+        }
+    }
+    Ok(GemvShape { k, rows, outliers })
+}
+
+/// The cycle report of one GEMV: vector phase, row phase, single and back to back, the
+/// bottleneck branch and for which k compensation hides behind counting. Every figure comes
+/// from `timing` (the model the bench's timed segments check).
+pub fn explain_gemv(name: &str, q: &QuantConfig, d: &TileDerived, g: GemvShape) -> String {
+    let beats = g.k.div_ceil(d.lanes);
+    let groups = g.rows.div_ceil(d.lines);
+    let single = timing::cycles(d, &[(g.k, g.rows)]);
+    let b2b = timing::back_to_back(d, g.k, g.rows);
+    let interval = beats.max(d.weigh_steps).max(d.comp_steps);
+    let macs = |c: u64| g.k as f64 * g.rows as f64 / c as f64;
+    let peak = d.lines * d.lanes;
+    let hidden = d.comp_macs * beats.max(d.weigh_steps) / 2;
+    let mut s = String::new();
+    let mut line = |k: &str, v: String| s.push_str(&format!("  {k:<46} {v}\n"));
+    line(
+        "config",
+        format!(
+            "'{name}': {} lines x {} lanes, W{}A{}, k = {} per side, comp_macs = {}, k_max = {}",
+            d.lines, d.lanes, q.nw, q.na, d.k, d.comp_macs, d.k_max
+        ),
+    );
+    let outl = match g.outliers {
+        Some(o) => format!(", {o} outlier positions"),
+        None => String::new(),
+    };
+    line("GEMV", format!("K = {}, {} rows{outl}: {groups} group(s) of {} rows, {beats} beat(s) per row", g.k, g.rows, d.lines));
+    line("vector phase (activation input)", format!("{} cycles (x, pads to k_max, Orizuru, residuals)", d.vector_phase_cycles));
+    line(
+        "per group: counting / weighing / compensation",
+        format!("{beats} / {} / {} cycles -> one group every {interval} cycles back to back", d.weigh_steps, d.comp_steps),
+    );
+    line("row phase and drain", format!("{} cycles", single - d.vector_phase_cycles));
+    line("single GEMV", format!("{single} cycles (first x transfer to last result)"));
+    line("back to back", format!("{b2b} cycles per GEMV (each further GEMV of this shape)"));
+    line(
+        "MAC/cycle (single / back to back)",
+        format!("{:.1} / {:.1} of {peak}", macs(single), macs(b2b)),
+    );
+    line("bottleneck", timing::bottleneck(d, g.k, g.rows));
+    line(
+        "compensation hides behind counting",
+        format!(
+            "for k <= {hidden} per side at this K (ceil(2k/{}) <= max({beats} beats, {} weigh steps)); this tile's k = {}: {}",
+            d.comp_macs,
+            d.weigh_steps,
+            d.k,
+            if d.k <= hidden { "hidden" } else { "compensation-bound" }
+        ),
+    );
+    line(
+        "  ... at K = k_max / one beat",
+        format!("k <= {} / k <= {}", d.k_hidden_kmax, d.k_hidden_one_beat),
+    );
+    if g.outliers.is_some() {
+        line(
+            "outliers",
+            format!(
+                "timing does not depend on them: every row takes ceil(2k/comp_macs) = {} compensation step(s) for k = {}",
+                d.comp_steps, d.k
+            ),
+        );
+    }
+    s
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1179,19 +1306,7 @@ pub fn golden(cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
     }
     // Timed segments: each starts with a cfg write, so the bench waits for idle first.
     let (ca, cw) = codebooks(&mut rng);
-    let mut timed: Vec<(u64, Vec<(u32, u32)>)> = vec![
-        (d.predicted.gemv_kmax_rows64_cycles, vec![(c.k_max, 64)]),
-        (d.predicted.gemv_one_beat_rows64_cycles, vec![(c.lanes, 64)]),
-        (d.predicted.two_gemvs_cycles, vec![(c.k_max / 2, 2 * c.lines + 1); 2]),
-    ];
-    for n in 1..=3 * d.weigh_steps.max(d.comp_steps) {
-        if n * c.lanes > c.k_max {
-            break;
-        }
-        let shape = vec![(n * c.lanes, 6 * c.lines)];
-        timed.push((timing::cycles(&d, &shape), shape));
-    }
-    for (cycles, shapes) in timed {
+    for (cycles, shapes) in timed_workloads(c, &d) {
         if loaded.pending {
             w.sync();
         }
@@ -1208,6 +1323,25 @@ pub fn golden(cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
         w.sync();
         loaded.pending = false;
     }
+}
+
+/// The golden file's timed segments, in order: (predicted cycles, GEMVs `(K, rows)` back to
+/// back). The manifest's three workloads, then every vector length of 1 ..= 3·max(weigh_steps,
+/// comp_steps) beats (6 groups each). A bench log's `timing:` lines follow this order.
+pub fn timed_workloads(c: &TileConfig, d: &TileDerived) -> Vec<(u64, Vec<(u32, u32)>)> {
+    let mut timed: Vec<(u64, Vec<(u32, u32)>)> = vec![
+        (d.predicted.gemv_kmax_rows64_cycles, vec![(c.k_max, 64)]),
+        (d.predicted.gemv_one_beat_rows64_cycles, vec![(c.lanes, 64)]),
+        (d.predicted.two_gemvs_cycles, vec![(c.k_max / 2, 2 * c.lines + 1); 2]),
+    ];
+    for n in 1..=3 * d.weigh_steps.max(d.comp_steps) {
+        if n * c.lanes > c.k_max {
+            break;
+        }
+        let shape = vec![(n * c.lanes, 6 * c.lines)];
+        timed.push((timing::cycles(d, &shape), shape));
+    }
+    timed
 }
 
 /// Loads `g`'s tables and k (as `write_gemv` would) without writing the GEMV.

@@ -191,4 +191,24 @@ for block in orizuru topk_sorter; do
   sed "${n}s/.*/in 80008001/" "$good" >"$build/bad_input_$block.txt"
   run "fp16-$block-input-one-step-off" "$build/bad_input_$block.txt" " mismatches=[1-9]"
 done
+# 15. Float-mode centroid-table units (nl_fp16_na4): one bit of one table entry (the lowest bit of
+#     the sixth table write of the first segment: the last fraction bit of an fp16 value for
+#     nl_map2 and nl_reduce, the lowest index bit for nl_map's requantized SiLU) must fail. The
+#     benches' builds are shared with the config's regression (build/nl_fp16_na4).
+config=generators/nl_fp16_na4.toml design=verilog_out/nl_fp16_na4 build=build/nl_fp16_na4
+mkdir -p "$build/negative"
+"$KLLM" blocks --config "$config" >"$build/blocks.txt"
+for block in nl_map nl_map2 nl_reduce; do
+  "$KLLM" golden --config "$config" --out "$build/negative" --block $block --vectors 300 --seed 7 >/dev/null
+  good=$build/negative/golden_$block.txt
+  if testbenches/run_block.sh "$design" $block "$good" "$build" +seed=7 >"$build/negative/${block}_good.log" 2>&1; then
+    echo "PASS negative control fp16 $block: uncorrupted golden passes"
+  else
+    echo "FAIL negative control fp16 $block: uncorrupted golden fails"; tail -5 "$build/negative/${block}_good.log"; exit 1
+  fi
+  n=$(grep -n '^cfg ' "$good" | sed -n 6p | cut -d: -f1)
+  line=$(sed -n "${n}p" "$good"); addr=$(echo "$line" | cut -d' ' -f2); w=$(echo "$line" | cut -d' ' -f3)
+  sed "${n}s/.*/cfg $addr $(flip_hex "$w")/" "$good" >"$build/negative/bad_entry_$block.txt"
+  run "fp16-$block-flipped-table-bit" "$build/negative/bad_entry_$block.txt" " mismatches=[1-9]"
+done
 exit $status

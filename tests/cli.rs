@@ -228,3 +228,58 @@ fn committed_sweeps_are_valid() {
     }
     assert!(n >= 2, "expected the committed sweeps in generators/sweeps");
 }
+
+/// `explain --gemv K,ROWS` against the RTL: reports/tile_timing/<config>.log holds the `timing:`
+/// lines a Verilator run of the config's timed segments printed (scripts/tile_timing.sh, `make
+/// tile-timing`); every single-GEMV segment's *measured* cycles must equal the single-GEMV
+/// figure `explain --gemv` prints for that shape. A log whose predictions differ from today's
+/// model is stale (the RTL or the model changed): re-measure it.
+#[test]
+fn explain_gemv_equals_measured_timed_segments() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for e in std::fs::read_dir(root.join("reports/tile_timing")).unwrap() {
+        let log_path = e.unwrap().path();
+        if log_path.extension().is_none_or(|x| x != "log") {
+            continue;
+        }
+        let name = log_path.file_stem().unwrap().to_str().unwrap().to_string();
+        let config = root.join("generators").join(format!("{name}.toml"));
+        let cfg = kllm_gen::config::Config::load(&config).unwrap();
+        let tc = cfg.tile.as_ref().unwrap();
+        let d = kllm_gen::tile::TileDerived::new(&cfg.quant, tc);
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        assert!(log.lines().any(|l| l.starts_with("PASS:")), "{name}: the log has no PASS line");
+        // "  timing: predicted P cycles, measured M"
+        let measured: Vec<(u64, u64)> = log
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("timing: predicted "))
+            .map(|r| {
+                let (p, m) = r.split_once(" cycles, measured ").unwrap();
+                (p.parse().unwrap(), m.trim().parse().unwrap())
+            })
+            .collect();
+        let workloads = kllm_gen::tile::timed_workloads(tc, &d);
+        assert_eq!(measured.len(), workloads.len(), "{name}: the log has {} timed segments, the golden file {}: re-run scripts/tile_timing.sh", measured.len(), workloads.len());
+        for ((pred, meas), (model, shapes)) in measured.iter().zip(&workloads) {
+            assert_eq!(pred, model, "{name}: the log predicted {pred} where the model now says {model} for {shapes:?}: stale, re-run scripts/tile_timing.sh");
+            if shapes.len() != 1 {
+                continue;
+            }
+            let (k, rows) = shapes[0];
+            let o = kllm().args(["explain", "--config"]).arg(&config).args(["--gemv", &format!("{k},{rows}")]).output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let out = String::from_utf8_lossy(&o.stdout);
+            let single: u64 = out
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("single GEMV"))
+                .and_then(|r| r.split_whitespace().next())
+                .unwrap_or_else(|| panic!("no 'single GEMV' line in:\n{out}"))
+                .parse()
+                .unwrap();
+            assert_eq!(single, *meas, "{name}: explain --gemv {k},{rows} says {single} cycles, the RTL took {meas}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} measured segments compared");
+}

@@ -630,6 +630,74 @@ fn mul_unit(f: FloatFormat, random: usize, rng: &mut Rng) -> Unit {
     Unit { module, params, ports: ("a", "p", "b"), widths: (2 * w, w), vectors }
 }
 
+/// The F subtractor against `sub_rne`: every pair for 8-bit formats; otherwise all pairs of
+/// [1, 2) against [1, 2) (cancellation, exact) and against −[2^−6, 2^−5) (an addition that
+/// rounds, ties included), every subnormal against the edges of every normal binade (both
+/// ways), the largest finite values against small and large values (overflow to infinity
+/// included), and `random` random pairs.
+fn sub_unit(f: FloatFormat, random: usize, rng: &mut Rng) -> Unit {
+    let w = f.width();
+    let all: Vec<u64> = (0..1u64 << w).filter(|&b| f.decode(b).is_ok()).collect();
+    let mut pairs = vec![];
+    if w <= 8 {
+        for &a in &all {
+            pairs.extend(all.iter().map(|&b| (a, b)));
+        }
+    } else {
+        let sign = 1u64 << (w - 1);
+        let one_pat = (f.bias() as u64) << f.m();
+        let low_pat = ((f.bias() - 6) as u64) << f.m();
+        let binade: Vec<u64> = (one_pat..one_pat + (1 << f.m())).collect();
+        for &a in &binade {
+            pairs.extend(binade.iter().map(|&b| (a, b)));
+            pairs.extend((low_pat..low_pat + (1 << f.m())).map(|b| (a, sign | b)));
+        }
+        let fmask = (1u64 << f.m()) - 1;
+        for s in (0..=fmask).chain(sign..=sign | fmask) {
+            for ef in 1..(1u64 << f.e()) - 1 {
+                for fr in [0, 1, fmask / 2, fmask / 2 + 1, fmask] {
+                    pairs.push((s, ef << f.m() | fr));
+                    pairs.push((sign | ef << f.m() | fr, s));
+                }
+            }
+        }
+        let max = f.max_finite();
+        for b in [max, max - 1, one_pat, one_pat + 1, one_pat | fmask, 0, sign, 1, sign | 1] {
+            for a in [max, sign | max] {
+                pairs.push((a, b));
+                pairs.push((b, a));
+                pairs.push((a, sign ^ b));
+            }
+        }
+        // Exact zeros and their signs: (−0) − (+0) = −0, every other zero difference +0.
+        for x in [0, 1, one_pat, max] {
+            for (p, q) in [(x, x), (sign | x, sign | x), (x, sign | x), (sign | x, x)] {
+                pairs.push((p, q));
+            }
+        }
+        for _ in 0..random {
+            pairs.push((all[rng.below(all.len() as u64) as usize], all[rng.below(all.len() as u64) as usize]));
+        }
+    }
+    let vectors = pairs
+        .iter()
+        .map(|&(a, b)| {
+            let d = match f.sub_rne(a, b) {
+                Ok(d) => d,
+                // Beyond the largest finite value: IEEE rounds to infinity (the reference refuses).
+                Err(_) => {
+                    let neg = f.to_f64(a).unwrap() < f.to_f64(b).unwrap();
+                    (neg as u64) << (w - 1) | ((1u64 << f.e()) - 1) << f.m()
+                }
+            };
+            (format!("{:x}", a << w | b), format!("{d:x}"))
+        })
+        .collect();
+    let module = kllm_gen::fp_rtl::fp_sub(f);
+    let params = format!("{}: E={}, M={}", f.name(), f.e(), f.m());
+    Unit { module, params, ports: ("a", "d", "b"), widths: (2 * w, w), vectors }
+}
+
 /// Writes `<module>.v`, `<module>.vec` and `units.txt` into `KLLM_FP_OUT` (default build/fp).
 #[test]
 #[ignore]
@@ -657,6 +725,13 @@ fn write_fp_bench_files() {
         to_f32_unit(2, 0, "W=2, F=0".into(), 0, &mut rng),
         to_f32_unit(16, 149, "W=16, F=149: every value subnormal".into(), 0, &mut rng),
         to_f32_unit(60, 149, "W=60, F=149: across the subnormal boundary".into(), 50_000, &mut rng),
+        // The compensation path's subtractor (residual x − ca[ia]).
+        sub_unit(FloatFormat::FP16, 300_000, &mut rng),
+        sub_unit(FloatFormat::FP8_E4M3, 0, &mut rng),
+        sub_unit(FloatFormat::FP8_E5M2, 0, &mut rng),
+        sub_unit(FloatFormat::BF16, 100_000, &mut rng),
+        sub_unit(FloatFormat::new(2, 1).unwrap(), 0, &mut rng),
+        sub_unit(FloatFormat::new(3, 4).unwrap(), 0, &mut rng),
     ];
     let mut list = String::new();
     for u in units {

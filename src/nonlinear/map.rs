@@ -11,9 +11,12 @@
 
 use serde::Serialize;
 
-use super::tables::{self, Accuracy, Func, Out};
-use super::MapSpec;
+use super::float::{self, FOut};
+use super::tables::{self, Func, Out};
+use super::{AnyAccuracy, MapSpec};
+use crate::fp::FloatFormat;
 use crate::golden::{hex_lanes, GoldenWriter};
+use crate::pe_fp::Style;
 use crate::reference;
 use crate::rng::Rng;
 use crate::verilog::{if_, if_else, nb, Design, Handle, Item, Module};
@@ -31,6 +34,9 @@ pub struct NlMapDerived {
     pub table_entries: u32,
     /// "index" or "value".
     pub output: &'static str,
+    /// Float mode's format (absent in integer mode): value entries are its bit patterns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub numerics: Option<String>,
     pub out_bits: u32,
     /// Register bits of the table.
     pub table_bits: u32,
@@ -40,7 +46,7 @@ pub struct NlMapDerived {
     pub latency: u32,
     pub predicted: MapPredicted,
     /// The configured function's table over the Gaussian-like codebook(s), against f64.
-    pub accuracy: Accuracy,
+    pub accuracy: AnyAccuracy,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -55,13 +61,14 @@ pub fn stream_cycles(beats: u64) -> u64 {
 
 impl NlMapDerived {
     pub fn new(s: &MapSpec) -> Self {
-        let (accuracy, _) = super::report(s).expect("validated config");
+        let accuracy = super::accuracy(s).expect("validated config");
         NlMapDerived {
             lanes: s.lanes,
             operand_bits: s.in_bits.clone(),
             addr_bits: s.addr_bits(),
             table_entries: s.entries(),
             output: if s.value { "value" } else { "index" },
+            numerics: s.float.map(|f| f.name()),
             out_bits: s.out_bits,
             table_bits: s.entries() * s.out_bits,
             read_ports: s.lanes,
@@ -85,15 +92,35 @@ pub fn generate(d: &mut Design, s: &MapSpec, module: &str) -> Handle {
         "Centroid-table map: {l} lanes per cycle, {what} ({} bits) -> {} of {ow} bits through a \
          {}-entry table loaded at run time.",
         aw,
-        if s.value { "signed fixed-point value" } else { "output index" },
+        match (s.value, s.float) {
+            (false, _) => "output index".to_string(),
+            (true, None) => "signed fixed-point value".to_string(),
+            (true, Some(f)) => format!("{} value (bit pattern)", f.name()),
+        },
         s.entries()
     ));
-    m.doc("The table holds f(centroid) requantized (kllm-gen's reference computes it per layer);");
+    if let Some(f) = s.float {
+        m.doc(format!(
+            "Float mode ({}): the table holds RNE_F(f(centroid)) or its requantized index, computed by the reference;",
+            f.name()
+        ));
+        m.doc("the unit only looks entries up, so it is the integer unit with F-wide entries.");
+    } else {
+        m.doc("The table holds f(centroid) requantized (kllm-gen's reference computes it per layer);");
+    }
     m.doc("write it through cfg_* only while `idle` is high. Latency 2 cycles, 1 beat per cycle.");
     m.clock_reset();
     m.input("cfg_we", 1, "table write enable")
         .input("cfg_addr", aw, if s.in_bits.len() == 1 { "table entry = input index" } else { "table entry = (idx_a << NB) | idx_b" })
-        .input("cfg_wdata", ow, if s.value { "entry: signed value" } else { "entry: output index" })
+        .input(
+            "cfg_wdata",
+            ow,
+            match (s.value, s.float) {
+                (false, _) => "entry: output index",
+                (true, None) => "entry: signed value",
+                (true, Some(_)) => "entry: F bit pattern (finite)",
+            },
+        )
         .input("s_valid", 1, "input beat valid")
         .output("s_ready", 1, "input beat accepted when valid && ready");
     for (p, &b) in ports.iter().zip(&s.in_bits) {
@@ -224,7 +251,10 @@ pub fn golden(s: &MapSpec, block: &str, vectors: u32, seed: u64, w: &mut GoldenW
     let (mut done, mut seg) = (0u32, 0u32);
     let full = |bits: u32| if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
     while done < vectors {
-        let t: Vec<i64> = match seg % 4 {
+        let t: Vec<i64> = if let Some(f) = s.float {
+            float_segment_table(&mut rng, f, s, seg).into_iter().map(|v| v as i64).collect()
+        } else {
+            match seg % 4 {
             0 => {
                 // The configured function over the report codebooks.
                 let (_, out) = super::report(s).unwrap();
@@ -238,6 +268,7 @@ pub fn golden(s: &MapSpec, block: &str, vectors: u32, seed: u64, w: &mut GoldenW
             }
             3 => (0..s.entries()).map(|_| rng.next_u64() as i64 & full(s.out_bits) as i64).collect(),
             _ => random_reference_table(&mut rng, s, None),
+            }
         };
         load(w, &t, s.out_bits);
         let n = per_segment.min(vectors - done);
@@ -249,7 +280,10 @@ pub fn golden(s: &MapSpec, block: &str, vectors: u32, seed: u64, w: &mut GoldenW
         done += n;
         seg += 1;
     }
-    let t = random_reference_table(&mut rng, s, None);
+    let t = match s.float {
+        Some(f) => random_float_table(&mut rng, f, s, None).into_iter().map(|v| v as i64).collect(),
+        None => random_reference_table(&mut rng, s, None),
+    };
     load(w, &t, s.out_bits);
     w.timing(stream_cycles(1024));
     for v in 0..1024 {
@@ -280,4 +314,129 @@ fn write_beat(w: &mut GoldenWriter, rng: &mut Rng, s: &MapSpec, t: &[i64], last:
     fields.push(last.clone());
     w.input(&fields);
     w.out(&[hex_lanes(&outs, s.out_bits), last]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float mode's golden tables (module docs of `super::float`)
+
+const FLOAT_STYLES: [Style; 5] = [Style::Typical, Style::Any, Style::Tiny, Style::Huge, Style::Unit];
+
+/// A random float table: a random function of the unit's arity on random strictly ascending F
+/// codebooks of random shapes (and, in index mode, a random output codebook). A draw whose table
+/// would hold an infinity (exp or a product beyond F's range) is redrawn; after 20 draws the
+/// identity (unary) or the sum (binary) on typical values, which are always finite.
+pub fn random_float_table(rng: &mut Rng, f: FloatFormat, s: &MapSpec, func: Option<Func>) -> Vec<u64> {
+    let fs = functions(s.in_bits.len());
+    let out = |rng: &mut Rng| {
+        if s.value {
+            FOut::Value
+        } else {
+            let st = if rng.chance(1, 2) { Style::Typical } else { Style::Any };
+            FOut::Index(float::random_codebook(rng, f, 1 << s.out_bits, st))
+        }
+    };
+    for _ in 0..20 {
+        let fun = func.unwrap_or_else(|| fs[rng.below(fs.len() as u64) as usize]);
+        let ins: Vec<Vec<u64>> = s
+            .in_bits
+            .iter()
+            .map(|&b| {
+                let st = FLOAT_STYLES[rng.below(5) as usize];
+                float::random_codebook(rng, f, 1 << b, st)
+            })
+            .collect();
+        let refs: Vec<&[u64]> = ins.iter().map(|v| v.as_slice()).collect();
+        let o = out(rng);
+        if let Ok(t) = float::table(f, fun, &refs, &o) {
+            return t;
+        }
+    }
+    let fun = if s.in_bits.len() == 1 { Func::Identity } else { Func::Add };
+    let ins: Vec<Vec<u64>> = s.in_bits.iter().map(|&b| float::random_codebook(rng, f, 1 << b, Style::Typical)).collect();
+    let refs: Vec<&[u64]> = ins.iter().map(|v| v.as_slice()).collect();
+    let o = out(rng);
+    float::table(f, fun, &refs, &o).expect("identity and sums of typical F values are finite")
+}
+
+/// The table of one float segment, in turn: the configured function on the report codebooks,
+/// two random tables, fully random entries (any finite F pattern of every shape, or any index),
+/// and an edge table (value mode: ±0, both subnormal extremes, the smallest normal, ±1 and
+/// ±largest finite in every entry position; map2: products that are all exact RNE_F ties;
+/// index mode: the identity onto the input codebook itself, every centroid exactly).
+pub fn float_segment_table(rng: &mut Rng, f: FloatFormat, s: &MapSpec, seg: u32) -> Vec<u64> {
+    let n = s.entries() as usize;
+    match seg % 5 {
+        0 => {
+            let (ins, out) = float::report_codebooks(f, s.func, &s.in_bits, s.value, s.out_bits).expect("validated config");
+            let refs: Vec<&[u64]> = ins.iter().map(|v| v.as_slice()).collect();
+            float::table(f, s.func, &refs, &out).expect("validated config")
+        }
+        1 | 2 => random_float_table(rng, f, s, None),
+        3 if s.value => (0..n)
+            .map(|_| {
+                let st = FLOAT_STYLES[rng.below(5) as usize];
+                crate::pe_fp::random_f(rng, f, st)
+            })
+            .collect(),
+        3 => (0..n).map(|_| rng.below(1 << s.out_bits)).collect(),
+        _ if !s.value => {
+            let bits = s.in_bits[0].min(s.out_bits);
+            let co = float::random_codebook(rng, f, 1 << s.out_bits, Style::Typical);
+            let ca: Vec<u64> = co.iter().take(1 << bits).copied().collect();
+            let t1 = float::table(f, Func::Identity, &[&ca], &FOut::Index(co)).expect("identity is finite");
+            // Operand a's index (map2: the high address bits) picks the entry.
+            (0..n).map(|a| t1[(a >> (s.addr_bits() - s.in_bits[0])) % t1.len()]).collect()
+        }
+        _ if s.in_bits.len() == 2 => {
+            let q = crate::config::QuantConfig { na: s.in_bits[0], nw: s.in_bits[1], ..Default::default() };
+            let (ca, cw) = crate::pe_fp::tie_codebooks(rng, f, &q);
+            float::table(f, Func::Mul, &[&ca, &cw], &FOut::Value).expect("tie codebooks have finite products")
+        }
+        _ => {
+            let e = float::edge_values(f);
+            let off = rng.below(e.len() as u64) as usize;
+            (0..n).map(|a| e[(a + off) % e.len()]).collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::QuantConfig;
+
+    /// Float segment tables hold what the golden file claims: the edge table of a unary value
+    /// unit has every edge value (±0, subnormal extremes, smallest normal, ±1, ±65504); map2's
+    /// edge table is products that are all exact RNE_F ties; index tables are valid indices.
+    #[test]
+    fn float_tables_hold_the_edge_values_and_ties() {
+        let q = QuantConfig { numerics: "fp16".into(), na: 4, ..QuantConfig::default() };
+        let f = FloatFormat::FP16;
+        let mut rng = Rng::new(3);
+        let unary = super::super::NlMapConfig { output: "value".into(), function: "exp".into(), ..Default::default() };
+        let s = unary.spec(&q).unwrap();
+        let t = float_segment_table(&mut rng, f, &s, 4);
+        for e in float::edge_values(f) {
+            assert!(t.contains(&e), "edge value {e:#x} missing");
+        }
+        let binary = super::super::NlMap2Config { output: "value".into(), function: "mul".into(), ..Default::default() };
+        let s2 = binary.spec(&q).unwrap();
+        // Rebuild the tie codebooks with the same draws and check every exact product is a tie.
+        let mut r1 = Rng::new(9);
+        let t = float_segment_table(&mut r1, f, &s2, 4);
+        let mut r2 = Rng::new(9);
+        let (ca, cw) = crate::pe_fp::tie_codebooks(&mut r2, f, &QuantConfig { na: 4, nw: 4, ..Default::default() });
+        assert_eq!(t.len(), 256);
+        for (a, &e) in t.iter().enumerate() {
+            let (x, y) = (f.to_f64(ca[a >> 4]).unwrap(), f.to_f64(cw[a & 15]).unwrap());
+            let p = x * y; // exact in f64
+            let (lo, hi) = (f.to_f64(e).unwrap().min(p), f.to_f64(e).unwrap().max(p));
+            // A tie: the entry is exactly half an fp16 step from the exact product.
+            assert_eq!(hi - lo, float::ulp(f, p) / 2.0, "entry {a}: {x} * {y}");
+        }
+        let idx = super::super::NlMapConfig::default().spec(&q).unwrap();
+        for seg in 0..10 {
+            assert!(float_segment_table(&mut rng, f, &idx, seg).iter().all(|&v| v < 16));
+        }
+    }
 }

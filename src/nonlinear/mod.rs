@@ -12,6 +12,7 @@
 //! the table the golden vectors and the accuracy report (`explain`, manifest) use, and they are
 //! validated (a value-mode output too narrow for the function is a config error).
 
+pub mod float;
 pub mod map;
 pub mod reduce;
 pub mod tables;
@@ -19,6 +20,7 @@ pub mod tables;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{in_range, Config, QuantConfig};
+use crate::fp::FloatFormat;
 use crate::golden::GoldenWriter;
 use crate::registry::BlockKind;
 use crate::verilog::{Design, Handle};
@@ -138,6 +140,8 @@ pub struct MapSpec {
     pub in_scale: f64,
     pub out_scale: Option<f64>,
     pub ac_bits: u32,
+    /// Float mode's format (`None` in integer mode): value entries are F patterns.
+    pub float: Option<FloatFormat>,
 }
 
 impl MapSpec {
@@ -168,6 +172,18 @@ fn check_scale(key: &str, v: f64) -> Result<(), String> {
 
 fn check_in_bits(key: &str, b: u32, q: &QuantConfig) -> Result<(), String> {
     in_range(key, b, 1, 8)?;
+    if let Some(f) = q.float() {
+        // Float mode: ac_bits is not used; the codebook's 2^b centroids must be distinct F values.
+        let n = float::distinct_values(f);
+        if 1u64 << b > n {
+            return Err(format!(
+                "`{key}` = {b} needs 2^{b} distinct centroids; {} has {n} distinct finite values (allowed {key} <= {})",
+                f.name(),
+                n.ilog2()
+            ));
+        }
+        return Ok(());
+    }
     if b > q.ac_bits {
         return Err(format!(
             "`{key}` = {b} needs 2^{b} distinct centroids, which do not fit in ac_bits = {} (allowed {key} <= ac_bits)",
@@ -204,7 +220,29 @@ fn map_spec(
         }
     };
     let key = format!("{section}.out_bits");
-    let out_bits = if value {
+    let float = q.float();
+    if let Some(f) = float {
+        if let Some(s) = out_scale {
+            return Err(format!(
+                "`{section}.out_scale` = {s} has no meaning in float mode (quant.numerics = \"{}\"): entries are \
+                 F values in the inputs' real units; leave it out",
+                q.numerics
+            ));
+        }
+        if let (true, Some(b)) = (value, out_bits) {
+            if b != f.width() {
+                return Err(format!(
+                    "`{key}` = {b}: in float mode ({}) a value entry is an F bit pattern of {} bits (allowed {key} = {} or left out)",
+                    f.name(),
+                    f.width(),
+                    f.width()
+                ));
+            }
+        }
+    }
+    let out_bits = if let (true, Some(f)) = (value, float) {
+        f.width()
+    } else if value {
         let b = out_bits.unwrap_or(16);
         in_range(&key, b, 2, 32)?;
         b
@@ -219,11 +257,11 @@ fn map_spec(
     if let Some(s) = out_scale {
         check_scale(&format!("{section}.out_scale"), s)?;
     }
-    let spec = MapSpec { section, lanes, in_bits, value, out_bits, func, in_scale, out_scale, ac_bits: q.ac_bits };
-    if value {
+    let spec = MapSpec { section, lanes, in_bits, value, out_bits, func, in_scale, out_scale, ac_bits: q.ac_bits, float };
+    if value && float.is_none() {
         check_value_width(section, &key, func, q.ac_bits, in_scale, spec.value_scale(), out_bits)?;
     }
-    report(&spec)?;
+    accuracy(&spec)?;
     Ok(spec)
 }
 
@@ -306,6 +344,25 @@ pub fn report(s: &MapSpec) -> Result<(Accuracy, Out), String> {
     Ok((tables::accuracy(s.func, &refs, s.in_scale, &out, &t), out))
 }
 
+/// A table's accuracy report: integer mode's ([`Accuracy`]) or float mode's.
+#[derive(Clone, Debug, serde::Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum AnyAccuracy {
+    Int(Accuracy),
+    Float(float::FloatAccuracy),
+}
+
+/// The accuracy report of a spec in its numerics; in float mode a report table entry beyond F's
+/// range is an error naming it (e.g. `exp` in an 8-bit format whose largest value is below e^2.7).
+pub fn accuracy(s: &MapSpec) -> Result<AnyAccuracy, String> {
+    match s.float {
+        None => report(s).map(|(a, _)| AnyAccuracy::Int(a)),
+        Some(f) => float::report(f, s.func, &s.in_bits, s.value, s.out_bits)
+            .map(AnyAccuracy::Float)
+            .map_err(|e| format!("{}: the report table of {} over the Gaussian codebook: {e}", s.section, s.func.name())),
+    }
+}
+
 impl NlMapConfig {
     pub fn spec(&self, q: &QuantConfig) -> Result<MapSpec, String> {
         let b = self.in_bits.unwrap_or(q.na);
@@ -345,9 +402,14 @@ impl NlMap2Config {
 impl NlReduceConfig {
     /// The counting core of a unit counting `in_bits`-bit indices: results are exact at
     /// `entry_bits + ceil(log2 n_max)` bits.
-    pub fn core(&self, in_bits: u32) -> Result<crate::count_weigh::CountWeigh, String> {
-        let sum_bits = self.entry_bits + crate::verilog::clog2(self.n_max as u64);
-        crate::count_weigh::CountWeigh::new(self.lanes, in_bits, self.n_max, self.entry_bits, sum_bits, self.reduce_width, 0, 1)
+    /// In float mode the core's table holds each entry's exact fixed-point value and sums at
+    /// the exact accumulator width ([`FloatFormat::acc_width`]).
+    pub fn core(&self, in_bits: u32, float: Option<FloatFormat>) -> Result<crate::count_weigh::CountWeigh, String> {
+        let (entry_bits, sum_bits) = match float {
+            None => (self.entry_bits, self.entry_bits + crate::verilog::clog2(self.n_max as u64)),
+            Some(f) => (f.fixed_width(), f.acc_width(self.n_max as u64, 0)),
+        };
+        crate::count_weigh::CountWeigh::new(self.lanes, in_bits, self.n_max, entry_bits, sum_bits, self.reduce_width, 0, 1)
     }
     pub fn in_bits(&self, q: &QuantConfig) -> u32 {
         self.in_bits.unwrap_or(q.na)
@@ -357,7 +419,9 @@ impl NlReduceConfig {
         check_in_bits("nl_reduce.in_bits", b, q)?;
         in_range("nl_reduce.lanes", self.lanes, 1, 512)?;
         in_range("nl_reduce.n_max", self.n_max, 1, 1 << 20)?;
-        in_range("nl_reduce.entry_bits", self.entry_bits, 2, 32)?;
+        if q.float().is_none() {
+            in_range("nl_reduce.entry_bits", self.entry_bits, 2, 32)?;
+        }
         in_range("nl_reduce.reduce_width", self.reduce_width, 1, 1 << b)
             .map_err(|e| format!("{e}; there are 2^in_bits = {} bins to weigh", 1 << b))?;
         crate::config::power_of_two("nl_reduce.reduce_width", self.reduce_width)?;
@@ -366,22 +430,49 @@ impl NlReduceConfig {
         if let Some(s) = self.out_scale {
             check_scale("nl_reduce.out_scale", s)?;
         }
+        let float = q.float();
+        if let (Some(f), Some(s)) = (float, self.out_scale) {
+            return Err(format!(
+                "`nl_reduce.out_scale` = {s} has no meaning in float mode (quant.numerics = \"{}\"): entries are \
+                 {} values in the inputs' real units; leave it out",
+                q.numerics,
+                f.name()
+            ));
+        }
+        if let Some(f) = float {
+            let (fx, acc) = (f.fixed_width(), f.acc_width(self.n_max as u64, 0));
+            if fx > crate::pe_fp::MAX_FIXED_BITS || acc > crate::pe_fp::MAX_ACC_BITS {
+                return Err(format!(
+                    "`quant.numerics` = \"{}\": nl_reduce's exact table entries need {fx} bits and its sum {acc} bits \
+                     for nl_reduce.n_max = {}; the counting core allows entries up to {} bits and sums up to {} bits \
+                     (2^E + M - 1 <= {}: fp16, fp8_e4m3 and fp8_e5m2 fit)",
+                    q.numerics,
+                    self.n_max,
+                    crate::pe_fp::MAX_FIXED_BITS,
+                    crate::pe_fp::MAX_ACC_BITS,
+                    crate::pe_fp::MAX_FIXED_BITS
+                ));
+            }
+        }
         let spec = MapSpec {
             section: "nl_reduce",
             lanes: self.lanes,
             in_bits: vec![b],
             value: true,
-            out_bits: self.entry_bits,
+            out_bits: float.map_or(self.entry_bits, |f| f.width()),
             func,
             in_scale: self.in_scale,
             out_scale: self.out_scale,
             ac_bits: q.ac_bits,
+            float,
         };
-        check_value_width("nl_reduce", "nl_reduce.entry_bits", func, q.ac_bits, self.in_scale, spec.value_scale(), self.entry_bits)?;
+        if float.is_none() {
+            check_value_width("nl_reduce", "nl_reduce.entry_bits", func, q.ac_bits, self.in_scale, spec.value_scale(), self.entry_bits)?;
+        }
         // The counting core has its own config; a shape it cannot build is this section's error.
-        self.core(b)
+        self.core(b, float)
             .map_err(|e| format!("[nl_reduce] lanes = {}, n_max = {}, entry_bits = {}: {e}", self.lanes, self.n_max, self.entry_bits))?;
-        report(&spec)?;
+        accuracy(&spec)?;
         Ok(spec)
     }
     pub fn validate(&self, q: &QuantConfig) -> Result<(), String> {
@@ -512,6 +603,9 @@ macro_rules! map_block {
             fn golden(&self, cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
                 map::golden(&map_spec_of(cfg, $binary), $name, vectors, seed, w)
             }
+            fn float_mode(&self) -> bool {
+                true
+            }
         }
     };
 }
@@ -545,5 +639,8 @@ impl BlockKind for NlReduceBlock {
     fn golden(&self, cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
         let (spec, c) = reduce_of(cfg);
         reduce::golden(&spec, c, vectors, seed, w)
+    }
+    fn float_mode(&self) -> bool {
+        true
     }
 }

@@ -28,22 +28,6 @@ use crate::orizuru::reference_topk_fp;
 use crate::pe_fp;
 use crate::reference::pair_index;
 
-/// The exact value of a finite f64, rounded once to F (`RNE_F`).
-pub fn f_from_f64(f: FloatFormat, v: f64) -> anyhow::Result<u64> {
-    if !v.is_finite() {
-        anyhow::bail!("{v} is not a finite value");
-    }
-    if v == 0.0 {
-        return Ok(if v.is_sign_negative() { 1 << (f.e() + f.m()) } else { 0 });
-    }
-    // v = ±mant · 2^(exp − 52) exactly (mant with the hidden bit for normal f64 values).
-    let bits = v.to_bits();
-    let expf = ((bits >> 52) & 0x7ff) as i64;
-    let frac = bits & ((1u64 << 52) - 1);
-    let (mant, exp) = if expf == 0 { (frac, -1074) } else { (frac | 1 << 52, expf - 1075) };
-    f.round(v < 0.0, &num_bigint::BigUint::from(mant), exp)
-}
-
 /// One projection in float mode.
 pub struct FpLinear<'a> {
     q: &'a QLinear,
@@ -62,8 +46,8 @@ pub struct FpLinear<'a> {
 impl<'a> FpLinear<'a> {
     pub fn new(q: &'a QLinear, f: FloatFormat, bits: QBits) -> anyhow::Result<Self> {
         let (an, wn) = (2f64.powi(bits.ac_bits as i32 - 1), 2f64.powi(bits.wc_bits as i32 - 1));
-        let ca: Vec<u64> = q.a.ca.iter().map(|&c| f_from_f64(f, c as f64 / an)).collect::<anyhow::Result<_>>()?;
-        let cw: Vec<u64> = q.w.cw.iter().map(|&c| f_from_f64(f, c as f64 / wn)).collect::<anyhow::Result<_>>()?;
+        let ca: Vec<u64> = q.a.ca.iter().map(|&c| f.from_f64(c as f64 / an)).collect::<anyhow::Result<_>>()?;
+        let cw: Vec<u64> = q.w.cw.iter().map(|&c| f.from_f64(c as f64 / wn)).collect::<anyhow::Result<_>>()?;
         let lut = pe_fp::lut(f, &ca, &cw, bits.nw)?;
         let lut = lut.iter().map(|&t| i64::try_from(f.to_fixed(t).unwrap()).expect("checked width")).collect();
         let mids = f.midpoints(&ca)?;
@@ -85,7 +69,7 @@ impl<'a> FpLinear<'a> {
         let xf: Vec<u64> = x
             .iter()
             .enumerate()
-            .map(|(j, &v)| f_from_f64(f, v as f64 / norm).map_err(|e| anyhow::anyhow!("activation {j} ({v}): {e}")))
+            .map(|(j, &v)| f.from_f64(v as f64 / norm).map_err(|e| anyhow::anyhow!("activation {j} ({v}): {e}")))
             .collect::<anyhow::Result<_>>()?;
         let ia: Vec<usize> = xf.iter().map(|&v| f.encode(v, &self.mids).unwrap()).collect();
         let k = self.q.a.k;
@@ -178,20 +162,6 @@ pub fn evaluate_fp(
 mod tests {
     use super::*;
     use crate::reference::layer::{evaluate, synthetic_tokens, SYNTH_D, SYNTH_OUTLIER_CHANNELS, SYNTH_TOKENS};
-
-    #[test]
-    fn f64_to_f_rounds_once_to_nearest_even() {
-        let f = FloatFormat::FP16;
-        for v in [0.0, -0.0, 1.0, -2.5, 65504.0, 1e-7, 3.0e-8, 2f64.powi(-25), 2f64.powi(-25) * 1.0000001, 0.1] {
-            let want = half::f16::from_f32(v as f32).to_bits() as u64; // v is an f32 value or rounds the same
-            assert_eq!(f_from_f64(f, v).unwrap(), want, "{v}");
-        }
-        // 1 + 2^-11 is a tie between 1 and 1 + 2^-10: to even (1).
-        assert_eq!(f_from_f64(f, 1.0 + 2f64.powi(-11)).unwrap(), 0x3c00);
-        assert_eq!(f_from_f64(f, 1.0 + 3.0 * 2f64.powi(-11)).unwrap(), 0x3c02);
-        assert!(f_from_f64(f, 65520.0).unwrap_err().to_string().contains("65520"));
-        assert!(f_from_f64(f, f64::NAN).is_err());
-    }
 
     /// The fast path (i64 sums of precomputed fixed-point entries) gives, for every row of the
     /// Q projection and two tokens, exactly `FloatFormat::dot` over the F table and the F

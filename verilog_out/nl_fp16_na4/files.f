@@ -1,0 +1,12 @@
+kllm_add_tree_n1_w51.v
+kllm_add_tree_n2_w51.v
+kllm_add_tree_n4_w51.v
+kllm_add_tree_n8_w51.v
+kllm_fifo_w51_d4.v
+kllm_popcount_w16.v
+kllm_count_weigh_l16_i4_c11_t41_y51_r8.v
+kllm_fixed_to_f32_w51_f24.v
+kllm_fp_to_fixed_e5m10.v
+kllm_nl_map.v
+kllm_nl_map2.v
+kllm_nl_reduce.v
