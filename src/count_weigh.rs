@@ -68,7 +68,7 @@ pub const POPCOUNT_SPLITS: [u32; 3] = [1, 2, 4];
 
 /// Checks a `popcount_split` against the lanes it divides; `key` names the config key.
 pub fn validate_popcount_split(key: &str, split: u32, lanes: u32) -> Result<(), String> {
-    if !POPCOUNT_SPLITS.contains(&split) || lanes % split != 0 || split == lanes {
+    if !POPCOUNT_SPLITS.contains(&split) || lanes % split != 0 || (split > 1 && lanes / split < 2) {
         return Err(format!(
             "`{key}` = {split}: allowed 1, 2 or 4, dividing the {lanes} lanes into groups of at least 2"
         ));

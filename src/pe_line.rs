@@ -693,7 +693,7 @@ mod tests {
         for p in 0..=count_weigh::MAX_WEIGH_PIPELINE {
             for (na, nw, lanes, r) in [(2, 2, 4, 16), (2, 2, 4, 8), (3, 4, 16, 16), (2, 2, 4, 4), (4, 4, 16, 8), (4, 4, 64, 1)] {
                 let q = QuantConfig { na, nw, ..QuantConfig::default() };
-                let c = PeLineConfig { lanes, reduce_width: r, k_max: 1 << 16, weigh_pipeline: p, baseline: false };
+                let c = PeLineConfig { lanes, reduce_width: r, k_max: 1 << 16, weigh_pipeline: p, ..PeLineConfig::default() };
                 let d = PeLineDerived::new(&q, &c);
                 // A registered tree has a register after every 3 adder levels and after the last.
                 let tree = if p > 0 { clog2(r as u64).div_ceil(3) } else { 0 };
@@ -714,25 +714,25 @@ mod tests {
     /// counted by walking the generated modules, for lines of many shapes.
     #[test]
     fn manifest_register_bits_equal_the_flops_of_the_generated_line() {
-        for (na, nw, lanes, r, kmax, numerics, p) in [
-            (4, 4, 16, 8, 4096, "int", 0),
-            (4, 4, 16, 8, 4096, "int", 1),
-            (2, 2, 4, 4, 256, "int", 2),
-            (3, 4, 64, 16, 4096, "int", 1),
-            (1, 1, 2, 1, 2, "int", 0),
-            (1, 1, 2, 1, 2, "int", 1),
-            (3, 3, 32, 64, 1000, "int", 2),
-            (2, 2, 4, 4, 256, "fp16", 2),
-            (4, 4, 16, 8, 4096, "fp16", 0),
-            (3, 2, 8, 2, 100, "fp8_e4m3", 1),
-            (1, 1, 2, 1, 2, "fp8_e5m2", 1),
+        for (na, nw, lanes, r, kmax, numerics, p, s) in [
+            (4, 4, 16, 8, 4096, "int", 0, 1),
+            (4, 4, 16, 8, 4096, "int", 1, 2),
+            (2, 2, 4, 4, 256, "int", 2, 2),
+            (3, 4, 64, 16, 4096, "int", 1, 4),
+            (1, 1, 2, 1, 2, "int", 0, 1),
+            (1, 1, 2, 1, 2, "int", 1, 1),
+            (3, 3, 32, 64, 1000, "int", 2, 1),
+            (2, 2, 4, 4, 256, "fp16", 2, 1),
+            (4, 4, 16, 8, 4096, "fp16", 0, 4),
+            (3, 2, 8, 2, 100, "fp8_e4m3", 1, 2),
+            (1, 1, 2, 1, 2, "fp8_e5m2", 1, 1),
         ] {
             let q = QuantConfig { na, nw, numerics: numerics.into(), ..QuantConfig::default() };
-            let c = PeLineConfig { lanes, reduce_width: r, k_max: kmax, weigh_pipeline: p, baseline: false };
+            let c = PeLineConfig { lanes, reduce_width: r, k_max: kmax, weigh_pipeline: p, popcount_split: s, baseline: false };
             let mut d = Design::default();
             let h = generate(&mut d, &q, &c, TOP);
             let g = PeLineDerived::new(&q, &c);
-            assert_eq!(d.flop_bits(&h.module), g.register_bits, "na={na} nw={nw} lanes={lanes} r={r} k_max={kmax} {numerics} p={p}");
+            assert_eq!(d.flop_bits(&h.module), g.register_bits, "na={na} nw={nw} lanes={lanes} r={r} k_max={kmax} {numerics} p={p} s={s}");
             d.check().unwrap();
             let b = crate::pe_baseline::generate(&mut d, &q, &c, crate::pe_baseline::TOP);
             let gb = crate::pe_baseline::PeBaselineDerived::new(&q, &c);
