@@ -19,7 +19,7 @@ SIM_CONFIGS  ?= $(filter-out $(LONG_CONFIGS),$(CONFIGS))
 PAPER_VECTORS ?= 20
 export SEED VECTORS WAVES KLLM
 
-.PHONY: tile-timing all help tools gen gen-all gen-default lint lint-long lint-default sim sim-quick test-full sim-one sim-default sim-compose negative-control synth test test-rust check-generated bench clean sweep sweep-all sweep-smoke
+.PHONY: tile-timing tile-buffer all help tools gen gen-all gen-default lint lint-long lint-default sim sim-quick test-full sim-one sim-default sim-compose negative-control synth test test-rust check-generated bench clean sweep sweep-all sweep-smoke
 
 all: gen-default lint-default sim-default ## generate the default accelerator, lint it and run its regression
 
@@ -73,9 +73,13 @@ lint-default: tools
 	@scripts/lint.sh $(OUT)/default
 
 # ------------------------------------------------------------------ tile timing record
-TILE_TIMING_CONFIGS ?= generators/tile_small.toml
+TILE_TIMING_CONFIGS ?= generators/tile_small.toml generators/tile_buf.toml
 tile-timing: $(KLLM) ## re-measure the tile timed segments `explain --gemv` is tested against (reports/tile_timing/)
 	@for c in $(TILE_TIMING_CONFIGS); do scripts/tile_timing.sh $$c || exit 1; done
+
+tile-buffer: tools $(KLLM) ## tile_buf's weight buffer: Yosys infers one memory, no latches; a corrupted buffered index fails the bench
+	@scripts/tile_buffer_synth.sh verilog_out/tile_buf
+	@testbenches/negative_control_tile_buf.sh
 
 # ------------------------------------------------------------------ simulate
 # Two configs at a time (SIM_JOBS): one simulates while the other's Verilator build uses the

@@ -32,6 +32,13 @@ pub struct CountWeigh {
     /// Longest result (indices counted into one bank).
     pub k_max: u32,
     pub popcount_bits: u32,
+    /// Parts of a beat's per-bin popcount registered at S2 (1, 2 or 4): with S > 1 each bin's
+    /// lanes are counted in S groups of lanes/S, the S partial counts are registered, and the
+    /// count banks add their sum. The decode-and-popcount stage is the line's longest path at 16+
+    /// lanes; splitting it moves one adder level per halving into the accumulate stage, at no
+    /// cycle cost (the latency and the cycle model do not change).
+    #[serde(skip_serializing_if = "is_one")]
+    pub popcount_split: u32,
     pub count_bits: u32,
     /// Signed width of a table entry.
     pub table_bits: u32,
@@ -52,6 +59,23 @@ pub struct CountWeigh {
     pub latency_extra: u32,
 }
 
+fn is_one(v: &u32) -> bool {
+    *v == 1
+}
+
+/// Allowed `popcount_split` values.
+pub const POPCOUNT_SPLITS: [u32; 3] = [1, 2, 4];
+
+/// Checks a `popcount_split` against the lanes it divides; `key` names the config key.
+pub fn validate_popcount_split(key: &str, split: u32, lanes: u32) -> Result<(), String> {
+    if !POPCOUNT_SPLITS.contains(&split) || lanes % split != 0 || (split > 1 && lanes / split < 2) {
+        return Err(format!(
+            "`{key}` = {split}: allowed 1, 2 or 4, dividing the {lanes} lanes into groups of at least 2"
+        ));
+    }
+    Ok(())
+}
+
 /// Fixed pipeline cycles between the last input beat and the result, beyond the weigh steps
 /// and the multiply's extra stages.
 const PIPE_EXTRA: u32 = 5;
@@ -68,6 +92,7 @@ impl CountWeigh {
         y_bits: u32,
         reduce_width: u32,
         weigh_pipeline: u32,
+        popcount_split: u32,
     ) -> Result<Self, String> {
         in_range("count_weigh.lanes", lanes, 1, 4096)?;
         in_range("count_weigh.idx_bits", idx_bits, 1, 12)?;
@@ -80,6 +105,7 @@ impl CountWeigh {
         in_range("count_weigh.y_bits", y_bits, table_bits.max(count_bits + 1), 128)
             .map_err(|e| format!("{e}: the result must hold a count and a table entry"))?;
         in_range("count_weigh.weigh_pipeline", weigh_pipeline, 0, MAX_WEIGH_PIPELINE)?;
+        validate_popcount_split("count_weigh.popcount_split", popcount_split, lanes)?;
         if count_bits < 1 << weigh_pipeline {
             return Err(format!(
                 "`weigh_pipeline` = {weigh_pipeline} splits each count into {} parts but a count has \
@@ -102,6 +128,7 @@ impl CountWeigh {
             bins,
             k_max,
             popcount_bits: ubits(lanes as u64),
+            popcount_split,
             count_bits,
             table_bits,
             y_bits,
@@ -127,6 +154,11 @@ impl CountWeigh {
                 (off - w, w)
             })
             .collect()
+    }
+
+    /// Bits of one registered partial popcount (a group of lanes / popcount_split lanes).
+    pub fn part_bits(&self) -> u32 {
+        ubits((self.lanes / self.popcount_split) as u64)
     }
 
     /// Register bits the pipelining adds: the multiply stages before the product registers
@@ -155,7 +187,10 @@ impl CountWeigh {
     /// The module name: every parameter that changes the body is in it, so cores of different
     /// shapes coexist in one design and equal shapes share one module.
     pub fn module_name(&self) -> String {
-        let pipe = if self.weigh_pipeline > 0 { format!("_p{}", self.weigh_pipeline) } else { String::new() };
+        let mut pipe = if self.weigh_pipeline > 0 { format!("_p{}", self.weigh_pipeline) } else { String::new() };
+        if self.popcount_split > 1 {
+            pipe += &format!("_s{}", self.popcount_split);
+        }
         format!(
             "kllm_count_weigh_l{}_i{}_c{}_t{}_y{}_r{}{pipe}",
             self.lanes, self.idx_bits, self.count_bits, self.table_bits, self.y_bits, self.reduce_width
@@ -237,13 +272,16 @@ fn build(d: &mut Design, g: &CountWeigh, name: &str) -> Module {
     let rb = clog2(r as u64);
     let ob = ubits(g.fifo_depth as u64);
     let fifo = crate::common::fifo_module(d, yb, g.fifo_depth);
-    let (l, pb, popcount) = (g.lanes, g.idx_bits, crate::pe_line::popcount_module(d, g.lanes));
+    let (l, pb, popcount) = (g.lanes, g.idx_bits, crate::pe_line::popcount_module(d, g.lanes / g.popcount_split));
     // ---------------------------------------------------------------- S1: input registers
     m.comment(
         "Input handshake (s_ready is derived below, with the weighing control it depends on).",
     );
     m.reg("s1_valid_q", 1).reg("s1_last_q", 1).reg("s1_idx_q", l * pb).reg("s1_keep_q", l);
-    m.reg("s2_valid_q", 1).reg("s2_last_q", 1).reg("s2_count_q", b * pcw);
+    // With a split popcount S2 holds each bin's partial counts; the banks add their sum.
+    let (split, ppw) = (g.popcount_split, g.part_bits());
+    let s2_reg = if split > 1 { "s2_part_q" } else { "s2_count_q" };
+    m.reg("s2_valid_q", 1).reg("s2_last_q", 1).reg(s2_reg, b * split * ppw);
     m.reg("bank_full_q", 2).reg("fill_bank_q", 1).reg("fill_fresh_q", 1);
     m.wire_eq("in_fire", 1, "s_valid & s_ready");
     m.clocked(
@@ -269,7 +307,7 @@ fn build(d: &mut Design, g: &CountWeigh, name: &str) -> Module {
         "One-hot decode, bin-major: index bit planes, predecoders of the high {hi} and low {lo} index\n\
          bits (one lane mask per value), and each bin's lanes = keep & high mask & low mask."
     ));
-    m.wire("bin_hits", b * l).wire("bin_count", b * pcw);
+    m.wire("bin_hits", b * l).wire("bin_count", b * split * ppw);
     for p in 0..pb {
         m.wire(&format!("idx_bit{p}"), l);
     }
@@ -306,16 +344,28 @@ fn build(d: &mut Design, g: &CountWeigh, name: &str) -> Module {
         count: b,
         body: vec![Item::Assign { lhs: "bin_hits[bin*LANES +: LANES]".into(), rhs: bin_lanes }],
     });
+    let (group, group_lanes, group_bits) = if split > 1 {
+        m.comment(format!(
+            "Each bin's lanes are counted in {split} groups of {} (group g of bin j is bin_hits[(j*{split} + g)*{} +: {}]);\n\
+             the partial counts are registered and summed where the banks add them.",
+            l / split,
+            l / split,
+            l / split
+        ));
+        ("grp", format!("{}", l / split), format!("{ppw}"))
+    } else {
+        ("bin", "LANES".to_string(), "PCNT_W".to_string())
+    };
     m.push(Item::GenFor {
         label: "g_popcount".into(),
-        var: "bin".into(),
-        count: b,
+        var: group.into(),
+        count: b * split,
         body: vec![Item::Instance {
             module: popcount.clone(),
             name: "u_popcount".into(),
             conns: vec![
-                ("i_bits".into(), "bin_hits[bin*LANES +: LANES]".into()),
-                ("o_count".into(), "bin_count[bin*PCNT_W +: PCNT_W]".into()),
+                ("i_bits".into(), format!("bin_hits[{group}*{group_lanes} +: {group_lanes}]")),
+                ("o_count".into(), format!("bin_count[{group}*{group_bits} +: {group_bits}]")),
             ],
         }],
     });
@@ -324,9 +374,24 @@ fn build(d: &mut Design, g: &CountWeigh, name: &str) -> Module {
         vec![
             nb("s2_valid_q", "rst ? 1'b0 : s1_valid_q"),
             nb("s2_last_q", "s1_last_q"),
-            nb("s2_count_q", "bin_count"),
+            nb(s2_reg, "bin_count"),
         ],
     );
+    let beat_count = if split > 1 {
+        m.wire("s2_count", b * pcw);
+        let parts: Vec<String> = (0..split)
+            .map(|k| zext(&format!("s2_part_q[(bin*{split} + {k})*{ppw} +: {ppw}]"), ppw, pcw))
+            .collect();
+        m.push(Item::GenFor {
+            label: "g_part_sum".into(),
+            var: "bin".into(),
+            count: b,
+            body: vec![Item::Assign { lhs: "s2_count[bin*PCNT_W +: PCNT_W]".into(), rhs: parts.join(" + ") }],
+        });
+        "s2_count"
+    } else {
+        "s2_count_q"
+    };
 
     // ---------------------------------------------------------------- count banks
     m.comment(format!(
@@ -342,7 +407,7 @@ fn build(d: &mut Design, g: &CountWeigh, name: &str) -> Module {
             format!(
                 "(fill_fresh_q ? {} : {bank}[i*CNT_W +: CNT_W]) + {}",
                 lit(cw, 0),
-                zext("s2_count_q[i*PCNT_W +: PCNT_W]", pcw, cw)
+                zext(&format!("{beat_count}[i*PCNT_W +: PCNT_W]"), pcw, cw)
             ),
         )
     };

@@ -200,7 +200,7 @@ impl FloatFormat {
     ///
     /// The largest magnitude is `(2^(M+1) − 1) · 2^(emax − M)`; in units of `2^(emin − M)` that
     /// is `(2^(M+1) − 1) · 2^(emax − emin)` with `emax − emin = 2·bias − 1 = 2^E − 3`, an integer
-    /// of `(M + 1) + (2^E − 3)` bits, plus a sign bit. fp16: 41, fp8 E4M3: 17, E5M2: 33, bf16: 262.
+    /// of `(M + 1) + (2^E − 3)` bits, plus a sign bit. fp16: 41, fp8 E4M3: 18, E5M2: 33, bf16: 262.
     pub fn fixed_width(&self) -> u32 {
         (1 << self.e) + self.m - 1
     }

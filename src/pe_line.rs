@@ -40,6 +40,11 @@ pub struct PeLineConfig {
     /// in one cycle; P splits each count into 2^P parts whose products are summed over P more
     /// registered levels. Each stage adds one cycle of latency, never a bubble.
     pub weigh_pipeline: u32,
+    /// Registered parts of each bin's per-beat popcount (1, 2 or 4; 1 = the whole count):
+    /// 2 or 4 shorten the decode-and-popcount stage, the line's longest path at 16+ lanes, at no
+    /// cycle cost (the banks add the parts); see `count_weigh::CountWeigh::popcount_split`.
+    #[serde(skip_serializing_if = "is_one")]
+    pub popcount_split: u32,
     /// Also generate the dequantize-multiply baseline `kllm_dq_pe_line`
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub baseline: bool,
@@ -49,9 +54,20 @@ pub struct PeLineConfig {
 /// with 1 and 110 MHz with 2 (the baseline: 110 MHz), in fewer LUT4s; see docs/flows.md.
 pub const DEFAULT_WEIGH_PIPELINE: u32 = 2;
 
+fn is_one(v: &u32) -> bool {
+    *v == 1
+}
+
 impl Default for PeLineConfig {
     fn default() -> Self {
-        PeLineConfig { lanes: 16, reduce_width: 8, k_max: 4096, weigh_pipeline: DEFAULT_WEIGH_PIPELINE, baseline: false }
+        PeLineConfig {
+            lanes: 16,
+            reduce_width: 8,
+            k_max: 4096,
+            weigh_pipeline: DEFAULT_WEIGH_PIPELINE,
+            popcount_split: 1,
+            baseline: false,
+        }
     }
 }
 
@@ -79,6 +95,7 @@ impl PeLineConfig {
                 count_bits.ilog2()
             ));
         }
+        count_weigh::validate_popcount_split("pe_line.popcount_split", self.popcount_split, self.lanes)?;
         crate::pe_fp::validate(q, self)?;
         if q.na + q.nw > 12 {
             return Err(format!(
@@ -163,14 +180,14 @@ impl PeLineDerived {
             Some(f) => (f.f_bits, f.y_bits, f.fixed_bits, f.acc_bits),
         };
         let pair_bits = q.na + q.nw;
-        let core = CountWeigh::new(c.lanes, pair_bits, c.k_max, table_bits, acc_bits, c.reduce_width, c.weigh_pipeline)
+        let core = CountWeigh::new(c.lanes, pair_bits, c.k_max, table_bits, acc_bits, c.reduce_width, c.weigh_pipeline, c.popcount_split)
             .expect("a validated [pe_line] gives a valid counting core");
         let (l, b, r) = (c.lanes as u64, core.bins as u64, c.reduce_width as u64);
-        let (cw, lb, yb, pcw) = (core.count_bits as u64, table_bits as u64, acc_bits as u64, core.popcount_bits as u64);
+        let (cw, lb, yb) = (core.count_bits as u64, table_bits as u64, acc_bits as u64);
         let fifo_depth = core.fifo_depth;
         let step_bits = clog2(core.weigh_steps as u64) as u64;
         let register_bits = (2 + l * (pair_bits as u64 + 1)) // S1: valid, last, pairs, keep
-            + (2 + b * pcw) // S2: valid, last, per-bin popcounts
+            + (2 + b * (core.popcount_split * core.part_bits()) as u64) // S2: valid, last, per-bin (partial) popcounts
             + 2 * b * cw // two count banks
             + 4 // bank_full[2], fill_bank, fill_fresh
             + 3 + step_bits + (core.weigh_steps > 2) as u64 + ubits(fifo_depth as u64) as u64 // weigh control, credits
@@ -676,7 +693,7 @@ mod tests {
         for p in 0..=count_weigh::MAX_WEIGH_PIPELINE {
             for (na, nw, lanes, r) in [(2, 2, 4, 16), (2, 2, 4, 8), (3, 4, 16, 16), (2, 2, 4, 4), (4, 4, 16, 8), (4, 4, 64, 1)] {
                 let q = QuantConfig { na, nw, ..QuantConfig::default() };
-                let c = PeLineConfig { lanes, reduce_width: r, k_max: 1 << 16, weigh_pipeline: p, baseline: false };
+                let c = PeLineConfig { lanes, reduce_width: r, k_max: 1 << 16, weigh_pipeline: p, ..PeLineConfig::default() };
                 let d = PeLineDerived::new(&q, &c);
                 // A registered tree has a register after every 3 adder levels and after the last.
                 let tree = if p > 0 { clog2(r as u64).div_ceil(3) } else { 0 };
@@ -697,25 +714,25 @@ mod tests {
     /// counted by walking the generated modules, for lines of many shapes.
     #[test]
     fn manifest_register_bits_equal_the_flops_of_the_generated_line() {
-        for (na, nw, lanes, r, kmax, numerics, p) in [
-            (4, 4, 16, 8, 4096, "int", 0),
-            (4, 4, 16, 8, 4096, "int", 1),
-            (2, 2, 4, 4, 256, "int", 2),
-            (3, 4, 64, 16, 4096, "int", 1),
-            (1, 1, 2, 1, 2, "int", 0),
-            (1, 1, 2, 1, 2, "int", 1),
-            (3, 3, 32, 64, 1000, "int", 2),
-            (2, 2, 4, 4, 256, "fp16", 2),
-            (4, 4, 16, 8, 4096, "fp16", 0),
-            (3, 2, 8, 2, 100, "fp8_e4m3", 1),
-            (1, 1, 2, 1, 2, "fp8_e5m2", 1),
+        for (na, nw, lanes, r, kmax, numerics, p, s) in [
+            (4, 4, 16, 8, 4096, "int", 0, 1),
+            (4, 4, 16, 8, 4096, "int", 1, 2),
+            (2, 2, 4, 4, 256, "int", 2, 2),
+            (3, 4, 64, 16, 4096, "int", 1, 4),
+            (1, 1, 2, 1, 2, "int", 0, 1),
+            (1, 1, 2, 1, 2, "int", 1, 1),
+            (3, 3, 32, 64, 1000, "int", 2, 1),
+            (2, 2, 4, 4, 256, "fp16", 2, 1),
+            (4, 4, 16, 8, 4096, "fp16", 0, 4),
+            (3, 2, 8, 2, 100, "fp8_e4m3", 1, 2),
+            (1, 1, 2, 1, 2, "fp8_e5m2", 1, 1),
         ] {
             let q = QuantConfig { na, nw, numerics: numerics.into(), ..QuantConfig::default() };
-            let c = PeLineConfig { lanes, reduce_width: r, k_max: kmax, weigh_pipeline: p, baseline: false };
+            let c = PeLineConfig { lanes, reduce_width: r, k_max: kmax, weigh_pipeline: p, popcount_split: s, baseline: false };
             let mut d = Design::default();
             let h = generate(&mut d, &q, &c, TOP);
             let g = PeLineDerived::new(&q, &c);
-            assert_eq!(d.flop_bits(&h.module), g.register_bits, "na={na} nw={nw} lanes={lanes} r={r} k_max={kmax} {numerics} p={p}");
+            assert_eq!(d.flop_bits(&h.module), g.register_bits, "na={na} nw={nw} lanes={lanes} r={r} k_max={kmax} {numerics} p={p} s={s}");
             d.check().unwrap();
             let b = crate::pe_baseline::generate(&mut d, &q, &c, crate::pe_baseline::TOP);
             let gb = crate::pe_baseline::PeBaselineDerived::new(&q, &c);

@@ -50,11 +50,20 @@ pub struct TileConfig {
     pub k: u32,
     /// Orizuru's registered unit size (0: one flat tree).
     pub radix: u32,
+    /// On-chip weight-index buffer, in rows of `k_max` indices (0: none, rows only stream in on
+    /// s_w). `lines` times a power of two: whole groups of `lines` rows. Left out of the
+    /// serialized config when 0, so configs without a buffer keep their hash.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub weight_buffer_rows: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 impl Default for TileConfig {
     fn default() -> Self {
-        TileConfig { lines: 4, lanes: 16, reduce_width: 8, comp_macs: 8, k_max: 1024, k: 5, radix: 0 }
+        TileConfig { lines: 4, lanes: 16, reduce_width: 8, comp_macs: 8, k_max: 1024, k: 5, radix: 0, weight_buffer_rows: 0 }
     }
 }
 
@@ -71,10 +80,40 @@ impl TileConfig {
             .map_err(|e| format!("{e}; at most half of `tile.k_max` per side"))?;
         in_range("tile.comp_macs", self.comp_macs, 1, 2 * self.k)
             .map_err(|e| format!("{e}; there are 2k = {} outlier slots to multiply", 2 * self.k))?;
+        if self.weight_buffer_rows > 0 {
+            let rows_max = self.weight_buffer_rows_max(q);
+            let r = self.weight_buffer_rows;
+            let groups = r / self.lines;
+            if r % self.lines != 0 || !groups.is_power_of_two() || r > rows_max {
+                let allowed = if rows_max == 0 {
+                    "0 only: one group is above the limit".to_string()
+                } else {
+                    let p = self.lines;
+                    let list: Vec<String> = [p, 2 * p, 4 * p].iter().filter(|&&v| v <= rows_max).map(u32::to_string).collect();
+                    format!("`tile.lines` = {p} times a power of two: {}, … up to {rows_max}", list.join(", "))
+                };
+                return Err(format!(
+                    "`tile.weight_buffer_rows` = {r} is out of range (allowed 0 = no buffer, or {allowed} rows of k_max = {} indices of {} bits, at most 2^24 bits)",
+                    self.k_max, q.nw
+                ));
+            }
+        }
         // The lines and Orizuru check the rest; their messages name this section's keys.
         self.pe_line().validate(q).map_err(|e| e.replace("`pe_line.", "`tile."))?;
         self.orizuru().validate(q).map_err(|e| e.replace("`orizuru.", "`tile."))?;
         Ok(())
+    }
+
+    /// Most buffer rows: `lines` times the largest power of two whose rows of `k_max` indices of
+    /// `nw` bits fit `WEIGHT_BUFFER_BITS_MAX` (0 when not even one group fits).
+    pub fn weight_buffer_rows_max(&self, q: &QuantConfig) -> u32 {
+        let group_bits = self.lines as u64 * self.k_max as u64 * q.nw as u64;
+        let groups = WEIGHT_BUFFER_BITS_MAX / group_bits.max(1);
+        if groups == 0 {
+            0
+        } else {
+            self.lines * (1u32 << (63 - groups.leading_zeros()))
+        }
     }
 
     /// The configuration of each PE line.
@@ -87,6 +126,15 @@ impl TileConfig {
         OrizuruConfig { n: self.k_max, k: self.k, lanes: self.lanes, radix: self.radix, baseline: false }
     }
 }
+
+/// Largest weight-index buffer (bits): 16 Mbit, far above what a tile's SRAM budget allows,
+/// low enough that simulation and synthesis of the generated memory stay possible.
+pub const WEIGHT_BUFFER_BITS_MAX: u64 = 1 << 24;
+
+/// `s_w_op` of a tile with a weight buffer: what a weight-stream beat is.
+pub const OP_STREAM: u64 = 0;
+pub const OP_LOAD: u64 = 1;
+pub const OP_READ: u64 = 2;
 
 /// cfg address regions (`cfg_addr = region << offset_bits | offset`).
 pub const REGION_LUT: u64 = 0;
@@ -128,6 +176,12 @@ pub struct TileDerived {
     pub line_latency_extra: u32,
     pub encoder_latency: u32,
     pub orizuru_stages: u32,
+    /// Weight-index buffer: rows (0: none), entries of one beat (`lines × lanes` indices), the
+    /// entry address width and the bits it holds.
+    pub weight_buffer_rows: u32,
+    pub weight_buffer_entries: u32,
+    pub weight_buffer_addr_bits: u32,
+    pub weight_buffer_bits: u64,
     /// First x beat to the first weight beat of the vector's rows (constant: pads fill k_max).
     pub vector_phase_cycles: u64,
     /// Steady-state cycles per group of `lines` rows for K = k_max and for one-beat vectors:
@@ -203,6 +257,10 @@ impl TileDerived {
             line_latency_extra: line.latency_extra,
             encoder_latency: q.na + 1,
             orizuru_stages: orz.stages,
+            weight_buffer_rows: c.weight_buffer_rows,
+            weight_buffer_entries: c.weight_buffer_rows / c.lines * beats_max,
+            weight_buffer_addr_bits: clog2((c.weight_buffer_rows / c.lines * beats_max) as u64),
+            weight_buffer_bits: c.weight_buffer_rows as u64 * c.k_max as u64 * q.nw as u64,
             vector_phase_cycles: 0,
             group_interval_kmax: interval(beats_max),
             group_interval_one_beat: interval(1),
@@ -258,6 +316,35 @@ pub mod timing {
     /// Edges of the first input transfer and of every output transfer for GEMVs `(K, rows)`
     /// streamed back to back.
     pub fn schedule(d: &TileDerived, gemvs: &[(u32, u32)]) -> (u64, Vec<u64>) {
+        let steps: Vec<Step> = gemvs.iter().map(|&(k, rows)| Step { k, rows, buffered: false, loads: 0 }).collect();
+        schedule_steps(d, &steps)
+    }
+
+    /// One GEMV of a timed workload: its shape, whether its groups are read tokens (rows from
+    /// the weight buffer) or streamed beats, and the loads (s_w op 1) in front of its weight
+    /// items on s_w.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub struct Step {
+        pub k: u32,
+        pub rows: u32,
+        pub buffered: bool,
+        pub loads: u32,
+    }
+
+    /// What s_w carries next: a run of `n` items of one kind.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Item {
+        Load,
+        Token,
+        LastToken,
+        Beat,
+    }
+
+    /// `schedule` for GEMVs whose rows may come from the weight buffer, with loads between
+    /// them: the RTL's reader (tokens once the vector's last x beat is in, one read issued per
+    /// cycle into an output register, loads once every earlier read is issued, streamed beats
+    /// once the reader is empty) stepped with the rest of the control.
+    pub fn schedule_steps(d: &TileDerived, steps: &[Step]) -> (u64, Vec<u64>) {
         let v = vector_phase(d);
         let t = d.comp_steps;
         let mut core = Core::new(&d.line.core);
@@ -271,18 +358,37 @@ pub mod timing {
         let (mut gi, mut group, mut beat) = (0usize, 0u32, 0u32);
         let (mut busy, mut step, mut done) = (false, 0u32, false);
         let (mut inflight, mut fifo) = (0u32, 0u32);
+        // The weight stream, as runs of items.
+        let mut sw: std::collections::VecDeque<(Item, u64)> = std::collections::VecDeque::new();
+        for s in steps {
+            let groups = s.rows.div_ceil(d.lines) as u64;
+            let nb = s.k.div_ceil(d.lanes) as u64;
+            sw.push_back((Item::Load, s.loads as u64));
+            if s.buffered {
+                sw.push_back((Item::Token, groups - 1));
+                sw.push_back((Item::LastToken, 1));
+            } else {
+                sw.push_back((Item::Beat, groups * nb));
+            }
+        }
+        sw.retain(|&(_, n)| n > 0);
+        // The reader: reads left to issue, output register valid, last token taken.
+        let (mut rd_left, mut rb_valid, mut got_last) = (0u64, false, false);
+        let mut x_start = 0u64;
         let mut first = None;
         let mut outs = vec![];
-        let total: u64 = gemvs.iter().map(|&(_, r)| r.div_ceil(d.lines) as u64).sum();
+        let total: u64 = steps.iter().map(|s| s.rows.div_ceil(d.lines) as u64).sum();
         // A generous bound: every group at its slowest interval plus the line's drain, every
-        // vector phase, and slack; the model finishes far inside it.
+        // vector phase and load, and slack; the model finishes far inside it.
         let per_group = (d.beats_max + d.weigh_steps + d.comp_steps) as u64;
-        let limit = 10_000 + 4 * (total * per_group + gemvs.len() as u64 * (v + 1_000));
+        let loads: u64 = steps.iter().map(|s| s.loads as u64).sum();
+        let limit = 10_000 + 4 * (total * per_group + loads + steps.len() as u64 * (v + 1_000));
         let mut edge = 0u64;
         while (outs.len() as u64) < total {
             assert!(edge < limit, "tile timing model did not finish");
-            if st == St::X && gi < gemvs.len() && !busy {
+            if st == St::X && gi < steps.len() && !busy {
                 first.get_or_insert(edge);
+                x_start = edge;
                 st = St::Vec(edge + v);
             }
             if let St::Vec(start) = st {
@@ -290,13 +396,25 @@ pub mod timing {
                     st = St::Row;
                 }
             }
-            let (k, rows) = if gi < gemvs.len() { gemvs[gi] } else { (d.lanes, 1) };
-            let nb = k.div_ceil(d.lanes);
-            let groups = rows.div_ceil(d.lines);
+            let s = steps.get(gi).copied().unwrap_or(Step { k: d.lanes, rows: 1, buffered: false, loads: 0 });
+            let nb = s.k.div_ceil(d.lanes);
+            let groups = s.rows.div_ceil(d.lines);
+            // The RTL's st_q is ST_X until the vector's last x beat is in.
+            let rtl_st_x = st == St::X || edge < x_start + nb as u64;
+            let head = sw.front().map(|&(i, _)| i);
             let last_beat = beat == nb - 1;
             let final_ = busy && step == t - 1;
             let gate = st == St::Row && (!last_beat || ((!busy || final_) && inflight < d.comp_fifo_depth));
-            let w_fire = gate && core.s_ready();
+            let rd_none = rd_left == 0;
+            let rb_empty = rd_none && !rb_valid;
+            let w_valid = rb_valid || (head == Some(Item::Beat) && rb_empty);
+            let w_fire = w_valid && gate && core.s_ready();
+            let rb_fire = rb_valid && w_fire;
+            let rd_en = !rd_none && (!rb_valid || rb_fire);
+            let rd_free = rd_none || (rd_left == 1 && rd_en);
+            let tok_fire = matches!(head, Some(Item::Token | Item::LastToken)) && !rtl_st_x && !got_last && rd_free;
+            let load_fire = head == Some(Item::Load) && rd_none;
+            let beat_fire = w_fire && !rb_valid;
             let handoff = w_fire && last_beat;
             let pop = core.m_valid() && fifo > 0;
             // The edge.
@@ -306,6 +424,25 @@ pub mod timing {
             done = final_;
             step = if handoff { 0 } else if busy { step + 1 } else { step };
             busy = handoff || (busy && !final_);
+            if tok_fire || load_fire || beat_fire {
+                first.get_or_insert(edge);
+                let f = sw.front_mut().unwrap();
+                f.1 -= 1;
+                if f.1 == 0 {
+                    sw.pop_front();
+                }
+            }
+            if tok_fire {
+                rd_left = nb as u64;
+            } else if rd_en {
+                rd_left -= 1;
+            }
+            rb_valid = rd_en || (rb_valid && !rb_fire);
+            if rtl_st_x {
+                got_last = false;
+            } else if tok_fire && head == Some(Item::LastToken) {
+                got_last = true;
+            }
             if w_fire {
                 if last_beat {
                     beat = 0;
@@ -325,6 +462,12 @@ pub mod timing {
             edge += 1;
         }
         (first.unwrap_or(0), outs)
+    }
+
+    /// `cycles` of `schedule_steps`.
+    pub fn cycles_steps(d: &TileDerived, steps: &[Step]) -> u64 {
+        let (first, outs) = schedule_steps(d, steps);
+        outs.last().map(|l| l - first + 1).unwrap_or(0)
     }
 
     /// First input transfer to last output transfer, inclusive.
@@ -464,6 +607,18 @@ pub fn explain_gemv(name: &str, q: &QuantConfig, d: &TileDerived, g: GemvShape) 
         "  ... at K = k_max / one beat",
         format!("k <= {} / k <= {}", d.k_hidden_kmax, d.k_hidden_one_beat),
     );
+    if d.weight_buffer_rows > 0 {
+        let need = groups as u64 * beats as u64;
+        line(
+            "weight buffer",
+            format!(
+                "{} entries ({} rows of k_max); these rows take {need}: {} (buffered rows run at the cycles above)",
+                d.weight_buffer_entries,
+                d.weight_buffer_rows,
+                if need <= d.weight_buffer_entries as u64 { "they fit" } else { "they do not fit: stream them, or split the rows" }
+            ),
+        );
+    }
     if g.outliers.is_some() {
         line(
             "outliers",
@@ -621,7 +776,14 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
         .output("s_w_ready", 1, "weight beat accepted when valid && ready")
         .input("s_w_idx", p * l * nw, "line j's weight index of lane i at [(j*LANES+i)*NW +: NW]")
         .input("s_w_rows", p, "line j carries a row in this group (a prefix; constant over the group)")
-        .input("s_w_last", 1, "last beat of the last group: the GEMV's rows are done")
+        .input("s_w_last", 1, "last beat of the last group: the GEMV's rows are done");
+    let buf = c.weight_buffer_rows > 0;
+    let (wab, went) = (g.weight_buffer_addr_bits, g.weight_buffer_entries);
+    if buf {
+        m.input("s_w_op", 2, "0 row beat (stream), 1 load idx into buffer entry addr, 2 (or 3) read a group's beats from entry addr on")
+            .input("s_w_addr", wab, "op 1: the entry written; op 2: the group's first entry (beat b at addr + b)");
+    }
+    m
         .output("m_valid", 1, "a group's results valid")
         .input("m_ready", 1, "results taken when valid && ready")
         .output("m_y", p * yb, "line j's result at [j*Y_W +: Y_W], signed; 0 where m_rows[j] is 0")
@@ -908,8 +1070,99 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
         ),
     );
     m.wire("line_s_ready", p).wire("line_m_valid", p).wire("line_idle", p);
-    m.assign("s_w_ready", "gate & (&line_s_ready)");
-    m.wire_eq("w_fire", 1, "s_w_valid & s_w_ready");
+    // The row beats' source: s_w itself, or (with a weight buffer) also the buffer's reader.
+    let (wv, wi, wr, wl) = if buf { ("w_valid", "w_idx", "w_rows", "w_last") } else { ("s_w_valid", "s_w_idx", "s_w_rows", "s_w_last") };
+    if buf {
+        let rb = ubits(b as u64);
+        let bw = p * l * nw;
+        m.comment(format!(
+            "Weight-index buffer: {went} entries of one beat ({p} lines x {l} indices), a plain memory with one\n\
+             write port (s_w op 1, a load) and one registered read port (the reader). A read token (op 2) asks\n\
+             for one group: the vector's beats from entry s_w_addr on, with the token's rows and last. The reader\n\
+             takes a token once the vector's length is known (after its last x beat) and keeps one beat ready\n\
+             in its output register, so buffered rows run at one beat per cycle like streamed ones. A load waits\n\
+             until every read of the tokens before it was issued (loads and tokens keep s_w's order); a streamed\n\
+             row beat (op 0) waits until the reader is empty."
+        ));
+        m.localparam("OP_STREAM", 2, OP_STREAM as i64).localparam("OP_LOAD", 2, OP_LOAD as i64);
+        m.push(Item::Reg { name: "wbuf_q".into(), width: bw, signed: false, depth: Some(went) });
+        m.reg("rd_addr_q", wab).reg("rd_left_q", rb).reg("rd_rows_q", p).reg("rd_last_q", 1).reg("got_last_q", 1);
+        m.reg("rb_valid_q", 1).reg("rb_idx_q", bw).reg("rb_rows_q", p).reg("rb_last_q", 1).reg("load_q", 1);
+        m.wire_eq("op_load", 1, "s_w_op == OP_LOAD");
+        m.wire_eq("op_read", 1, "s_w_op[1]");
+        m.wire_eq("op_stream", 1, "s_w_op == OP_STREAM");
+        m.wire_eq("rd_none", 1, format!("rd_left_q == {}", lit(rb, 0)));
+        m.wire_eq("rb_empty", 1, "rd_none & ~rb_valid_q");
+        m.wire_eq("w_valid", 1, "rb_valid_q | (s_w_valid & op_stream & rb_empty)");
+        m.wire_eq("w_idx", bw, "rb_valid_q ? rb_idx_q : s_w_idx");
+        m.wire_eq("w_rows", p, "rb_valid_q ? rb_rows_q : s_w_rows");
+        m.wire_eq("w_last", 1, "rb_valid_q ? rb_last_q : s_w_last");
+        m.wire_eq("w_fire", 1, "w_valid & gate & (&line_s_ready)");
+        m.wire_eq("rb_fire", 1, "rb_valid_q & gate & (&line_s_ready)");
+        m.wire_eq("rd_en", 1, "~rd_none & (~rb_valid_q | rb_fire)");
+        m.wire_eq("rd_free", 1, format!("rd_none | ((rd_left_q == {}) & rd_en)", lit(rb, 1)));
+        m.wire_eq("tok_ok", 1, "(st_q != ST_X) & ~got_last_q & rd_free");
+        m.assign(
+            "s_w_ready",
+            "op_stream ? (gate & (&line_s_ready) & rb_empty) : (op_load ? rd_none : tok_ok)",
+        );
+        m.wire_eq("load_fire", 1, "s_w_valid & s_w_ready & op_load");
+        m.wire_eq("tok_fire", 1, "s_w_valid & s_w_ready & op_read");
+        m.clocked(
+            "weight_buffer",
+            vec![
+                if_("load_fire", vec![nb("wbuf_q[s_w_addr]", "s_w_idx")]),
+                if_("rd_en", vec![nb("rb_idx_q", "wbuf_q[rd_addr_q]")]),
+            ],
+        );
+        m.clocked(
+            "reader",
+            vec![if_else(
+                "rst",
+                vec![
+                    nb("rd_left_q", lit(rb, 0)),
+                    nb("rb_valid_q", "1'b0"),
+                    nb("got_last_q", "1'b0"),
+                    nb("load_q", "1'b0"),
+                ],
+                vec![
+                    if_else(
+                        "tok_fire",
+                        vec![
+                            nb("rd_addr_q", "s_w_addr"),
+                            nb("rd_left_q", format!("{} + {}", zext("nbm1_q", bb, rb), lit(rb, 1))),
+                            nb("rd_rows_q", "s_w_rows"),
+                            nb("rd_last_q", "s_w_last"),
+                        ],
+                        vec![if_(
+                            "rd_en",
+                            vec![
+                                nb("rd_addr_q", format!("rd_addr_q + {}", lit(wab, 1))),
+                                nb("rd_left_q", format!("rd_left_q - {}", lit(rb, 1))),
+                            ],
+                        )],
+                    ),
+                    if_(
+                        "rd_en",
+                        vec![
+                            nb("rb_rows_q", "rd_rows_q"),
+                            nb("rb_last_q", format!("rd_last_q & (rd_left_q == {})", lit(rb, 1))),
+                        ],
+                    ),
+                    nb("rb_valid_q", "rd_en | (rb_valid_q & ~rb_fire)"),
+                    if_else(
+                        "st_q == ST_X",
+                        vec![nb("got_last_q", "1'b0")],
+                        vec![if_("tok_fire & s_w_last", vec![nb("got_last_q", "1'b1")])],
+                    ),
+                    nb("load_q", "load_fire"),
+                ],
+            )],
+        );
+    } else {
+        m.assign("s_w_ready", "gate & (&line_s_ready)");
+        m.wire_eq("w_fire", 1, "s_w_valid & s_w_ready");
+    }
     m.wire_eq("handoff", 1, "w_fire & last_beat");
     m.wire_eq("row_idx_a", l * na, "ibuf_q[rbeat_q]");
     m.wire_eq("row_keep", l, format!("last_beat ? last_keep_q : {{{l}{{1'b1}}}}"));
@@ -922,7 +1175,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
         ("clk", "clk".to_string()),
         ("i_fire", "w_fire".into()),
         ("i_beat", "rbeat_q".into()),
-        ("i_widx", "s_w_idx[line*LANES*NW +: LANES*NW]".into()),
+        ("i_widx", format!("{wi}[line*LANES*NW +: LANES*NW]")),
         ("i_handoff", "handoff".into()),
         ("i_step_en", "busy_q".into()),
     ];
@@ -939,24 +1192,24 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
         ("o_acc", "acc".into()),
     ]);
     let line_conns: Vec<(String, String)> = [
-        ("clk", "clk"),
-        ("rst", "rst"),
-        ("cfg_we", "cfg_lut_we"),
-        ("cfg_addr", "cfg_off"),
-        ("cfg_wdata", "cfg_wdata"),
-        ("s_valid", "s_w_valid & gate"),
-        ("s_ready", "ready"),
-        ("s_idx_a", "row_idx_a"),
-        ("s_idx_w", "s_w_idx[line*LANES*NW +: LANES*NW]"),
-        ("s_keep", "row_keep"),
-        ("s_last", "last_beat"),
-        ("m_valid", "valid"),
-        ("m_ready", "m_ready & cf_valid"),
-        ("m_y", "y_line"),
-        ("idle", "line_idle_1"),
+        ("clk", "clk".to_string()),
+        ("rst", "rst".into()),
+        ("cfg_we", "cfg_lut_we".into()),
+        ("cfg_addr", "cfg_off".into()),
+        ("cfg_wdata", "cfg_wdata".into()),
+        ("s_valid", format!("{wv} & gate")),
+        ("s_ready", "ready".into()),
+        ("s_idx_a", "row_idx_a".into()),
+        ("s_idx_w", format!("{wi}[line*LANES*NW +: LANES*NW]")),
+        ("s_keep", "row_keep".into()),
+        ("s_last", "last_beat".into()),
+        ("m_valid", "valid".into()),
+        ("m_ready", "m_ready & cf_valid".into()),
+        ("m_y", "y_line".into()),
+        ("idle", "line_idle_1".into()),
     ]
-    .iter()
-    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b))
     .collect();
     let line_body = vec![
         Item::Wire { name: "ready".into(), width: 1, signed: false, depth: None, init: None },
@@ -1031,7 +1284,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
                 ),
                 ("ST_COLLECT".into(), vec![if_("enc2_m_valid & enc2_m_last", vec![nb("st_q", "ST_ROW")])]),
             ],
-            default: vec![if_("handoff & s_w_last", vec![nb("st_q", "ST_X")])],
+            default: vec![if_(format!("handoff & {wl}"), vec![nb("st_q", "ST_X")])],
         },
         if_("w_fire", vec![nb("rbeat_q", format!("last_beat ? {} : rbeat_q + {}", lit(bb, 0), lit(bb, 1)))]),
         nb("busy_q", "handoff | (busy_q & ~mac_final)"),
@@ -1064,14 +1317,15 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
     m.clocked("control", vec![if_else("rst", reset, ctrl)]);
     m.clocked(
         "rows_in_flight",
-        vec![if_("handoff", vec![nb("mac_rows_q", "s_w_rows")]), if_("mac_final", vec![nb("done_rows_q", "mac_rows_q")])],
+        vec![if_("handoff", vec![nb("mac_rows_q", wr)]), if_("mac_final", vec![nb("done_rows_q", "mac_rows_q")])],
     );
     m.assign(
         "idle",
         format!(
-            "(st_q == ST_X) & (xbeat_q == {}) & ~busy_q & ~done_q & (inflight_q == {}) & enc_idle & enc2_idle & (&line_idle)",
+            "(st_q == ST_X) & (xbeat_q == {}) & ~busy_q & ~done_q & (inflight_q == {}) & enc_idle & enc2_idle & (&line_idle){}",
             lit(bb, 0),
-            lit(ib, 0)
+            lit(ib, 0),
+            if buf { " & rb_empty & ~load_q" } else { "" }
         ),
     );
     d.add(m);
@@ -1084,10 +1338,91 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
 /// Fields of the golden file, in port order.
 const X_FIELDS: &[&str] = &["data", "keep", "last"];
 const W_FIELDS: &[&str] = &["idx", "rows", "last"];
+/// With a weight buffer, s_w also carries the op and the entry address.
+const W_FIELDS_BUF: &[&str] = &["idx", "rows", "last", "op", "addr"];
 const OUT_FIELDS: &[&str] = &["y", "rows"];
 
-fn header(w: &mut GoldenWriter) {
-    w.header_streams("tile", &[("x", X_FIELDS), ("w", W_FIELDS)], &[("", OUT_FIELDS)]);
+fn header(d: &TileDerived, w: &mut GoldenWriter) {
+    let wf = if d.weight_buffer_rows > 0 { W_FIELDS_BUF } else { W_FIELDS };
+    w.header_streams("tile", &[("x", X_FIELDS), ("w", wf)], &[("", OUT_FIELDS)]);
+}
+
+/// One s_w beat: `op`/`addr` only exist with a weight buffer (a streamed beat's addr is junk).
+#[allow(clippy::too_many_arguments)]
+fn w_beat(d: &TileDerived, w: &mut GoldenWriter, rng: &mut Rng, idx: String, rows: String, last: bool, op: u64, addr: Option<u64>) {
+    let f = w_fields(d, rng, idx, rows, last, op, addr);
+    w.input_on("w", &f);
+}
+
+/// The fields of one s_w beat (see `w_beat`).
+fn w_fields(d: &TileDerived, rng: &mut Rng, idx: String, rows: String, last: bool, op: u64, addr: Option<u64>) -> Vec<String> {
+    let mut f = vec![idx, rows, (last as u8).to_string()];
+    if d.weight_buffer_rows > 0 {
+        let ab = d.weight_buffer_addr_bits;
+        let addr = addr.unwrap_or_else(|| rng.below(1 << ab));
+        f.push(op.to_string());
+        f.push(hex_lanes(&[addr], ab));
+    } else {
+        assert!(op == OP_STREAM && addr.is_none(), "a tile without a weight buffer only streams rows");
+    }
+    f
+}
+
+/// The buffer entry of one beat: line j's lane i holds row `gi·lines + j`'s index at position
+/// `beat·lanes + i`; lanes past K and lines without a row hold junk.
+fn entry_indices(q: &QuantConfig, c: &TileConfig, rows: &[Vec<u32>], gi: usize, beat: usize, rng: &mut Rng) -> Vec<u64> {
+    let (l, p) = (c.lanes as usize, c.lines as usize);
+    let kk = rows[0].len();
+    let mut idx = vec![0u64; p * l];
+    for j in 0..p {
+        for lane in 0..l {
+            let pos = beat * l + lane;
+            idx[j * l + lane] = match rows.get(gi * p + j) {
+                Some(r) if pos < kk => r[pos] as u64,
+                _ => rng.below(1 << q.nw),
+            };
+        }
+    }
+    idx
+}
+
+/// Load beats (op 1) putting `rows` (all of length K) into the buffer densely from entry
+/// `base`: group gi's beat b at `base + gi·beats + b`. The first beat written is group 0's beat
+/// 0, the others in a random order (the entry address is what counts). Returns each group's
+/// first entry (what a read token names).
+fn write_loads(q: &QuantConfig, c: &TileConfig, d: &TileDerived, rows: &[Vec<u32>], base: u32, rng: &mut Rng, w: &mut GoldenWriter) -> Vec<u32> {
+    let (beats, firsts) = plan_loads(q, c, d, rows, base, rng);
+    for f in &beats {
+        w.input_on("w", f);
+    }
+    firsts
+}
+
+/// The load beats of `write_loads` (their fields) and each group's first entry.
+fn plan_loads(q: &QuantConfig, c: &TileConfig, d: &TileDerived, rows: &[Vec<u32>], base: u32, rng: &mut Rng) -> (Vec<Vec<String>>, Vec<u32>) {
+    let nb = rows[0].len().div_ceil(c.lanes as usize);
+    let groups = rows.len().div_ceil(c.lines as usize);
+    assert!(
+        base as usize + groups * nb <= d.weight_buffer_entries as usize,
+        "{} rows of K = {} from entry {base} do not fit the buffer's {} entries",
+        rows.len(),
+        rows[0].len(),
+        d.weight_buffer_entries
+    );
+    let mut order: Vec<(usize, usize)> = (0..groups).flat_map(|gi| (0..nb).map(move |b| (gi, b))).collect();
+    let rest = &mut order[1..];
+    for i in (1..rest.len()).rev() {
+        rest.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let mut beats = vec![];
+    for (gi, b) in order {
+        let idx = entry_indices(q, c, rows, gi, b, rng);
+        let junk_rows: Vec<u64> = (0..c.lines).map(|_| rng.below(2)).collect();
+        let entry = base as u64 + (gi * nb + b) as u64;
+        let last = rng.chance(1, 2);
+        beats.push(w_fields(d, rng, hex_lanes(&idx, q.nw), hex_lanes(&junk_rows, 1), last, OP_LOAD, Some(entry)));
+    }
+    (beats, (0..groups).map(|gi| base + (gi * nb) as u32).collect())
 }
 
 /// What the tile's tables hold, so a GEMV with the same codebooks and k loads nothing.
@@ -1117,8 +1452,25 @@ fn check_gemv(q: &QuantConfig, c: &TileConfig, g: &Gemv) {
     }
 }
 
-/// Writes one GEMV (tables first when they differ from what is loaded).
+/// Writes one GEMV (tables first when they differ from what is loaded) with every row streamed.
 fn write_gemv(q: &QuantConfig, c: &TileConfig, d: &TileDerived, g: &Gemv, rng: &mut Rng, w: &mut GoldenWriter, loaded: &mut Loaded) {
+    write_gemv_from(q, c, d, g, &[], rng, w, loaded)
+}
+
+/// Writes one GEMV; `from[gi]` = Some(entry): group gi's rows are read from the weight buffer
+/// (one read token naming the group's first entry; the rows must be there), None (or `from`
+/// empty): streamed.
+#[allow(clippy::too_many_arguments)]
+fn write_gemv_from(
+    q: &QuantConfig,
+    c: &TileConfig,
+    d: &TileDerived,
+    g: &Gemv,
+    from: &[Option<u32>],
+    rng: &mut Rng,
+    w: &mut GoldenWriter,
+    loaded: &mut Loaded,
+) {
     check_gemv(q, c, g);
     let tables = (g.ca.clone(), g.cw.clone());
     if loaded.tables.as_ref() != Some(&tables) || loaded.k != Some(g.k) {
@@ -1156,23 +1508,21 @@ fn write_gemv(q: &QuantConfig, c: &TileConfig, d: &TileDerived, g: &Gemv, rng: &
         let keep = if last { keep } else { (0..l).map(|_| rng.below(2)).collect() };
         w.input_on("x", &[hex_lanes(&vals, q.x_bits), hex_lanes(&keep, 1), (last as u8).to_string()]);
     }
-    // Weight beats, group by group; lines without a row and lanes past K carry junk.
+    // Weight beats, group by group; lines without a row and lanes past K carry junk. A group
+    // read from the buffer is one token (its idx is junk).
     let groups = g.rows.len().div_ceil(p);
     for gi in 0..groups {
         let rows: Vec<u64> = (0..p).map(|j| (gi * p + j < g.rows.len()) as u64).collect();
+        if let Some(Some(entry)) = from.get(gi) {
+            let junk: Vec<u64> = (0..p * l).map(|_| rng.below(1 << q.nw)).collect();
+            let last = gi == groups - 1;
+            w_beat(d, w, rng, hex_lanes(&junk, q.nw), hex_lanes(&rows, 1), last, OP_READ, Some(*entry as u64));
+            continue;
+        }
         for bi in 0..nb {
-            let mut idx = vec![0u64; p * l];
-            for j in 0..p {
-                for lane in 0..l {
-                    let pos = bi * l + lane;
-                    idx[j * l + lane] = match g.rows.get(gi * p + j) {
-                        Some(r) if pos < kk => r[pos] as u64,
-                        _ => rng.below(1 << q.nw),
-                    };
-                }
-            }
+            let idx = entry_indices(q, c, &g.rows, gi, bi, rng);
             let last = gi == groups - 1 && bi == nb - 1;
-            w.input_on("w", &[hex_lanes(&idx, q.nw), hex_lanes(&rows, 1), (last as u8).to_string()]);
+            w_beat(d, w, rng, hex_lanes(&idx, q.nw), hex_lanes(&rows, 1), last, OP_STREAM, None);
         }
     }
     let y = g.expected();
@@ -1198,7 +1548,7 @@ pub fn golden_gemvs(cfg: &Config, gemvs: &[Gemv], seed: u64, w: &mut GoldenWrite
     let c = section(cfg);
     let d = TileDerived::new(&cfg.quant, c);
     let mut rng = Rng::new(seed);
-    header(w);
+    header(&d, w);
     let mut loaded = Loaded::default();
     for g in gemvs {
         write_gemv(&cfg.quant, c, &d, g, &mut rng, w, &mut loaded);
@@ -1228,9 +1578,27 @@ pub fn random_gemv(rng: &mut Rng, q: &QuantConfig, c: &TileConfig, ca: &[i64], c
         1 | 2 => c.k as usize,
         _ => rng.range(1, c.k as i64) as usize,
     };
+    let x = random_x(rng, q, ca, kk);
+    let same = rng.chance(1, 10);
+    let rows: Vec<Vec<u32>> = (0..rows)
+        .map(|_| {
+            if same {
+                vec![rng.below(1 << q.nw) as u32; kk]
+            } else {
+                (0..kk).map(|_| rng.below(1 << q.nw) as u32).collect()
+            }
+        })
+        .collect();
+    let _ = cw;
+    Gemv { ca: ca.to_vec(), cw: cw.to_vec(), x, rows, k }
+}
+
+/// A random activation vector of length `kk`: all equal, three values full of ties, extremes,
+/// centroid-scale values with rare spikes, or uniform.
+fn random_x(rng: &mut Rng, q: &QuantConfig, ca: &[i64], kk: usize) -> Vec<i64> {
     let xmin = -(1i64 << (q.x_bits - 1));
     let xmax = (1i64 << (q.x_bits - 1)) - 1;
-    let x: Vec<i64> = match rng.below(8) {
+    match rng.below(8) {
         // All equal: both lists take the lowest positions (overlaps).
         0 => vec![rng.range(xmin, xmax); kk],
         // A few distinct values: ties everywhere.
@@ -1254,19 +1622,7 @@ pub fn random_gemv(rng: &mut Rng, q: &QuantConfig, c: &TileConfig, ca: &[i64], c
                 .collect()
         }
         _ => (0..kk).map(|_| rng.range(xmin, xmax)).collect(),
-    };
-    let same = rng.chance(1, 10);
-    let rows: Vec<Vec<u32>> = (0..rows)
-        .map(|_| {
-            if same {
-                vec![rng.below(1 << q.nw) as u32; kk]
-            } else {
-                (0..kk).map(|_| rng.below(1 << q.nw) as u32).collect()
-            }
-        })
-        .collect();
-    let _ = cw;
-    Gemv { ca: ca.to_vec(), cw: cw.to_vec(), x, rows, k }
+    }
 }
 
 /// A GEMV of the given shape with uniform random data and the config's k.
@@ -1289,12 +1645,16 @@ pub fn golden(cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
     let c = section(cfg);
     let d = TileDerived::new(q, c);
     let mut rng = Rng::new(seed);
-    header(w);
+    header(&d, w);
     let mut loaded = Loaded::default();
     let codebooks = |rng: &mut Rng| {
         (reference::random_codebook(rng, 1 << q.na, q.ac_bits), reference::random_codebook(rng, 1 << q.nw, q.wc_bits))
     };
     let mut done = 0;
+    if d.weight_buffer_rows > 0 {
+        done = vectors;
+        random_buffered(q, c, &d, vectors, &mut rng, w, &mut loaded);
+    }
     while done < vectors {
         let (ca, cw) = codebooks(&mut rng);
         let n = 25.min(vectors - done);
@@ -1306,42 +1666,164 @@ pub fn golden(cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
     }
     // Timed segments: each starts with a cfg write, so the bench waits for idle first.
     let (ca, cw) = codebooks(&mut rng);
-    for (cycles, shapes) in timed_workloads(c, &d) {
+    for t in timed_workloads(c, &d) {
+        let gemvs: Vec<Gemv> = t.gemvs.iter().map(|&(kk, r)| shaped_gemv(&mut rng, q, c, &ca, &cw, kk, r)).collect();
+        // Buffered: the rows are loaded in an untimed segment of their own first (no x beats,
+        // so no mid-segment reset), each GEMV's at its own place.
+        let mut from = vec![];
+        let mut reloads = vec![];
+        if t.buffered {
+            if loaded.pending {
+                w.sync();
+            }
+            let mut base = 0;
+            for (i, g) in gemvs.iter().enumerate() {
+                if t.reload && i > 0 {
+                    // In the timed segment, right before this GEMV's tokens: over the first's.
+                    let (beats, firsts) = plan_loads(q, c, &d, &g.rows, 0, &mut rng);
+                    reloads.push(beats);
+                    from.push(firsts.into_iter().map(Some).collect::<Vec<_>>());
+                    continue;
+                }
+                reloads.push(vec![]);
+                let firsts = write_loads(q, c, &d, &g.rows, base, &mut rng, w);
+                base = firsts.last().unwrap() + g.k_len().div_ceil(c.lanes as usize) as u32;
+                from.push(firsts.into_iter().map(Some).collect::<Vec<_>>());
+            }
+            loaded.pending = true;
+        }
         if loaded.pending {
             w.sync();
         }
         loaded.pending = false;
         loaded.k = None; // force the k write: a segment that starts with cfg waits for idle
-        let gemvs: Vec<Gemv> = shapes.iter().map(|&(kk, r)| shaped_gemv(&mut rng, q, c, &ca, &cw, kk, r)).collect();
         // The tables (if they changed) and k come first, then the timing line.
         let first = &gemvs[0];
         write_tables_only(q, c, &d, first, w, &mut loaded);
-        w.timing(cycles);
-        for g in &gemvs {
-            write_gemv(q, c, &d, g, &mut rng, w, &mut loaded);
+        w.timing(t.cycles);
+        for (i, g) in gemvs.iter().enumerate() {
+            for f in reloads.get(i).map(Vec::as_slice).unwrap_or(&[]) {
+                w.input_on("w", f);
+            }
+            write_gemv_from(q, c, &d, g, from.get(i).map(Vec::as_slice).unwrap_or(&[]), &mut rng, w, &mut loaded);
         }
         w.sync();
         loaded.pending = false;
     }
 }
 
+/// A layer for the weight buffer: codebooks, K, rows and its runtime k.
+struct BufLayer {
+    ca: Vec<i64>,
+    cw: Vec<i64>,
+    rows: Vec<Vec<u32>>,
+    k: usize,
+}
+
+/// Random GEMVs of a tile with a weight buffer, the way a layer uses it: the buffer is two
+/// halves; a layer's rows are loaded into one half while the GEMVs of the previous layer (one
+/// to four tokens, fresh x each, the same rows) read the other half, their load beats in chunks
+/// between those GEMVs' weight beats (s_w keeps them in order). About one group in eight is
+/// streamed instead of read. Each segment only reads one half and loads the other, so a
+/// mid-segment reset and re-run reads the same rows again.
+fn random_buffered(q: &QuantConfig, c: &TileConfig, d: &TileDerived, vectors: u32, rng: &mut Rng, w: &mut GoldenWriter, loaded: &mut Loaded) {
+    let half = d.weight_buffer_entries / 2;
+    let l = c.lanes as usize;
+    let new_layer = |rng: &mut Rng| {
+        let ca = reference::random_codebook(rng, 1 << q.na, q.ac_bits);
+        let cw = reference::random_codebook(rng, 1 << q.nw, q.wc_bits);
+        let t = random_gemv(rng, q, c, &ca, &cw);
+        let kk = t.k_len().min(half as usize * l);
+        let nb = kk.div_ceil(l);
+        let cap = (half as usize / nb).min(8) * c.lines as usize;
+        let n = if rng.chance(1, 4) { cap } else { t.rows.len().min(cap) };
+        let rows = t.rows[..t.rows.len().min(n)].iter().map(|r| r[..kk].to_vec()).chain(
+            (t.rows.len()..n).map(|_| (0..kk).map(|_| rng.below(1 << q.nw) as u32).collect()),
+        );
+        BufLayer { rows: rows.collect(), ca, cw, k: t.k }
+    };
+    let mut cur = new_layer(rng);
+    let mut h = 0u32;
+    if loaded.pending {
+        w.sync();
+    }
+    let mut firsts = write_loads(q, c, d, &cur.rows, 0, rng, w);
+    loaded.pending = true;
+    let mut done = 0;
+    while done < vectors {
+        let next = new_layer(rng);
+        // The next layer's load beats, written in chunks after each GEMV's weight beats.
+        let (loads, next_firsts) = plan_loads(q, c, d, &next.rows, (1 - h) * half, rng);
+        let tokens = (1 + rng.below(4) as u32).min(vectors - done);
+        let chunk = loads.len().div_ceil(tokens as usize);
+        for t in 0..tokens as usize {
+            let kk = cur.rows[0].len();
+            let k = if rng.chance(1, 4) { rng.range(0, c.k as i64) as usize } else { cur.k };
+            let g = Gemv { ca: cur.ca.clone(), cw: cur.cw.clone(), x: random_x(rng, q, &cur.ca, kk), rows: cur.rows.clone(), k };
+            let from: Vec<Option<u32>> = firsts.iter().map(|&f| if rng.chance(1, 8) { None } else { Some(f) }).collect();
+            write_gemv_from(q, c, d, &g, &from, rng, w, loaded);
+            for f in loads.iter().skip(t * chunk).take(chunk) {
+                w.input_on("w", f);
+            }
+        }
+        done += tokens;
+        cur = next;
+        firsts = next_firsts;
+        h = 1 - h;
+    }
+}
+
 /// The golden file's timed segments, in order: (predicted cycles, GEMVs `(K, rows)` back to
 /// back). The manifest's three workloads, then every vector length of 1 ..= 3·max(weigh_steps,
 /// comp_steps) beats (6 groups each). A bench log's `timing:` lines follow this order.
-pub fn timed_workloads(c: &TileConfig, d: &TileDerived) -> Vec<(u64, Vec<(u32, u32)>)> {
-    let mut timed: Vec<(u64, Vec<(u32, u32)>)> = vec![
-        (d.predicted.gemv_kmax_rows64_cycles, vec![(c.k_max, 64)]),
-        (d.predicted.gemv_one_beat_rows64_cycles, vec![(c.lanes, 64)]),
-        (d.predicted.two_gemvs_cycles, vec![(c.k_max / 2, 2 * c.lines + 1); 2]),
+pub fn timed_workloads(c: &TileConfig, d: &TileDerived) -> Vec<Timed> {
+    let t = |cycles, gemvs, buffered| Timed { cycles, gemvs, buffered, reload: false };
+    let mut timed = vec![
+        t(d.predicted.gemv_kmax_rows64_cycles, vec![(c.k_max, 64)], false),
+        t(d.predicted.gemv_one_beat_rows64_cycles, vec![(c.lanes, 64)], false),
+        t(d.predicted.two_gemvs_cycles, vec![(c.k_max / 2, 2 * c.lines + 1); 2], false),
     ];
-    for n in 1..=3 * d.weigh_steps.max(d.comp_steps) {
-        if n * c.lanes > c.k_max {
-            break;
+    let sweep = |buffered: bool, timed: &mut Vec<Timed>| {
+        for n in 1..=3 * d.weigh_steps.max(d.comp_steps) {
+            if n * c.lanes > c.k_max || (buffered && 6 * n > d.weight_buffer_entries) {
+                break;
+            }
+            let shape = vec![(n * c.lanes, 6 * c.lines)];
+            timed.push(t(timing::cycles(d, &shape), shape, buffered));
         }
-        let shape = vec![(n * c.lanes, 6 * c.lines)];
-        timed.push((timing::cycles(d, &shape), shape));
+    };
+    sweep(false, &mut timed);
+    if d.weight_buffer_rows > 0 {
+        // The same lengths with the rows read from the buffer: the same cycles.
+        sweep(true, &mut timed);
+        // Reloads: GEMV A reads its rows, loads put B's rows over A's (they must wait for A's
+        // reads), GEMV B reads them; the loads overlap B's vector phase or, when longer,
+        // delay its first token.
+        for n in [1, d.weigh_steps, 2 * d.weigh_steps, 3 * d.weigh_steps.max(d.comp_steps)] {
+            if n * c.lanes > c.k_max || 6 * n > d.weight_buffer_entries {
+                continue;
+            }
+            let (k, rows) = (n * c.lanes, 6 * c.lines);
+            let steps = [
+                timing::Step { k, rows, buffered: true, loads: 0 },
+                timing::Step { k, rows, buffered: true, loads: 6 * n },
+            ];
+            timed.push(Timed { cycles: timing::cycles_steps(d, &steps), gemvs: vec![(k, rows); 2], buffered: true, reload: true });
+        }
     }
     timed
+}
+
+/// One timed segment: the predicted cycles of GEMVs `(K, rows)` back to back, rows streamed
+/// or read from the weight buffer (loaded before the segment).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timed {
+    pub cycles: u64,
+    pub gemvs: Vec<(u32, u32)>,
+    pub buffered: bool,
+    /// Buffered, and every GEMV after the first is preceded (on s_w) by the loads of its rows
+    /// into the entries the previous one read.
+    pub reload: bool,
 }
 
 /// Loads `g`'s tables and k (as `write_gemv` would) without writing the GEMV.
@@ -1422,6 +1904,7 @@ impl BlockKind for TileBlock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verilog::Design;
 
     fn derived(q: &QuantConfig, c: &TileConfig) -> TileDerived {
         c.validate(q).unwrap();
@@ -1434,9 +1917,9 @@ mod tests {
     fn group_interval_is_max_of_beats_weighing_and_compensation() {
         let shapes = [
             (QuantConfig::default(), TileConfig::default()),
-            (QuantConfig { na: 2, nw: 2, ..QuantConfig::default() }, TileConfig { lines: 2, lanes: 4, reduce_width: 4, comp_macs: 2, k_max: 256, k: 8, radix: 4 }),
-            (QuantConfig { na: 3, nw: 4, ..QuantConfig::default() }, TileConfig { lines: 4, lanes: 64, reduce_width: 16, comp_macs: 8, k_max: 4096, k: 20, radix: 16 }),
-            (QuantConfig::default(), TileConfig { lines: 3, lanes: 8, reduce_width: 256, comp_macs: 1, k_max: 64, k: 3, radix: 0 }),
+            (QuantConfig { na: 2, nw: 2, ..QuantConfig::default() }, TileConfig { lines: 2, lanes: 4, reduce_width: 4, comp_macs: 2, k_max: 256, k: 8, radix: 4, weight_buffer_rows: 0 }),
+            (QuantConfig { na: 3, nw: 4, ..QuantConfig::default() }, TileConfig { lines: 4, lanes: 64, reduce_width: 16, comp_macs: 8, k_max: 4096, k: 20, radix: 16, weight_buffer_rows: 0 }),
+            (QuantConfig::default(), TileConfig { lines: 3, lanes: 8, reduce_width: 256, comp_macs: 1, k_max: 64, k: 3, radix: 0, weight_buffer_rows: 0 }),
         ];
         for (q, c) in shapes {
             let d = derived(&q, &c);
@@ -1449,6 +1932,54 @@ mod tests {
                 for i in 20..40 {
                     assert_eq!(outs[i] - outs[i - 1], want, "{c:?} n={n}");
                 }
+            }
+        }
+    }
+
+    /// The port tables of docs/tile.md and README.md are the generated module's port list, in
+    /// order: name, direction and the width in the default tile (and, in docs/tile.md, the
+    /// signedness and tile_buf's widths); a port marked "—" does not exist in that tile. A port
+    /// added, removed or resized without the tables fails here.
+    #[test]
+    fn docs_port_table_matches_the_generated_tiles() {
+        use crate::verilog::Dir;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let ports = |name: &str| -> Vec<(String, String, bool, String)> {
+            let cfg = Config::load(&root.join(format!("generators/{name}.toml"))).unwrap();
+            let mut d = Design::default();
+            let h = generate(&mut d, &cfg.quant, section(&cfg), TOP);
+            h.ports
+                .iter()
+                .map(|p| {
+                    let dir = if p.dir == Dir::Input { "in" } else { "out" };
+                    (p.name.clone(), dir.to_string(), p.signed, p.width.to_string())
+                })
+                .collect()
+        };
+        // (file, width columns: (column, config), whether the width column says ", signed")
+        let tables: [(&str, &[(usize, &str)], bool); 2] =
+            [("docs/tile.md", &[(3, "default"), (4, "tile_buf")], true), ("README.md", &[(2, "default")], false)];
+        for (file, cols, signed) in tables {
+            let doc = std::fs::read_to_string(root.join(file)).unwrap();
+            let start = doc.find("<!-- port table").unwrap_or_else(|| panic!("{file} has no port table marker"));
+            let rows: Vec<Vec<String>> = doc[start..]
+                .lines()
+                .skip(3)
+                .take_while(|l| l.starts_with('|'))
+                .map(|l| l.replace("\\|", "¦").split('|').map(|c| c.trim().to_string()).collect::<Vec<_>>())
+                .collect();
+            assert!(rows.len() >= 20, "only {} rows in {file}'s port table", rows.len());
+            for &(col, name) in cols {
+                let mut want = ports(name);
+                if !signed {
+                    want.iter_mut().for_each(|p| p.2 = false);
+                }
+                let table: Vec<(String, String, bool, String)> = rows
+                    .iter()
+                    .filter(|r| r[col + 1] != "—")
+                    .map(|r| (r[1].trim_matches('`').to_string(), r[2].clone(), signed && r[3].ends_with(", signed"), r[col + 1].clone()))
+                    .collect();
+                assert_eq!(table, want, "{file}'s port table (width column of {name}) differs from the generated kllm_tile");
             }
         }
     }

@@ -261,7 +261,8 @@ fn explain_gemv_equals_measured_timed_segments() {
             .collect();
         let workloads = kllm_gen::tile::timed_workloads(tc, &d);
         assert_eq!(measured.len(), workloads.len(), "{name}: the log has {} timed segments, the golden file {}: re-run scripts/tile_timing.sh", measured.len(), workloads.len());
-        for ((pred, meas), (model, shapes)) in measured.iter().zip(&workloads) {
+        for ((pred, meas), t) in measured.iter().zip(&workloads) {
+            let (model, shapes) = (&t.cycles, &t.gemvs);
             assert_eq!(pred, model, "{name}: the log predicted {pred} where the model now says {model} for {shapes:?}: stale, re-run scripts/tile_timing.sh");
             if shapes.len() != 1 {
                 continue;

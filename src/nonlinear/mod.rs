@@ -409,7 +409,7 @@ impl NlReduceConfig {
             None => (self.entry_bits, self.entry_bits + crate::verilog::clog2(self.n_max as u64)),
             Some(f) => (f.fixed_width(), f.acc_width(self.n_max as u64, 0)),
         };
-        crate::count_weigh::CountWeigh::new(self.lanes, in_bits, self.n_max, entry_bits, sum_bits, self.reduce_width, 0)
+        crate::count_weigh::CountWeigh::new(self.lanes, in_bits, self.n_max, entry_bits, sum_bits, self.reduce_width, 0, 1)
     }
     pub fn in_bits(&self, q: &QuantConfig) -> u32 {
         self.in_bits.unwrap_or(q.na)

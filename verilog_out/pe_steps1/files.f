@@ -4,6 +4,6 @@ kllm_add_tree_n4_w22.v
 kllm_add_tree_n8_w22.v
 kllm_add_tree_n16_w22.v
 kllm_fifo_w22_d8.v
-kllm_popcount_w4.v
-kllm_count_weigh_l4_i4_c7_t16_y22_r16.v
+kllm_popcount_w2.v
+kllm_count_weigh_l4_i4_c7_t16_y22_r16_s2.v
 kllm_pe_line.v

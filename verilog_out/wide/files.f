@@ -2,8 +2,8 @@ kllm_act_encoder.v
 kllm_add_tree_pipe_n16_w28_o28.v
 kllm_add_tree_pipe_n64_w16_o22.v
 kllm_fifo_w28_d2.v
-kllm_popcount_w64.v
-kllm_count_weigh_l64_i7_c13_t16_y28_r16_p1.v
+kllm_popcount_w16.v
+kllm_count_weigh_l64_i7_c13_t16_y28_r16_p1_s4.v
 kllm_fifo_w28_d8.v
 kllm_dq_pe_line.v
 kllm_pe_line.v
