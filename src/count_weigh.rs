@@ -59,7 +59,9 @@ pub struct CountWeigh {
     pub latency_extra: u32,
 }
 
-fn is_one(v: &u32) -> bool {
+/// serde's `skip_serializing_if` for knobs whose value 1 means "off" (this core's and the PE
+/// line's `popcount_split`), so configs that leave them at 1 keep their manifests and hashes.
+pub(crate) fn is_one(v: &u32) -> bool {
     *v == 1
 }
 

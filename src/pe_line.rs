@@ -43,7 +43,7 @@ pub struct PeLineConfig {
     /// Registered parts of each bin's per-beat popcount (1, 2 or 4; 1 = the whole count):
     /// 2 or 4 shorten the decode-and-popcount stage, the line's longest path at 16+ lanes, at no
     /// cycle cost (the banks add the parts); see `count_weigh::CountWeigh::popcount_split`.
-    #[serde(skip_serializing_if = "is_one")]
+    #[serde(skip_serializing_if = "count_weigh::is_one")]
     pub popcount_split: u32,
     /// Also generate the dequantize-multiply baseline `kllm_dq_pe_line`
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -53,10 +53,6 @@ pub struct PeLineConfig {
 /// The default `weigh_pipeline`: on an iCE40 a W2A2 4-lane line runs at 76 MHz with 0, 88 MHz
 /// with 1 and 110 MHz with 2 (the baseline: 110 MHz), in fewer LUT4s; see docs/flows.md.
 pub const DEFAULT_WEIGH_PIPELINE: u32 = 2;
-
-fn is_one(v: &u32) -> bool {
-    *v == 1
-}
 
 impl Default for PeLineConfig {
     fn default() -> Self {
@@ -446,9 +442,9 @@ pub fn popcount_module(d: &mut Design, n: u32) -> String {
     while prev_count > 1 {
         level += 1;
         let count = prev_count.div_ceil(2);
-        let w = ubits((1u64 << level).min(n as u64));
-        let cur = format!("sum_l{level}");
         let covers = (1u64 << level).min(n as u64);
+        let w = ubits(covers);
+        let cur = format!("sum_l{level}");
         m.comment(if count == 1 {
             format!("Level {level}: the count of all {n} bits.")
         } else {
