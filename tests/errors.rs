@@ -317,10 +317,10 @@ const CASES: &[Case] = &[
     },
     Case {
         class: "config",
-        input: "float mode for a block without it",
-        files: &[Text("bad.toml", "[quant]\nnumerics = \"fp16\"\n[tile]\n")],
+        input: "float tile with a weight buffer",
+        files: &[Text("bad.toml", "[quant]\nnumerics = \"fp16\"\n[tile]\nweight_buffer_rows = 4\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
-        message: "error: bad.toml: `quant.numerics` = \"fp16\": block tile ([tile]) has no float mode yet (float mode covers pe_line, dq_pe_line, act_encoder, orizuru, topk_sorter, nl_map, nl_map2, nl_reduce); use numerics = \"int\" or drop the section",
+        message: "error: bad.toml: `tile.weight_buffer_rows` = 4 is out of range in float mode (allowed: 0; the weight buffer is not built for float mode yet)",
         env: &[],
         via: Kllm,
         needs: "",
