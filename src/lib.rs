@@ -26,4 +26,5 @@ pub mod registry;
 pub mod rng;
 pub mod sweep;
 pub mod tile;
+pub mod tile_dq;
 pub mod verilog;
