@@ -287,8 +287,10 @@ mod tests {
             let e = Config::parse(&format!("[quant]\nnumerics = \"{v}\"\n[pe_line]\n")).unwrap_err();
             assert_eq!(e, want);
         }
-        let e = Config::parse("[quant]\nnumerics = \"fp16\"\n[pe_line]\n[tile]\n").unwrap_err();
-        assert!(e.starts_with("`quant.numerics` = \"fp16\": block tile ([tile]) has no float mode yet"), "{e}");
+        // Every block has a float mode now; the tile's weight buffer has not.
+        assert!(Config::parse("[quant]\nnumerics = \"fp16\"\n[pe_line]\n[tile]\n").is_ok());
+        let e = Config::parse("[quant]\nnumerics = \"fp16\"\n[tile]\nweight_buffer_rows = 4\n").unwrap_err();
+        assert!(e.starts_with("`tile.weight_buffer_rows` = 4 is out of range in float mode"), "{e}");
         assert!(!e.contains('\n'));
     }
 

@@ -27,4 +27,5 @@ pub mod rng;
 pub mod sweep;
 pub mod tile;
 pub mod tile_dq;
+pub mod tile_fp;
 pub mod verilog;

@@ -225,7 +225,7 @@ pub const TOP: &str = "kllm_pe_line";
 pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str) -> Handle {
     let g = PeLineDerived::new(q, c);
     if let (Some(f), Some(fd)) = (q.float(), &g.float) {
-        return generate_float(d, q, c, f, fd, &g, module);
+        return generate_float(d, q, c, f, fd, &g, module, false);
     }
 
     let (l, b, pb, lb, yb, r) = (g.lanes, g.bins, g.pair_bits, g.lut_bits, g.y_bits, g.reduce_width);
@@ -270,8 +270,19 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str)
     Handle::of(d, module, serde_json::to_value(&g).unwrap())
 }
 
+/// The float-mode line without its rounder, for the tile: `m_s` is the exact sum
+/// (`float.acc_bits`, signed, in units of F's smallest subnormal), which the tile adds to the
+/// exact compensation sum before its one rounding. Same ports otherwise, same cycles.
+pub fn generate_float_exact(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str) -> Handle {
+    let g = PeLineDerived::new(q, c);
+    let (f, fd) = (q.float().expect("float mode"), g.float.clone().expect("float mode"));
+    generate_float(d, q, c, f, &fd, &g, module, true)
+}
+
 /// The float-mode line: the same counting core, with an F-to-fixed converter on the table's
-/// write port and `RNE_32` on the result (module docs of `pe_fp`).
+/// write port and `RNE_32` on the result (module docs of `pe_fp`); with `exact`, no rounder and
+/// the exact sum on `m_s` instead of `m_y` ([`generate_float_exact`]).
+#[allow(clippy::too_many_arguments)]
 fn generate_float(
     d: &mut Design,
     q: &QuantConfig,
@@ -280,6 +291,7 @@ fn generate_float(
     fd: &crate::pe_fp::FloatDerived,
     g: &PeLineDerived,
     module: &str,
+    exact: bool,
 ) -> Handle {
     let (l, b, pb, r) = (g.lanes, g.bins, g.pair_bits, g.reduce_width);
     let fname = &fd.numerics;
@@ -289,7 +301,12 @@ fn generate_float(
          (na={}, nw={}), {r} multipliers, K <= {}.",
         fd.e, fd.m, q.na, q.nw, c.k_max
     ));
-    m.doc("Y = RNE_32(sum over bins j of count[j] * LUT[j]), the sum exact; LUT[j] = RNE_F(ca[j >> nw] * cw[j & (2^nw-1)]).");
+    if exact {
+        m.doc("S = sum over bins j of count[j] * LUT[j], exact (no rounding here: the tile adds its compensation");
+        m.doc("sum and rounds once); LUT[j] = RNE_F(ca[j >> nw] * cw[j & (2^nw-1)]).");
+    } else {
+        m.doc("Y = RNE_32(sum over bins j of count[j] * LUT[j]), the sum exact; LUT[j] = RNE_F(ca[j >> nw] * cw[j & (2^nw-1)]).");
+    }
     m.doc("Write the LUT through cfg_* only while `idle` is high; K must not exceed K_MAX. LUT entries are finite.");
     m.clock_reset();
     m.input("cfg_we", 1, "LUT write enable")
@@ -302,9 +319,13 @@ fn generate_float(
         .input("s_keep", l, "lane i holds a reduction element")
         .input("s_last", 1, "last beat of this dot product")
         .output("m_valid", 1, "result valid")
-        .input("m_ready", 1, "result taken when valid && ready")
-        .output("m_y", 32, "dot product RNE_32(S), binary32 bit pattern (S = 0 gives +0)")
-        .output("idle", 1, "nothing in flight: LUT writes are safe");
+        .input("m_ready", 1, "result taken when valid && ready");
+    if exact {
+        m.output_signed("m_s", fd.acc_bits, &format!("dot product S exactly, in units of 2^-{}", fd.fixed_frac));
+    } else {
+        m.output("m_y", 32, "dot product RNE_32(S), binary32 bit pattern (S = 0 gives +0)");
+    }
+    m.output("idle", 1, "nothing in flight: LUT writes are safe");
     for (name, value) in [("NA", q.na), ("NW", q.nw), ("PAIR_W", pb)] {
         m.localparam(name, 0, value as i64);
     }
@@ -324,6 +345,11 @@ fn generate_float(
         fd.acc_bits - 1,
         fd.acc_bits
     ));
+    if exact {
+        crate::pe_fp::instantiate_core(d, &mut m, &g.core, &[("s_idx", "in_pairs"), ("cfg_wdata", "cfg_fixed"), ("m_y", "m_s")]);
+        d.add(m);
+        return Handle::of(d, module, serde_json::to_value(g).unwrap());
+    }
     m.wire_signed("sum_exact", fd.acc_bits);
     crate::pe_fp::instantiate_core(d, &mut m, &g.core, &[("s_idx", "in_pairs"), ("cfg_wdata", "cfg_fixed"), ("m_y", "sum_exact")]);
     m.comment("The one rounding of the dot product, on the result's way out.");

@@ -109,11 +109,12 @@ impl TileConfig {
                 ));
             }
         }
-        crate::tile_dq::validate(self)?;
+        crate::tile_dq::validate(self, q)?;
         // The lines and Orizuru check the rest; their messages name this section's keys.
         self.pe_line().validate(q).map_err(|e| e.replace("`pe_line.", "`tile."))?;
         self.orizuru().validate(q).map_err(|e| e.replace("`orizuru.", "`tile."))?;
-        Ok(())
+        crate::tile_fp::validate(q, self)
+
     }
 
     /// Most buffer rows: `lines` times the largest power of two whose rows of `k_max` indices of
@@ -215,6 +216,9 @@ pub struct TileDerived {
     /// MACs per cycle of the K = k_max, 64-row GEMV (K · 64 / predicted cycles).
     pub macs_per_cycle_kmax_rows64: f64,
     pub predicted: TilePredicted,
+    /// Float mode's widths (absent in integer mode; `src/tile_fp.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub float: Option<crate::tile_fp::TileFloat>,
     /// The index PE line of this shape (also with dequantize-multiply lines: the golden file's
     /// timed lengths follow its weigh steps, so both tiles get the same stimulus).
     #[serde(skip)]
@@ -249,6 +253,13 @@ impl TileDerived {
         let bound: u128 = (c.k_max as u128) << (q.wc_bits + q.ac_bits - 2) | 0;
         let bound = bound + ((slots as u128) << (q.x_bits + q.wc_bits - 1));
         let y_bits = (128 - bound.leading_zeros()) + 1;
+        // Float mode: residuals are F patterns, the compensation sum and the lines' sums are
+        // exact fixed point, a result is a binary32 pattern, cfg carries F patterns.
+        let float = q.float().map(|f| crate::tile_fp::TileFloat::new(f, q, c));
+        let (residual_bits, comp_bits, y_bits, line_y_bits, cfg_data_bits) = match &float {
+            None => (residual_bits, comp_bits, y_bits, line.y_bits, q.lut_bits()),
+            Some(t) => (t.f_bits, t.comp_acc_bits, 32, t.line_acc_bits, t.f_bits),
+        };
         let offset_bits = q.na + q.nw;
         let dq = (c.line == LineKind::Dequant).then(|| crate::pe_baseline::PeBaselineDerived::new(q, &c.pe_line()));
         let weigh_steps = if dq.is_some() { 1 } else { line.weigh_steps };
@@ -271,10 +282,10 @@ impl TileDerived {
             comp_steps,
             residual_bits,
             comp_bits,
-            line_y_bits: line.y_bits,
+            line_y_bits,
             y_bits,
             cfg_addr_bits: offset_bits + 3,
-            cfg_data_bits: q.lut_bits(),
+            cfg_data_bits,
             cfg_offset_bits: offset_bits,
             comp_fifo_depth: comp_fifo_depth(latency_extra, weigh_steps),
             weigh_steps,
@@ -295,6 +306,7 @@ impl TileDerived {
             bottleneck_one_beat_rows64: String::new(),
             macs_per_cycle_kmax_rows64: 0.0,
             predicted: TilePredicted { gemv_kmax_rows64_cycles: 0, gemv_one_beat_rows64_cycles: 0, two_gemvs_cycles: 0 },
+            float,
             line,
             dq,
             orz,
@@ -762,7 +774,18 @@ fn comp_unit(d: &mut Design, q: &QuantConfig, g: &TileDerived) -> Handle {
 
 pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -> Handle {
     let g = TileDerived::new(q, c);
-    let (p, l, na, nw, xb, ab, wc) = (c.lines, c.lanes, q.na, q.nw, q.x_bits, q.ac_bits, q.wc_bits);
+    // Float mode (src/tile_fp.rs): raw values, centroids and thresholds are F patterns
+    // (unsigned), the residuals are F patterns formed by kllm_fp_sub, the lines give exact sums.
+    let fl = q.float().zip(g.float.clone());
+    let float = fl.is_some();
+    let (p, l, na, nw) = (c.lines, c.lanes, q.na, q.nw);
+    let (xb, ab, wc) = match &fl {
+        None => (q.x_bits, q.ac_bits, q.wc_bits),
+        Some((_, t)) => (t.f_bits, t.f_bits, t.f_bits),
+    };
+    // Module names of the shared sub-blocks: the float ones carry the format.
+    let ntag = fl.as_ref().map_or(String::new(), |(_, t)| format!("_e{}m{}", t.e, t.m));
+    let rzero = if float { lit(g.residual_bits, 0) } else { format!("{}'sd0", g.residual_bits) };
     let (b, bb, pb, k, sp, rw, cb, yb, lyb) =
         (g.beats_max, g.beat_bits, g.pos_bits, c.k, g.slots_padded, g.residual_bits, g.comp_bits, g.y_bits, g.line_y_bits);
     let (aw, dw, ob) = (g.cfg_addr_bits, g.cfg_data_bits, g.cfg_offset_bits);
@@ -773,22 +796,29 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
     let cnt_b = ubits(k as u64 - 1);
 
     // Sub-blocks, from their generators.
-    let enc_x = encoder::generate(d, q, &EncoderConfig { lanes: l }, &format!("kllm_act_encoder_l{l}_a{na}_x{xb}_c{ab}"));
-    let enc_o = encoder::generate(d, q, &EncoderConfig { lanes: 2 }, &format!("kllm_act_encoder_l2_a{na}_x{xb}_c{ab}"));
+    let enc_x = encoder::generate(d, q, &EncoderConfig { lanes: l }, &format!("kllm_act_encoder_l{l}_a{na}_x{xb}_c{ab}{ntag}"));
+    let enc_o = encoder::generate(d, q, &EncoderConfig { lanes: 2 }, &format!("kllm_act_encoder_l2_a{na}_x{xb}_c{ab}{ntag}"));
     let oc = c.orizuru();
     let orz = orizuru::generate_with_keep(
         d,
         q,
         &oc,
-        &format!("kllm_orizuru_keep_n{}_k{}_l{}_r{}_x{xb}", oc.n, oc.k, oc.lanes, oc.radix),
+        &format!("kllm_orizuru_keep_n{}_k{}_l{}_r{}_x{xb}{ntag}", oc.n, oc.k, oc.lanes, oc.radix),
         true,
     );
     let pc = c.pe_line();
     let line = match c.line {
-        LineKind::Index => pe_line::generate(d, q, &pc, &pe_line::module_name(q, &pc)),
+        // Dequantize-multiply lines are integer-mode only (`tile_dq::validate`).
         LineKind::Dequant => crate::tile_dq::line_module(d, q, &pc),
+        LineKind::Index if float => {
+            pe_line::generate_float_exact(d, q, &pc, &format!("{}_exact", pe_line::module_name(q, &pc)))
+        }
+        LineKind::Index => pe_line::generate(d, q, &pc, &pe_line::module_name(q, &pc)),
     };
-    let comp = comp_unit(d, q, &g);
+    let comp = match &fl {
+        None => comp_unit(d, q, &g),
+        Some((f, t)) => crate::tile_fp::comp_unit(d, q, &g, t, *f),
+    };
     let fifo = crate::common::fifo_module(d, p * cb + p, g.comp_fifo_depth);
 
     let mut m = Module::new(module);
@@ -801,17 +831,33 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
     m.doc("(padded to k_max) -> outlier slots (position, r = x - ca[ia(x)]). Row phase: groups of lines");
     m.doc("rows in lockstep, one weight beat per cycle; each line's compensation unit adds");
     m.doc("sum r * cw[iw] over the slots to its PE line's result. Tables through cfg_* while idle:");
-    m.doc(format!(
-        "cfg_addr = region << {ob} | offset; region 0 LUT (every line), 1 midpoints, 2 ca, 3 cw, 4 runtime k."
-    ));
+    if let Some((_, t)) = &fl {
+        m.doc(format!(
+            "Float mode ({}): x, ca, cw, thresholds and LUT entries are F patterns; r = RNE_F(x - ca[ia(x)]);",
+            t.numerics
+        ));
+        m.doc("y = RNE_32(line's exact sum + exact sum of RNE_F(r * cw[iw])), one rounding per row (binary32 pattern).");
+        m.doc(format!(
+            "cfg_addr = region << {ob} | offset; region 0 LUT (every line), 1 encoder thresholds, 2 ca, 3 cw, 4 runtime k."
+        ));
+    } else {
+        m.doc(format!(
+            "cfg_addr = region << {ob} | offset; region 0 LUT (every line), 1 midpoints, 2 ca, 3 cw, 4 runtime k."
+        ));
+    }
     crate::tile_dq::doc(&mut m, c);
     m.clock_reset();
-    m.input("cfg_we", 1, "table write enable (only while idle)")
-        .input("cfg_addr", aw, "region << OFF_W | offset: 0 LUT, 1 midpoint, 2 ca, 3 cw, 4 runtime k")
-        .input_signed("cfg_wdata", dw, "value, signed; narrower tables take the low bits")
-        .input("s_x_valid", 1, "activation beat valid")
+    m.input("cfg_we", 1, "table write enable (only while idle)");
+    if float {
+        m.input("cfg_addr", aw, "region << OFF_W | offset: 0 LUT, 1 threshold, 2 ca, 3 cw, 4 runtime k")
+            .input("cfg_wdata", dw, "an F pattern (the runtime k: its low bits)");
+    } else {
+        m.input("cfg_addr", aw, "region << OFF_W | offset: 0 LUT, 1 midpoint, 2 ca, 3 cw, 4 runtime k")
+            .input_signed("cfg_wdata", dw, "value, signed; narrower tables take the low bits");
+    }
+    m.input("s_x_valid", 1, "activation beat valid")
         .output("s_x_ready", 1, "activation beat accepted when valid && ready")
-        .input("s_x_data", l * xb, "raw activation of lane i at [i*X_W +: X_W], signed")
+        .input("s_x_data", l * xb, if float { "raw activation of lane i at [i*X_W +: X_W], an F pattern" } else { "raw activation of lane i at [i*X_W +: X_W], signed" })
         .input("s_x_keep", l, "last beat: lane i holds an element (a prefix); ignored on other beats")
         .input("s_x_last", 1, "last beat of the vector (K = beats*lanes - dropped lanes)")
         .input("s_w_valid", 1, "weight beat valid")
@@ -828,7 +874,15 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
     m
         .output("m_valid", 1, "a group's results valid")
         .input("m_ready", 1, "results taken when valid && ready")
-        .output("m_y", p * yb, "line j's result at [j*Y_W +: Y_W], signed; 0 where m_rows[j] is 0")
+        .output(
+            "m_y",
+            p * yb,
+            if float {
+                "line j's result at [j*Y_W +: Y_W], a binary32 pattern; 0 where m_rows[j] is 0"
+            } else {
+                "line j's result at [j*Y_W +: Y_W], signed; 0 where m_rows[j] is 0"
+            },
+        )
         .output("m_rows", p, "line j's result is a row of the GEMV")
         .output("idle", 1, "nothing in flight: cfg writes are safe");
     for (name, v) in [
@@ -848,8 +902,12 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
         crate::tile_dq::cfg_wires(&mut m, q, &pc, ob);
     }
     m.wire_eq("cfg_mid_we", 1, format!("cfg_we & (cfg_region == {})", lit(3, REGION_MIDPOINT)));
-    m.wire_signed_eq("cfg_ac", ab, format!("cfg_wdata[{}:0]", ab - 1));
-    m.push(Item::Reg { name: "ca_q".into(), width: ab, signed: true, depth: Some(1 << na) });
+    if float {
+        m.wire_eq("cfg_ac", ab, format!("cfg_wdata[{}:0]", ab - 1));
+    } else {
+        m.wire_signed_eq("cfg_ac", ab, format!("cfg_wdata[{}:0]", ab - 1));
+    }
+    m.push(Item::Reg { name: "ca_q".into(), width: ab, signed: !float, depth: Some(1 << na) });
     m.reg("cw_q", (1 << nw) * wc);
     m.reg("krt_q", kb);
     m.clocked(
@@ -998,8 +1056,8 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
         if signed { m.wire_signed_eq(name, w, e) } else { m.wire_eq(name, w, e) };
         off += w;
     };
-    field(&mut m, "new_min_val", xb, true);
-    field(&mut m, "new_max_val", xb, true);
+    field(&mut m, "new_min_val", xb, !float);
+    field(&mut m, "new_max_val", xb, !float);
     field(&mut m, "new_min_pos", pb, false);
     field(&mut m, "new_max_pos", pb, false);
     field(&mut m, "new_min_real", 1, false);
@@ -1009,14 +1067,38 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
     m.wire_eq("in_k", 1, format!("{} < {}", zext("new_rank", cnt_b, wk), zext("krt_q", kb, wk)));
     m.wire_eq("new_max_v", 1, "enc2_m_valid & in_k & new_max_real");
     m.wire_eq("new_min_v0", 1, "enc2_m_valid & in_k & new_min_real");
+    let fp_sub = fl.as_ref().map(|(f, _)| {
+        let m = crate::fp_rtl::fp_sub(*f);
+        let name = m.name.clone();
+        if d.get(&name).is_none() {
+            d.add(m);
+        }
+        name
+    });
+    if float {
+        m.comment("Float mode: r = RNE_F(x - ca[ia(x)]), an F pattern, from an exact difference rounded once.");
+    }
     for (t, lo) in [("max", 0), ("min", na)] {
         m.wire_eq(&format!("ia_{t}"), na, format!("enc2_m_idx[{}:{lo}]", lo + na - 1));
-        m.wire_signed_eq(&format!("ca_{t}"), ab, format!("ca_q[ia_{t}]"));
-        m.wire_signed_eq(
-            &format!("r_{t}"),
-            rw,
-            format!("{} - {}", sext(&format!("new_{t}_val"), xb, rw), sext(&format!("ca_{t}"), ab, rw)),
-        );
+        match &fp_sub {
+            None => {
+                m.wire_signed_eq(&format!("ca_{t}"), ab, format!("ca_q[ia_{t}]"));
+                m.wire_signed_eq(
+                    &format!("r_{t}"),
+                    rw,
+                    format!("{} - {}", sext(&format!("new_{t}_val"), xb, rw), sext(&format!("ca_{t}"), ab, rw)),
+                );
+            }
+            Some(sub) => {
+                m.wire_eq(&format!("ca_{t}"), ab, format!("ca_q[ia_{t}]"));
+                m.wire(&format!("r_{t}"), rw);
+                m.instance(
+                    sub,
+                    &format!("u_residual_{t}"),
+                    &[("a", format!("new_{t}_val")), ("b", format!("ca_{t}")), ("d", format!("r_{t}"))],
+                );
+            }
+        }
     }
     m.comment(format!(
         "Outlier slots: max rank i in slot i, min rank i in slot {k}+i. A position in both lists is kept\n\
@@ -1026,8 +1108,8 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
     ));
     m.push(Item::Reg { name: "max_pos_q".into(), width: pb, signed: false, depth: Some(k) });
     m.push(Item::Reg { name: "min_pos_q".into(), width: pb, signed: false, depth: Some(k) });
-    m.push(Item::Reg { name: "max_r_q".into(), width: rw, signed: true, depth: Some(k) });
-    m.push(Item::Reg { name: "min_r_q".into(), width: rw, signed: true, depth: Some(k) });
+    m.push(Item::Reg { name: "max_r_q".into(), width: rw, signed: !float, depth: Some(k) });
+    m.push(Item::Reg { name: "min_r_q".into(), width: rw, signed: !float, depth: Some(k) });
     m.reg("max_v_q", k).reg("min_v_q", k);
     m.push(Item::Integer("j".into()));
     m.wire("max_hits", k);
@@ -1051,7 +1133,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
                     body: vec![
                         if_(
                             "new_max_v & min_v_q[j] & (min_pos_q[j] == new_max_pos)",
-                            vec![nb("min_v_q[j]", "1'b0"), nb("min_r_q[j]", format!("{rw}'sd0"))],
+                            vec![nb("min_v_q[j]", "1'b0"), nb("min_r_q[j]", rzero.clone())],
                         ),
                         if_(
                             format!("enc2_m_valid & ({} == j)", zext("new_rank", cnt_b, 32)),
@@ -1060,8 +1142,8 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
                                 nb("min_pos_q[j]", "new_min_pos"),
                                 nb("max_v_q[j]", "new_max_v"),
                                 nb("min_v_q[j]", "new_min_v"),
-                                nb("max_r_q[j]", format!("new_max_v ? r_max : {rw}'sd0")),
-                                nb("min_r_q[j]", format!("new_min_v ? r_min : {rw}'sd0")),
+                                nb("max_r_q[j]", format!("new_max_v ? r_max : {rzero}")),
+                                nb("min_r_q[j]", format!("new_min_v ? r_min : {rzero}")),
                             ],
                         ),
                     ],
@@ -1255,13 +1337,13 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
         ("s_last", "last_beat".into()),
         ("m_valid", "valid".into()),
         ("m_ready", "m_ready & cf_valid".into()),
-        ("m_y", "y_line".into()),
+        (if float { "m_s" } else { "m_y" }, "y_line".into()),
         ("idle", "line_idle_1".into()),
     ]
     .into_iter()
     .map(|(a, b)| (a.to_string(), b))
     .collect();
-    let line_body = vec![
+    let mut line_body = vec![
         Item::Wire { name: "ready".into(), width: 1, signed: false, depth: None, init: None },
         Item::Wire { name: "valid".into(), width: 1, signed: false, depth: None, init: None },
         Item::Wire { name: "line_idle_1".into(), width: 1, signed: false, depth: None, init: None },
@@ -1278,14 +1360,41 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
         Item::Assign { lhs: "line_idle[line]".into(), rhs: "line_idle_1".into() },
         Item::Assign { lhs: "acc_bus[line*A_W +: A_W]".into(), rhs: "acc".into() },
         gws("comp", cb, "cf_data[line*A_W +: A_W]"),
-        gws("y_sum", yb, format!("{} + {}", sext("y_line", lyb, yb), sext("comp", cb, yb))),
-        Item::Assign { lhs: "m_y[line*Y_W +: Y_W]".into(), rhs: format!("cf_rows[line] ? y_sum : {}", lit(yb, 0)) },
     ];
-    m.comment(format!(
-        "The lines and their compensation units. The lines see the same control, so they stay in\n\
-         lockstep; a line's result plus its compensation is its row's y (|y| < 2^{}).",
-        yb - 1
-    ));
+    match &fl {
+        None => line_body.extend([
+            gws("y_sum", yb, format!("{} + {}", sext("y_line", lyb, yb), sext("comp", cb, yb))),
+            Item::Assign { lhs: "m_y[line*Y_W +: Y_W]".into(), rhs: format!("cf_rows[line] ? y_sum : {}", lit(yb, 0)) },
+        ]),
+        Some((_, t)) => {
+            // The one rounding of the row: the line's exact sum plus the exact compensation sum.
+            let sb = t.sum_bits;
+            let round = crate::fp_rtl::fixed_to_f32(sb, t.fixed_frac).expect("validated float widths fit the rounder");
+            let round_name = round.name.clone();
+            if d.get(&round_name).is_none() {
+                d.add(round);
+            }
+            line_body.extend([
+                gws("s_exact", sb, format!("{} + {}", sext("y_line", lyb, sb), sext("comp", cb, sb))),
+                Item::Wire { name: "y_f32".into(), width: 32, signed: false, depth: None, init: None },
+                Item::Instance { module: round_name, name: "u_round_f32".into(), conns: vec![("s".into(), "s_exact".into()), ("y".into(), "y_f32".into())] },
+                Item::Assign { lhs: "m_y[line*Y_W +: Y_W]".into(), rhs: format!("cf_rows[line] ? y_f32 : {}", lit(yb, 0)) },
+            ]);
+        }
+    }
+    match &fl {
+        None => m.comment(format!(
+            "The lines and their compensation units. The lines see the same control, so they stay in\n\
+             lockstep; a line's result plus its compensation is its row's y (|y| < 2^{}).",
+            yb - 1
+        )),
+        Some((_, t)) => m.comment(format!(
+            "The lines and their compensation units. The lines see the same control, so they stay in\n\
+             lockstep; a line's exact sum plus its exact compensation ({} bits: no overflow for K <= {} and\n\
+             2k = {} terms) is rounded once to binary32: its row's y.",
+            t.sum_bits, c.k_max, 2 * k
+        )),
+    };
     m.push(Item::GenFor { label: "g_line".into(), var: "line".into(), count: p, body: line_body });
     m.instance(
         &fifo,
@@ -1392,14 +1501,14 @@ const W_FIELDS: &[&str] = &["idx", "rows", "last"];
 const W_FIELDS_BUF: &[&str] = &["idx", "rows", "last", "op", "addr"];
 const OUT_FIELDS: &[&str] = &["y", "rows"];
 
-fn header(block: &str, d: &TileDerived, w: &mut GoldenWriter) {
+pub(crate) fn header(block: &str, d: &TileDerived, w: &mut GoldenWriter) {
     let wf = if d.weight_buffer_rows > 0 { W_FIELDS_BUF } else { W_FIELDS };
     w.header_streams(block, &[("x", X_FIELDS), ("w", wf)], &[("", OUT_FIELDS)]);
 }
 
 /// One s_w beat: `op`/`addr` only exist with a weight buffer (a streamed beat's addr is junk).
 #[allow(clippy::too_many_arguments)]
-fn w_beat(d: &TileDerived, w: &mut GoldenWriter, rng: &mut Rng, idx: String, rows: String, last: bool, op: u64, addr: Option<u64>) {
+pub(crate) fn w_beat(d: &TileDerived, w: &mut GoldenWriter, rng: &mut Rng, idx: String, rows: String, last: bool, op: u64, addr: Option<u64>) {
     let f = w_fields(d, rng, idx, rows, last, op, addr);
     w.input_on("w", &f);
 }
@@ -1420,7 +1529,7 @@ fn w_fields(d: &TileDerived, rng: &mut Rng, idx: String, rows: String, last: boo
 
 /// The buffer entry of one beat: line j's lane i holds row `gi·lines + j`'s index at position
 /// `beat·lanes + i`; lanes past K and lines without a row hold junk.
-fn entry_indices(q: &QuantConfig, c: &TileConfig, rows: &[Vec<u32>], gi: usize, beat: usize, rng: &mut Rng) -> Vec<u64> {
+pub(crate) fn entry_indices(q: &QuantConfig, c: &TileConfig, rows: &[Vec<u32>], gi: usize, beat: usize, rng: &mut Rng) -> Vec<u64> {
     let (l, p) = (c.lanes as usize, c.lines as usize);
     let kk = rows[0].len();
     let mut idx = vec![0u64; p * l];
@@ -1484,7 +1593,7 @@ struct Loaded {
     pending: bool,
 }
 
-fn cfg_addr(d: &TileDerived, region: u64, off: u64) -> u64 {
+pub(crate) fn cfg_addr(d: &TileDerived, region: u64, off: u64) -> u64 {
     region << d.cfg_offset_bits | off
 }
 
@@ -1699,6 +1808,9 @@ pub fn golden_block(block: &str, cfg: &Config, vectors: u32, seed: u64, w: &mut 
     let q = &cfg.quant;
     let c = section(cfg);
     let d = TileDerived::new(q, c);
+    if q.float().is_some() {
+        return crate::tile_fp::golden(q, c, &d, vectors, seed, w);
+    }
     let mut rng = Rng::new(seed);
     header(block, &d, w);
     let mut loaded = Loaded::default();
@@ -1941,6 +2053,9 @@ impl BlockKind for TileBlock {
     }
     fn golden(&self, cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
         golden(cfg, vectors, seed, w)
+    }
+    fn float_mode(&self) -> bool {
+        true
     }
     fn workload(&self) -> Option<Workload> {
         Some(Workload {

@@ -50,7 +50,13 @@ pub fn is_false(b: &bool) -> bool {
 }
 
 /// The keys of `[tile]` this file adds; one line naming the key and the allowed values.
-pub fn validate(c: &TileConfig) -> Result<(), String> {
+pub fn validate(c: &TileConfig, q: &QuantConfig) -> Result<(), String> {
+    if (c.baseline || c.line == LineKind::Dequant) && q.float().is_some() {
+        let key = if c.baseline { "`tile.baseline` = true" } else { "`tile.line` = \"dequant\"" };
+        return Err(format!(
+            "{key}: the tile's dequantize-multiply lines are built for integer mode only (allowed with quant.numerics = \"int\"; in float mode use line = \"index\" and baseline = false)"
+        ));
+    }
     if c.baseline && c.line == LineKind::Dequant {
         return Err(
             "`tile.baseline` = true needs `tile.line` = \"index\" (allowed: baseline = true with index lines, \

@@ -211,4 +211,23 @@ for block in nl_map nl_map2 nl_reduce; do
   sed "${n}s/.*/cfg $addr $(flip_hex "$w")/" "$good" >"$build/negative/bad_entry_$block.txt"
   run "fp16-$block-flipped-table-bit" "$build/negative/bad_entry_$block.txt" " mismatches=[1-9]"
 done
+# 16. Float-mode tile (tile_fp16_small): the last fraction bit of one fp16 table entry (LUT[5],
+#     the smallest change an entry can take) in the first random segment's tables (typical fp16
+#     codebooks: the sixth table load, after the five edge GEMVs') must make the bench fail.
+#     The bench's build is shared with the config's regression (build/tile_fp16_small).
+config=generators/tile_fp16_small.toml design=verilog_out/tile_fp16_small build=build/tile_fp16_small block=tile
+mkdir -p "$build/negative"
+"$KLLM" blocks --config "$config" >"$build/blocks.txt"
+"$KLLM" golden --config "$config" --out "$build/negative" --block tile --vectors 50 --seed 7 >/dev/null
+good=$build/negative/golden_tile.txt
+if testbenches/run_block.sh "$design" tile "$good" "$build" +seed=7 +timed=0 >"$build/negative/good.log" 2>&1; then
+  echo "PASS negative control fp16 tile: uncorrupted golden passes"
+else
+  echo "FAIL negative control fp16 tile: uncorrupted golden fails"; tail -5 "$build/negative/good.log"; exit 1
+fi
+n=$(grep -n '^cfg 5 ' "$good" | sed -n 6p | cut -d: -f1)
+[ -n "$n" ] || { echo "FAIL negative control fp16 tile: no sixth write of LUT[5] (cfg 5)"; exit 1; }
+w=$(sed -n "${n}p" "$good" | cut -d' ' -f3)
+sed "${n}s/.*/cfg 5 $(flip_hex "$w")/" "$good" >"$build/negative/bad_lut_entry.txt"
+run fp16-tile-flipped-table-bit "$build/negative/bad_lut_entry.txt" " mismatches=[1-9]" +timed=0
 exit $status

@@ -11,7 +11,7 @@
 //!   the indices by the exact midpoint rule ([`FloatFormat::encode`]); the outlier set from
 //!   Orizuru's float reference (k largest ∪ k smallest by real value, ties by position);
 //! - per output row: `Y = RNE_32(Σ_j LUT[p_j] + Σ_{o∈O} RNE_F(RNE_F(x_o − ca_F[ia_o]) · cw_F[iw_o]))`,
-//!   the sum exact (as `i64` in units of F's smallest subnormal: the widths are checked), then
+//!   the sum exact (as `i128` in units of F's smallest subnormal: the widths are checked), then
 //!   `y = Y · scale_r · 2^(wc_bits−1) · unit_t · 2^(ac_bits−1)` rounded to f32.
 //!
 //! Data that would produce infinity (an activation or a compensation term beyond F's range) is
@@ -19,25 +19,17 @@
 
 use std::sync::Mutex;
 
-use num_bigint::BigInt;
-
+use super::gemv::{outlier_set_fp, FpCodebooks};
 use super::layer::{self, error, quantize_weights, Codebook, EvalRow, Layer, Proj, QBits, QuantLayer, Scheme};
 use super::quant::QLinear;
 use crate::fp::FloatFormat;
-use crate::orizuru::reference_topk_fp;
-use crate::pe_fp;
-use crate::reference::pair_index;
 
 /// One projection in float mode.
 pub struct FpLinear<'a> {
     q: &'a QLinear,
-    f: FloatFormat,
-    nw: u32,
-    ca: Vec<u64>,
-    cw: Vec<u64>,
-    /// `LUT[j]` as its exact fixed-point value.
-    lut: Vec<i64>,
-    mids: Vec<BigInt>,
+    /// The F codebooks, the table and the midpoints: `gemv::FpCodebooks` computes every row, the
+    /// one implementation the tile's float reference uses too.
+    cb: FpCodebooks,
     /// 2^(ac_bits−1) and 2^(wc_bits−1): the codebooks' normalisation.
     an: f64,
     wn: f64,
@@ -48,10 +40,8 @@ impl<'a> FpLinear<'a> {
         let (an, wn) = (2f64.powi(bits.ac_bits as i32 - 1), 2f64.powi(bits.wc_bits as i32 - 1));
         let ca: Vec<u64> = q.a.ca.iter().map(|&c| f.from_f64(c as f64 / an)).collect::<anyhow::Result<_>>()?;
         let cw: Vec<u64> = q.w.cw.iter().map(|&c| f.from_f64(c as f64 / wn)).collect::<anyhow::Result<_>>()?;
-        let lut = pe_fp::lut(f, &ca, &cw, bits.nw)?;
-        let lut = lut.iter().map(|&t| i64::try_from(f.to_fixed(t).unwrap()).expect("checked width")).collect();
-        let mids = f.midpoints(&ca)?;
-        Ok(FpLinear { q, f, nw: bits.nw, ca, cw, lut, mids, an, wn })
+        let cb = FpCodebooks::new(f, &ca, &cw, bits.nw)?;
+        Ok(FpLinear { q, cb, an, wn })
     }
 
     /// `y = W x` for one token, every row through SPEC's float-mode dot product.
@@ -63,7 +53,7 @@ impl<'a> FpLinear<'a> {
     /// The token in F (`x_F`), its indices and its outlier set, and the real value of one F
     /// unit of `x_F` (`unit_t · 2^(ac_bits−1)`).
     pub fn token(&self, x: &[f32]) -> anyhow::Result<(Vec<u64>, Vec<usize>, Vec<usize>, f64)> {
-        let f = self.f;
+        let f = self.cb.f;
         let t = self.q.a.token(x); // the per-token scale (unit_t) of integer mode
         let norm = t.unit * self.an;
         let xf: Vec<u64> = x
@@ -71,39 +61,17 @@ impl<'a> FpLinear<'a> {
             .enumerate()
             .map(|(j, &v)| f.from_f64(v as f64 / norm).map_err(|e| anyhow::anyhow!("activation {j} ({v}): {e}")))
             .collect::<anyhow::Result<_>>()?;
-        let ia: Vec<usize> = xf.iter().map(|&v| f.encode(v, &self.mids).unwrap()).collect();
-        let k = self.q.a.k;
-        let mut o: Vec<usize> = if k == 0 {
-            vec![]
-        } else {
-            let (hi, lo) = reference_topk_fp(f, &xf, k.min(xf.len()));
-            hi.iter().chain(&lo).map(|&(_, p)| p as usize).collect()
-        };
-        o.sort();
-        o.dedup();
+        let ia = self.cb.ia(&xf)?;
+        let o = outlier_set_fp(f, &xf, self.q.a.k);
         Ok((xf, ia, o, norm))
     }
 
     /// Every row's `Y` (a binary32 pattern) for one token, and the token's unit.
     pub fn dots(&self, x: &[f32]) -> anyhow::Result<(Vec<u32>, f64)> {
-        let f = self.f;
         let (xf, ia, o, norm) = self.token(x)?;
-        let rows = self.q.w.rows;
-        let mut out = Vec::with_capacity(rows);
-        for r in 0..rows {
-            let iw = self.q.w.row_idx(r);
-            let mut s: i64 = 0;
-            for j in 0..xf.len() {
-                s += self.lut[pair_index(ia[j] as u32, iw[j], self.nw)];
-            }
-            for &j in &o {
-                let term = f.comp_term(xf[j], self.ca[ia[j]], self.cw[iw[j] as usize]).map_err(|e| {
-                    anyhow::anyhow!("row {r}, outlier {j}: compensation term RNE(RNE(x - ca) * cw): {e}")
-                })?;
-                s += i64::try_from(f.to_fixed(term).unwrap()).expect("checked width");
-            }
-            out.push(f.rne32(&BigInt::from(s))?);
-        }
+        let out = (0..self.q.w.rows)
+            .map(|r| self.cb.row(&xf, &ia, &o, self.q.w.row_idx(r)).map_err(|e| anyhow::anyhow!("row {r}: {e}")))
+            .collect::<anyhow::Result<_>>()?;
         Ok((out, norm))
     }
 }
@@ -121,12 +89,12 @@ pub fn evaluate_fp(
 ) -> Result<Vec<EvalRow>, String> {
     let (_, calib_inputs) = layer.forward_f32(calib);
     let (reference, _) = layer.forward_f32(eval);
-    // The exact sums are i64: F's fixed point plus the bits of the longest sum must fit.
+    // The exact sums are i128 (gemv::FpCodebooks): F's fixed point plus the bits of the longest sum must fit.
     let longest = layer.w.iter().map(|m| m.cols).max().unwrap_or(0) as u64;
     let need = f.acc_width(2 * longest, 0);
-    if need > 63 {
+    if need > 127 {
         return Err(format!(
-            "float eval in {}: exact sums of up to {} terms need {need} bits; the reference's accumulator has 63 (fp16 and fp8 fit)",
+            "float eval in {}: exact sums of up to {} terms need {need} bits; the reference's accumulator has 127 (fp16 and fp8 fit)",
             f.name(),
             2 * longest
         ));
@@ -161,9 +129,11 @@ pub fn evaluate_fp(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pe_fp;
+    use crate::reference::pair_index;
     use crate::reference::layer::{evaluate, synthetic_tokens, SYNTH_D, SYNTH_OUTLIER_CHANNELS, SYNTH_TOKENS};
 
-    /// The fast path (i64 sums of precomputed fixed-point entries) gives, for every row of the
+    /// The fast path (i128 sums of precomputed fixed-point entries) gives, for every row of the
     /// Q projection and two tokens, exactly `FloatFormat::dot` over the F table and the F
     /// compensation terms (arbitrary precision), with and without outliers.
     #[test]
@@ -181,7 +151,8 @@ mod tests {
             let s = Scheme { codebook: Codebook::KMeans, outlier_fraction: frac, q };
             let ql = QuantLayer::with_weights(&layer, w.clone(), &calib_inputs, &s, 1).unwrap();
             let lin = FpLinear::new(&ql.lin[Proj::Q as usize], f, q).unwrap();
-            let table = pe_fp::lut(f, &lin.ca, &lin.cw, q.nw).unwrap();
+            let (ca, cw) = (&lin.cb.ca, &lin.cb.cw);
+            let table = pe_fp::lut(f, ca, cw, q.nw).unwrap();
             for x in &eval_inputs[Proj::Q as usize] {
                 let (xf, ia, o, _) = lin.token(x).unwrap();
                 with_outliers += o.len();
@@ -189,7 +160,7 @@ mod tests {
                 for (r, &y) in ys.iter().enumerate() {
                     let iw = lin.q.w.row_idx(r);
                     let p: Vec<usize> = (0..xf.len()).map(|j| pair_index(ia[j] as u32, iw[j], q.nw)).collect();
-                    let t: Vec<u64> = o.iter().map(|&j| f.comp_term(xf[j], lin.ca[ia[j]], lin.cw[iw[j] as usize]).unwrap()).collect();
+                    let t: Vec<u64> = o.iter().map(|&j| f.comp_term(xf[j], ca[ia[j]], cw[iw[j] as usize]).unwrap()).collect();
                     assert_eq!(y, f.dot(&table, &p, &t).unwrap(), "row {r} frac {frac}");
                 }
             }

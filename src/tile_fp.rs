@@ -1,0 +1,526 @@
+//! Float mode of the tile (SPEC.md, "Float mode" and "Tile (GEMV) contract"): the widths the
+//! tile derives from (E, M), its float compensation unit, and its golden vectors.
+//!
+//! `y[n] = RNE_32(Σ_j LUT[p_j] + Σ_{j∈O} t_j)`, `t_j = RNE_F(RNE_F(x_j − ca[ia_j]) · cw[iw_nj])`,
+//! the sum exact. In the RTL (`tile::generate` with a float config):
+//! - the vector phase is the integer tile's with the float encoder (thresholds `t_i` through cfg),
+//!   float Orizuru, and residual slots that hold the F pattern `RNE_F(x − ca[ia])`
+//!   (`kllm_fp_sub`, one per popped value, in the cycle that writes the slot);
+//! - each compensation MAC ([`comp_unit`]) is `kllm_fp_mul` (`RNE_F(r · cw)`) followed by
+//!   `kllm_fp_to_fixed`, summed exactly (`comp_acc_bits`);
+//! - each PE line is the float line without its rounder (`pe_line::generate_float_exact`), so
+//!   the join adds two exact sums (`sum_bits`) and rounds once per line (`kllm_fixed_to_f32`).
+//! Every added unit is combinational inside an existing stage: the cycle model is the integer
+//! tile's, unchanged.
+
+use serde::Serialize;
+
+use crate::config::QuantConfig;
+use crate::fp::FloatFormat;
+use crate::golden::{hex_lanes, GoldenWriter};
+use crate::pe_fp::{self, Style};
+use crate::reference::gemv::GemvFp;
+use crate::rng::Rng;
+use crate::tile::{self, TileConfig, TileDerived};
+use crate::verilog::{clog2, if_, nb, sext, Design, Handle, Item, Module};
+
+/// Float mode's widths of a tile (manifest and `explain`: `float.*`).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TileFloat {
+    /// `quant.numerics`.
+    pub numerics: String,
+    pub e: u32,
+    pub m: u32,
+    /// An F pattern: raw activations, centroids, thresholds, table entries, residuals.
+    pub f_bits: u32,
+    /// Signed width of an F value's exact fixed point (2^E + M − 1); bit 0 weighs 2^−fixed_frac.
+    pub fixed_bits: u32,
+    pub fixed_frac: u32,
+    /// A PE line's exact sum of up to k_max table entries: `acc_width(k_max, 0)`.
+    pub line_acc_bits: u32,
+    /// A compensation unit's exact sum of up to 2k terms: `acc_width(0, 2k)`.
+    pub comp_acc_bits: u32,
+    /// The join's exact sum of both, rounded once to binary32: `acc_width(k_max, 2k)`.
+    pub sum_bits: u32,
+}
+
+impl TileFloat {
+    pub fn new(f: FloatFormat, q: &QuantConfig, c: &TileConfig) -> Self {
+        let slots = 2 * c.k as u64;
+        TileFloat {
+            numerics: q.numerics.clone(),
+            e: f.e(),
+            m: f.m(),
+            f_bits: f.width(),
+            fixed_bits: f.fixed_width(),
+            fixed_frac: (-f.unit_exp()) as u32,
+            line_acc_bits: f.acc_width(c.k_max as u64, 0),
+            comp_acc_bits: f.acc_width(0, slots),
+            sum_bits: f.acc_width(c.k_max as u64, slots),
+        }
+    }
+}
+
+/// Float-mode checks of a `[tile]` section beyond the PE line's (its table and sum widths).
+pub fn validate(q: &QuantConfig, c: &TileConfig) -> Result<(), String> {
+    if q.float().is_none() {
+        return Ok(());
+    }
+    if c.weight_buffer_rows > 0 {
+        return Err(format!(
+            "`tile.weight_buffer_rows` = {} is out of range in float mode (allowed: 0; the weight buffer is not built for float mode yet)",
+            c.weight_buffer_rows
+        ));
+    }
+    Ok(())
+}
+
+/// `kllm_tile_comp_fp_*`: the float compensation unit of one line. The capture of the weight
+/// indices at the slots' positions is the integer unit's; each of the `comp_macs` MACs is an F
+/// multiplier `RNE_F(r · cw[iw])` and an F-to-fixed converter, and the terms are summed exactly.
+pub fn comp_unit(d: &mut Design, q: &QuantConfig, g: &TileDerived, tf: &TileFloat, f: FloatFormat) -> Handle {
+    let (sp, pb, bb, lb, fb, cb, cm, nw, l) =
+        (g.slots_padded, g.pos_bits, g.beat_bits, g.lane_bits, tf.f_bits, tf.comp_acc_bits, g.comp_macs, q.nw, g.lanes);
+    let fx = tf.fixed_bits;
+    let t = g.comp_steps;
+    let tb = clog2(t as u64);
+    let name = format!("kllm_tile_comp_fp_s{sp}_m{cm}_l{l}_p{pb}_w{nw}_e{}m{}_a{cb}", tf.e, tf.m);
+    if d.get(&name).is_none() {
+        let tree = crate::pe_line::add_tree_module(d, cm, cb);
+        let mul = pe_fp::mul_unit(d, f);
+        let to_fixed = pe_fp::to_fixed_unit(d, f);
+        let mut m = Module::new(&name);
+        m.doc(format!(
+            "Outlier compensation of one PE line, float mode ({}): {sp} slots (position, residual r = RNE_F(x - ca[ia(x)])), \
+             {cm} multipliers, {t} step(s) per row.",
+            tf.numerics
+        ));
+        m.doc("sum over slots of RNE_F(r * cw[iw at the slot's position]), exact; empty slots hold r = +0.");
+        m.input("clk", 1, "clock");
+        m.input("i_fire", 1, "a weight beat of the row transfers")
+            .input("i_beat", bb, "its beat within the row")
+            .input("i_widx", l * nw, "this line's weight index of lane i at [i*NW +: NW]")
+            .input("i_handoff", 1, "the row's last beat: captured indices become MAC operands")
+            .input("i_step_en", 1, "a MAC step this cycle");
+        if t > 1 {
+            m.input("i_step", tb, "which slots: step*CM ..");
+        }
+        m.input("i_first", 1, "first step of a row: the sum restarts")
+            .input("i_slot_pos", sp * pb, "slot s's position at [s*P_W +: P_W]")
+            .input("i_slot_r", sp * fb, "slot s's residual at [s*F_W +: F_W], an F pattern")
+            .input("i_cw", (1 << nw) * fb, "weight centroid j at [j*F_W +: F_W], an F pattern")
+            .output_signed("o_acc", cb, &format!("the row's compensation, exact in units of 2^-{}, once its last step is done", tf.fixed_frac));
+        for (p, v) in [("P_W", pb), ("F_W", fb), ("NW", nw), ("A_W", cb), ("LB", lb)] {
+            m.localparam(p, 0, v as i64);
+        }
+        m.comment("Per slot: capture register (filled as the row's beats pass) and MAC operand register.");
+        m.wire("iw_bus", sp * nw);
+        let gw = |name: &str, width: u32, expr: String| Item::Wire { name: name.into(), width, signed: false, depth: None, init: Some(expr) };
+        let slot_body = vec![
+            gw("beat", bb, format!("i_slot_pos[s*P_W+LB +: {bb}]")),
+            gw("lane", lb, "i_slot_pos[s*P_W +: LB]".into()),
+            gw("hit", 1, "i_beat == beat".into()),
+            gw("iw_new", nw, "i_widx[lane*NW +: NW]".into()),
+            Item::Reg { name: "cap_q".into(), width: nw, signed: false, depth: None },
+            Item::Reg { name: "op_q".into(), width: nw, signed: false, depth: None },
+            Item::Clocked {
+                label: "capture".into(),
+                body: vec![
+                    if_("i_fire & hit", vec![nb("cap_q", "iw_new")]),
+                    if_("i_handoff", vec![nb("op_q", "hit ? iw_new : cap_q")]),
+                ],
+            },
+            Item::Assign { lhs: "iw_bus[s*NW +: NW]".into(), rhs: "op_q".into() },
+        ];
+        m.push(Item::GenFor { label: "g_slot".into(), var: "s".into(), count: sp, body: slot_body });
+        m.comment(format!(
+            "{cm} float MACs: slot step*CM+u's residual times cw of its captured index, rounded once to F\n\
+             (the FP16 MAC's second rounding), then its exact {fx}-bit value: the terms add without error."
+        ));
+        m.wire("terms", cm * cb);
+        let sel = if t > 1 { "(i_step*CM + u)".to_string() } else { "u".to_string() };
+        if t > 1 {
+            m.localparam("CM", 0, cm as i64);
+        }
+        let mac_body = vec![
+            gw("r", fb, format!("i_slot_r[{sel}*F_W +: F_W]")),
+            gw("iw", nw, format!("iw_bus[{sel}*NW +: NW]")),
+            gw("cw", fb, "i_cw[iw*F_W +: F_W]".into()),
+            Item::Wire { name: "prod".into(), width: fb, signed: false, depth: None, init: None },
+            Item::Wire { name: "term".into(), width: fx, signed: true, depth: None, init: None },
+            Item::Instance { module: mul.clone(), name: "u_mul".into(), conns: vec![("a".into(), "r".into()), ("b".into(), "cw".into()), ("p".into(), "prod".into())] },
+            Item::Instance { module: to_fixed.clone(), name: "u_to_fixed".into(), conns: vec![("f".into(), "prod".into()), ("q".into(), "term".into())] },
+            Item::Assign { lhs: "terms[u*A_W +: A_W]".into(), rhs: sext("term", fx, cb) },
+        ];
+        m.push(Item::GenFor { label: "g_mac".into(), var: "u".into(), count: cm, body: mac_body });
+        m.wire("step_sum", cb);
+        m.instance(&tree, "u_sum", &[("i_terms", "terms".into()), ("o_sum", "step_sum".into())]);
+        m.reg_signed("acc_q", cb);
+        m.comment(format!(
+            "|sum| <= 2k * (largest finite F value) < 2^{}: the {cb}-bit exact accumulator cannot overflow.",
+            cb - 1
+        ));
+        m.clocked("accumulate", vec![if_("i_step_en", vec![nb("acc_q", format!("(i_first ? {cb}'sd0 : acc_q) + $signed(step_sum)"))])]);
+        m.assign("o_acc", "acc_q");
+        d.add(m);
+    }
+    Handle::of(d, &name, serde_json::Value::Null)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Golden vectors
+
+/// What the tile's tables hold, so a GEMV with the same codebooks and k loads nothing.
+#[derive(Default)]
+pub struct LoadedFp {
+    tables: Option<(Vec<u64>, Vec<u64>)>,
+    k: Option<usize>,
+    /// Inputs were written since the last `sync` (a cfg write must start a segment).
+    pending: bool,
+}
+
+/// Loads `g`'s tables (if they changed) and its k: LUT patterns, encoder thresholds, ca, cw.
+fn write_tables(q: &QuantConfig, d: &TileDerived, g: &GemvFp, w: &mut GoldenWriter, loaded: &mut LoadedFp) {
+    let dw = d.cfg_data_bits;
+    let tables = (g.ca.clone(), g.cw.clone());
+    if loaded.tables.as_ref() != Some(&tables) {
+        let cb = g.codebooks(q.nw).expect("checked GEMV");
+        let thresholds = g.f.encoder_thresholds(&g.ca).expect("ascending codebook");
+        for (region, words) in [
+            (tile::REGION_LUT, &cb.lut),
+            (tile::REGION_MIDPOINT, &thresholds),
+            (tile::REGION_CA, &g.ca),
+            (tile::REGION_CW, &g.cw),
+        ] {
+            for (j, &v) in words.iter().enumerate() {
+                w.cfg(tile::cfg_addr(d, region, j as u64), &hex_lanes(&[v], dw));
+            }
+        }
+        loaded.tables = Some(tables);
+    }
+    w.cfg(tile::cfg_addr(d, tile::REGION_K, 0), &hex_lanes(&[g.k as u64], dw));
+    loaded.k = Some(g.k);
+}
+
+/// Writes one GEMV (tables first when they differ from what is loaded), every row streamed;
+/// lanes past K carry junk (finite F values, extremes too), lines without a row junk indices.
+fn write_gemv(q: &QuantConfig, c: &TileConfig, d: &TileDerived, g: &GemvFp, rng: &mut Rng, w: &mut GoldenWriter, loaded: &mut LoadedFp) {
+    let y = g.expected(q.nw).unwrap_or_else(|e| panic!("a float GEMV the golden writer built is refused: {e}"));
+    let kk = g.k_len();
+    assert!(kk >= 1 && kk <= c.k_max as usize && g.k <= c.k as usize && !g.rows.is_empty());
+    if loaded.tables.as_ref() != Some(&(g.ca.clone(), g.cw.clone())) || loaded.k != Some(g.k) {
+        if loaded.pending {
+            w.sync();
+            loaded.pending = false;
+        }
+        write_tables(q, d, g, w, loaded);
+    }
+    loaded.pending = true;
+    let (l, p) = (c.lanes as usize, c.lines as usize);
+    let fb = d.cfg_data_bits;
+    let nb = kk.div_ceil(l);
+    for bi in 0..nb {
+        let mut vals = vec![0u64; l];
+        let mut keep = vec![0u64; l];
+        for (lane, v) in vals.iter_mut().enumerate() {
+            let pos = bi * l + lane;
+            if pos < kk {
+                *v = g.x[pos];
+                keep[lane] = 1;
+            } else {
+                let s = [Style::Any, Style::Huge, Style::Tiny][rng.below(3) as usize];
+                *v = pe_fp::random_f(rng, g.f, s);
+            }
+        }
+        let last = bi == nb - 1;
+        let keep = if last { keep } else { (0..l).map(|_| rng.below(2)).collect() };
+        w.input_on("x", &[hex_lanes(&vals, fb), hex_lanes(&keep, 1), (last as u8).to_string()]);
+    }
+    let groups = g.rows.len().div_ceil(p);
+    for gi in 0..groups {
+        let rows: Vec<u64> = (0..p).map(|j| (gi * p + j < g.rows.len()) as u64).collect();
+        for bi in 0..nb {
+            let idx = tile::entry_indices(q, c, &g.rows, gi, bi, rng);
+            let last = gi == groups - 1 && bi == nb - 1;
+            tile::w_beat(d, w, rng, hex_lanes(&idx, q.nw), hex_lanes(&rows, 1), last, tile::OP_STREAM, None);
+        }
+    }
+    for gi in 0..groups {
+        let vals: Vec<u64> = (0..p).map(|j| *y.get(gi * p + j).unwrap_or(&0) as u64).collect();
+        let rows: Vec<u64> = (0..p).map(|j| (gi * p + j < g.rows.len()) as u64).collect();
+        w.out(&[hex_lanes(&vals, d.y_bits), hex_lanes(&rows, 1)]);
+    }
+}
+
+fn real(f: FloatFormat, p: u64) -> f64 {
+    f.to_f64(p).expect("finite")
+}
+
+/// An F value from an f64 that must be one exactly (the edge cases are built from such values).
+fn fv(f: FloatFormat, v: f64) -> u64 {
+    let p = f.from_f64(v).expect("finite");
+    assert_eq!(real(f, p), v, "{v} is not a {} value", f.name());
+    p
+}
+
+/// Random codebooks for the tile: `ca` strictly ascending as real values (duplicates, −0 next
+/// to +0 included, are redrawn), the table finite.
+fn random_codebooks(rng: &mut Rng, f: FloatFormat, q: &QuantConfig, sa: Style, sw: Style) -> (Vec<u64>, Vec<u64>) {
+    loop {
+        let (mut ca, cw) = pe_fp::random_codebooks(rng, f, q, sa, sw);
+        ca.sort_by(|a, b| real(f, *a).partial_cmp(&real(f, *b)).unwrap());
+        if ca.windows(2).all(|p| real(f, p[0]) < real(f, p[1])) {
+            return (ca, cw);
+        }
+    }
+}
+
+/// A random raw activation vector of length `kk`: all equal, three values full of ties (both
+/// zeros among them), extremes, centroid-scale values with rare spikes, subnormals and zeros,
+/// values at and next to the encoder's thresholds and the centroids, or any finite values.
+fn random_x(rng: &mut Rng, f: FloatFormat, ca: &[u64], kk: usize) -> Vec<u64> {
+    let neg_zero = 1u64 << (f.e() + f.m());
+    let any = |rng: &mut Rng| pe_fp::random_f(rng, f, Style::Any);
+    let extremes = [f.max_finite(), neg_zero | f.max_finite(), 0, neg_zero, 1, neg_zero | 1];
+    match rng.below(9) {
+        0 => vec![pe_fp::random_f(rng, f, Style::Typical); kk],
+        1 => {
+            let vals = [pe_fp::random_f(rng, f, Style::Typical), 0, neg_zero];
+            (0..kk).map(|_| vals[rng.below(3) as usize]).collect()
+        }
+        2 => (0..kk).map(|_| extremes[rng.below(extremes.len() as u64) as usize]).collect(),
+        3 | 4 => {
+            let (lo, hi) = (real(f, ca[0]), real(f, ca[ca.len() - 1]));
+            let span = (hi - lo).max(1e-3);
+            (0..kk)
+                .map(|_| {
+                    if rng.chance(1, 30) {
+                        if rng.chance(1, 2) { any(rng) } else { extremes[rng.below(2) as usize] }
+                    } else {
+                        let v = lo - span / 4.0 + rng.unit() * span * 1.5;
+                        f.from_f64(v).unwrap_or(0)
+                    }
+                })
+                .collect()
+        }
+        5 => (0..kk).map(|_| pe_fp::random_f(rng, f, Style::Tiny)).collect(),
+        6 | 7 => {
+            // Thresholds, centroids and their F neighbours: both sides of every decision.
+            let t = f.encoder_thresholds(ca).expect("ascending codebook");
+            let pool: Vec<u64> = t.iter().chain(ca).copied().collect();
+            (0..kk)
+                .map(|_| {
+                    let p = pool[rng.below(pool.len() as u64) as usize];
+                    let key = f.order_key(p).unwrap() + rng.range(-1, 2);
+                    f.from_key(key).unwrap_or(p)
+                })
+                .collect()
+        }
+        _ => (0..kk).map(|_| any(rng)).collect(),
+    }
+}
+
+/// A random float GEMV (shapes as the integer tile's `random_gemv`); data whose compensation
+/// would overflow F is redrawn (the reference refuses it), after 20 tries with typical values.
+fn random_gemv(rng: &mut Rng, q: &QuantConfig, c: &TileConfig, f: FloatFormat, ca: &[u64], cw: &[u64]) -> GemvFp {
+    let shape = tile::random_gemv(rng, q, c, &[0, 1], &[0]);
+    let kk = shape.x.len();
+    for tries in 0.. {
+        let x = if tries < 20 {
+            random_x(rng, f, ca, kk)
+        } else {
+            (0..kk).map(|_| pe_fp::random_f(rng, f, Style::Typical)).collect()
+        };
+        let g = GemvFp { f, ca: ca.to_vec(), cw: cw.to_vec(), x, rows: shape.rows.clone(), k: shape.k };
+        if g.expected(q.nw).is_ok() {
+            return g;
+        }
+    }
+    unreachable!()
+}
+
+/// The edge GEMVs (written first, each checked by a unit test to hold what it claims):
+/// ±65504 far from its centroid, residuals that are exact RNE ties (both directions), products
+/// that are ties, ±0 everywhere, subnormal vectors and codebooks, and compensation cancelling
+/// the centroid sum to exactly +0. For W ≥ 2, A ≥ 2 configs (4 centroids at least).
+pub fn edge_gemvs(q: &QuantConfig, c: &TileConfig, f: FloatFormat) -> Vec<(&'static str, GemvFp)> {
+    assert!(q.na >= 2 && q.nw >= 2, "the float tile's edge cases need 4 centroids per codebook");
+    let v = |x: f64| fv(f, x);
+    let (na, nw) = (1usize << q.na, 1usize << q.nw);
+    let neg_zero = 1u64 << (f.e() + f.m());
+    // Codebooks padded to 2^na / 2^nw entries: ca ascending beyond the last given value.
+    let ca_of = |vals: &[f64]| {
+        let mut ca: Vec<u64> = vals.iter().map(|&x| v(x)).collect();
+        let mut top = *vals.last().unwrap();
+        while ca.len() < na {
+            top += 1.0;
+            ca.push(v(top));
+        }
+        ca
+    };
+    let cw_of = |vals: &[f64]| (0..nw).map(|i| v(vals[i % vals.len()])).collect::<Vec<u64>>();
+    let rows_of = |kk: usize, n: usize| (0..n).map(|r| (0..kk).map(|j| ((r + j) % nw) as u32).collect()).collect();
+    let k = c.k as usize;
+    let mut out = vec![];
+    let max = f.max_finite();
+    // ±65504 far from every centroid: residual 65504 - 2 rounds to 65504 and 65504 · 0.5 is
+    // finite; the rest typical.
+    let x: Vec<u64> = [max, neg_zero | max, v(1.0), v(-0.75), v(0.5), max, v(3.0), neg_zero | max].to_vec();
+    out.push(("x = ±65504 far from the centroids", GemvFp { f, ca: ca_of(&[-2.0, -1.0, 1.0, 2.0]), cw: cw_of(&[0.5, -0.5, 0.25, -1.0]), rows: rows_of(x.len(), 5), x, k }));
+    // Residual ties: with ca = ±3, x = ±2052 gives ±2049 (halfway between 2048 and 2050: to the
+    // even 2048), x = ±2054 gives ±2051 (to the even 2052). Product ties: x = 1028 and −1030
+    // give the exact residuals 1025 and −1027, times cw = ±1.5 that is ±1537.5 (to the even
+    // 1538) and ±1540.5 (to 1540).
+    let x: Vec<u64> = [2052.0, -2052.0, 2054.0, -2054.0, 1028.0, -1030.0, 0.5, -0.5].iter().map(|&x| v(x)).collect();
+    out.push(("residual and product RNE ties", GemvFp { f, ca: ca_of(&[-3.0, -1.0, 1.0, 3.0]), cw: cw_of(&[1.5, -1.5, 3.0, -0.75]), rows: rows_of(x.len(), 5), x, k }));
+    // ±0: vectors of zeros of both signs (all ties: outliers by position), a −0 centroid.
+    let x: Vec<u64> = (0..12).map(|j| if j % 3 == 0 { neg_zero } else { 0 }).collect();
+    let mut ca = ca_of(&[-1.0, -0.0, 1.0, 2.0]);
+    ca[1] = neg_zero;
+    out.push(("±0 values and a -0 centroid", GemvFp { f, ca, cw: cw_of(&[1.0, -0.0, 2.0, -3.0]), rows: rows_of(x.len(), 3), x, k }));
+    // Subnormals: tiny x against tiny centroids (residuals exact, products underflow to ±0).
+    let u = 2f64.powi(f.unit_exp());
+    let x: Vec<u64> = [1.0, -1.0, 3.0, -7.0, 5.0, 0.0, 2.0, -2.0].iter().map(|&m| v(m * u)).collect();
+    out.push(("subnormals", GemvFp { f, ca: ca_of(&[-4.0 * u, -u, u, 4.0 * u]), cw: cw_of(&[0.5, 1.0, 1024.0, -3.0]), rows: rows_of(x.len(), 4), x, k }));
+    // Compensation cancels the centroid sum: x = (3, −1.5), ca = (−2, −1, 1, 2): ia = 3 and 0
+    // (−1.5 is the midpoint of −2 and −1, a tie to the lower index), residuals 1 and 0.5;
+    // cw[1] = 1, cw[2] = 2 on the row (1, 2): LUT 2 − 4 = −2, compensation 1 + 1 = 2: S = 0, +0.
+    let x = vec![v(3.0), v(-1.5)];
+    let cw = {
+        let mut cw = cw_of(&[0.5, 1.0, 2.0, -1.0]);
+        cw[1] = v(1.0);
+        cw[2] = v(2.0);
+        cw
+    };
+    out.push((
+        "compensation cancelling the sum to +0",
+        GemvFp { f, ca: ca_of(&[-2.0, -1.0, 1.0, 2.0]), cw, rows: vec![vec![1, 2], vec![2, 1], vec![1, 2]], x, k: 1.min(k) },
+    ));
+    out
+}
+
+/// Random float GEMVs in segments of fresh codebooks (shapes in turn, as the PE line's float
+/// golden), the edge GEMVs first, then the integer tile's timed segments.
+pub fn golden(q: &QuantConfig, c: &TileConfig, d: &TileDerived, vectors: u32, seed: u64, w: &mut GoldenWriter) {
+    let f = q.float().expect("float mode");
+    let mut rng = Rng::new(seed);
+    tile::header("tile", d, w);
+    let mut loaded = LoadedFp::default();
+    for (_, g) in edge_gemvs(q, c, f) {
+        write_gemv(q, c, d, &g, &mut rng, w, &mut loaded);
+    }
+    let styles = [
+        (Style::Typical, Style::Typical),
+        (Style::Any, Style::Typical),
+        (Style::Tiny, Style::Typical),
+        (Style::Huge, Style::Unit),
+        (Style::Unit, Style::Huge),
+        (Style::Tiny, Style::Tiny),
+        (Style::Typical, Style::Any),
+    ];
+    let mut done = 0;
+    let mut seg = 0;
+    while done < vectors {
+        let (sa, sw) = styles[seg % styles.len()];
+        seg += 1;
+        let (ca, cw) = random_codebooks(&mut rng, f, q, sa, sw);
+        let n = 25.min(vectors - done);
+        for _ in 0..n {
+            let g = random_gemv(&mut rng, q, c, f, &ca, &cw);
+            write_gemv(q, c, d, &g, &mut rng, w, &mut loaded);
+        }
+        done += n;
+    }
+    // Timed segments: each starts with a cfg write (the runtime k), so the bench waits for idle.
+    let (ca, cw) = random_codebooks(&mut rng, f, q, Style::Typical, Style::Typical);
+    for t in tile::timed_workloads(c, d) {
+        assert!(!t.buffered, "float tiles have no weight buffer");
+        let gemvs: Vec<GemvFp> = t
+            .gemvs
+            .iter()
+            .map(|&(kk, rows)| {
+                let x = (0..kk).map(|_| pe_fp::random_f(&mut rng, f, Style::Typical)).collect();
+                let rows = (0..rows).map(|_| (0..kk).map(|_| rng.below(1 << q.nw) as u32).collect()).collect();
+                GemvFp { f, ca: ca.clone(), cw: cw.clone(), x, rows, k: c.k as usize }
+            })
+            .collect();
+        if loaded.pending {
+            w.sync();
+        }
+        loaded.pending = false;
+        loaded.k = None;
+        write_tables(q, d, &gemvs[0], w, &mut loaded);
+        w.timing(t.cycles);
+        for g in &gemvs {
+            write_gemv(q, c, d, g, &mut rng, w, &mut loaded);
+        }
+        w.sync();
+        loaded.pending = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn small() -> Config {
+        Config::parse(&std::fs::read_to_string("generators/tile_fp16_small.toml").unwrap()).unwrap()
+    }
+
+    /// The edge GEMVs hold what `edge_gemvs` claims (checked on the values, not by restating
+    /// the construction): a ±65504 outlier, residual ties rounded both ways, ±0 outliers and a
+    /// −0 centroid, subnormal values, and a row whose result is +0 only because of compensation.
+    #[test]
+    fn edge_gemvs_hold_what_they_claim() {
+        let cfg = small();
+        let (q, c) = (&cfg.quant, cfg.tile.as_ref().unwrap());
+        let f = q.float().unwrap();
+        let e = edge_gemvs(q, c, f);
+        let get = |name: &str| &e.iter().find(|(n, _)| *n == name).unwrap().1;
+        let neg_zero = 1u64 << 15;
+        // Every edge GEMV is accepted by the reference.
+        for (n, g) in &e {
+            g.expected(q.nw).unwrap_or_else(|err| panic!("{n}: {err}"));
+        }
+        let g = get("x = ±65504 far from the centroids");
+        let o = g.outliers();
+        assert!(o.iter().any(|&j| g.x[j] == 0x7bff) && o.iter().any(|&j| g.x[j] == 0xfbff), "{o:?}");
+        // Residual ties: the exact residual lies halfway between two F neighbours for at least
+        // one outlier rounded down and one rounded up (in magnitude).
+        let g = get("residual and product RNE ties");
+        let cb = g.codebooks(q.nw).unwrap();
+        let ia = cb.ia(&g.x).unwrap();
+        let (mut down, mut up) = (0, 0);
+        for &j in &g.outliers() {
+            let exact = real(f, g.x[j]) - real(f, g.ca[ia[j]]);
+            let r = real(f, f.sub_rne(g.x[j], g.ca[ia[j]]).unwrap());
+            let ulp = 2f64.powi((exact.abs().log2().floor() as i32) - 10);
+            if (exact - r).abs() == ulp / 2.0 {
+                if r.abs() < exact.abs() { down += 1 } else { up += 1 }
+            }
+        }
+        assert!(down >= 1 && up >= 1, "residual ties: {down} rounded down, {up} up");
+        let mut product_ties = 0;
+        for iw in &g.rows {
+            for &j in &g.outliers() {
+                let r = f.sub_rne(g.x[j], g.ca[ia[j]]).unwrap();
+                let exact = real(f, r) * real(f, g.cw[iw[j] as usize]);
+                let t = real(f, f.mul_rne(r, g.cw[iw[j] as usize]).unwrap());
+                let ulp = 2f64.powi((exact.abs().log2().floor() as i32) - 10);
+                product_ties += (exact != 0.0 && (exact - t).abs() == ulp / 2.0) as u32;
+            }
+        }
+        assert!(product_ties >= 2, "{product_ties} product ties");
+        let g = get("±0 values and a -0 centroid");
+        assert!(g.x.contains(&0) && g.x.contains(&neg_zero) && g.ca.contains(&neg_zero));
+        assert!(g.outliers().iter().any(|&j| g.x[j] == neg_zero));
+        let g = get("subnormals");
+        assert!(g.x.iter().filter(|&&x| x & 0x7c00 == 0 && x & 0x3ff != 0).count() >= 6);
+        // +0 with compensation, and not +0 without it.
+        let g = get("compensation cancelling the sum to +0");
+        assert_eq!(g.expected(q.nw).unwrap()[0], 0);
+        let g0 = GemvFp { k: 0, ..g.clone() };
+        assert_ne!(g0.expected(q.nw).unwrap()[0], 0);
+    }
+}
