@@ -131,6 +131,13 @@ negative-control: tools $(KLLM) ## corrupted golden files must make the bench fa
 synth: tools $(KLLM) ## hierarchical Yosys synth + check -assert, no latches, cells per top and module into reports/synth.md
 	@scripts/synth.sh $(addprefix $(OUT)/,$(foreach c,$(CONFIGS),$(call NAME,$(c))))
 
+# The paper tile does not fit one Yosys process on this machine (a one-process run was stopped
+# after 37 min at 7 GB): every module goes through its own bounded Yosys run instead, results
+# kept per module under build/synth/paper/ so a stopped run resumes where it was.
+.PHONY: synth-paper
+synth-paper: tools $(KLLM) ## the paper tile, one Yosys process per module (SYNTH_JOBS=n, resumable) -> reports/synth_paper.md (long)
+	@SYNTH_PER_MODULE=1 SYNTH_TIMEOUT=$${SYNTH_TIMEOUT:-5400} SYNTH_TABLE=reports/synth_paper.md scripts/synth.sh $(OUT)/paper
+
 # ------------------------------------------------------------------ explore
 SWEEP ?= generators/sweeps/pe_lanes.toml
 SWEEPS ?= $(sort $(wildcard generators/sweeps/*.toml))

@@ -27,7 +27,7 @@ step() {
 }
 step generate "$dir/generate.log" "$KLLM" generate --config generators/paper.toml --out "$dir/gen"
 step lint "$dir/lint.log" scripts/lint.sh verilog_out/paper
-step synth "$dir/synth.log" env SYNTH_TIMEOUT="${PAPER_SYNTH_TIMEOUT:-3600}" SYNTH_TABLE="$dir/synth.md" scripts/synth.sh verilog_out/paper
+step synth "$dir/synth.log" env SYNTH_PER_MODULE=1 SYNTH_TIMEOUT="${PAPER_SYNTH_TIMEOUT:-5400}" SYNTH_TABLE="$dir/synth.md" scripts/synth.sh verilog_out/paper
 rebuilt="rebuilt"
 [ -x build/paper/obj_tile/Vkllm_tile ] && rebuilt="model reused from an earlier build (its build time is not included)"
 step simulate "$dir/sim.log" make --no-print-directory sim-paper

@@ -833,13 +833,13 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
     m.doc("sum r * cw[iw] over the slots to its PE line's result. Tables through cfg_* while idle:");
     if let Some((_, t)) = &fl {
         m.doc(format!(
+            "cfg_addr = region << {ob} | offset; region 0 LUT (every line), 1 encoder thresholds, 2 ca, 3 cw, 4 runtime k."
+        ));
+        m.doc(format!(
             "Float mode ({}): x, ca, cw, thresholds and LUT entries are F patterns; r = RNE_F(x - ca[ia(x)]);",
             t.numerics
         ));
         m.doc("y = RNE_32(line's exact sum + exact sum of RNE_F(r * cw[iw])), one rounding per row (binary32 pattern).");
-        m.doc(format!(
-            "cfg_addr = region << {ob} | offset; region 0 LUT (every line), 1 encoder thresholds, 2 ca, 3 cw, 4 runtime k."
-        ));
     } else {
         m.doc(format!(
             "cfg_addr = region << {ob} | offset; region 0 LUT (every line), 1 midpoints, 2 ca, 3 cw, 4 runtime k."

@@ -256,11 +256,10 @@ fn real(f: FloatFormat, p: u64) -> f64 {
     f.to_f64(p).expect("finite")
 }
 
-/// An F value from an f64 that must be one exactly (the edge cases are built from such values).
-fn fv(f: FloatFormat, v: f64) -> u64 {
-    let p = f.from_f64(v).expect("finite");
-    assert_eq!(real(f, p), v, "{v} is not a {} value", f.name());
-    p
+/// The F value equal to `v`, if `v` is one exactly (the edge cases are built from such values).
+fn exact(f: FloatFormat, v: f64) -> Option<u64> {
+    let p = f.from_f64(v).ok()?;
+    (real(f, p) == v).then_some(p)
 }
 
 /// Random codebooks for the tile: `ca` strictly ascending as real values (duplicates, −0 next
@@ -339,64 +338,77 @@ fn random_gemv(rng: &mut Rng, q: &QuantConfig, c: &TileConfig, f: FloatFormat, c
     unreachable!()
 }
 
-/// The edge GEMVs (written first, each checked by a unit test to hold what it claims):
-/// ±65504 far from its centroid, residuals that are exact RNE ties (both directions), products
-/// that are ties, ±0 everywhere, subnormal vectors and codebooks, and compensation cancelling
-/// the centroid sum to exactly +0. For W ≥ 2, A ≥ 2 configs (4 centroids at least).
+/// The edge GEMVs (written first, each checked by a unit test to hold what it claims for fp16):
+/// ±(largest finite) far from its centroid, residuals that are exact RNE ties (both directions),
+/// products that are ties, ±0 everywhere, subnormal vectors and codebooks, and compensation
+/// cancelling the centroid sum to exactly +0. The tie values follow from M (fp16: residuals
+/// 2049 and 2051, products 1025 · 1.5 and 1027 · 1.5); a case whose values are not all values of
+/// the format, or that the reference refuses, is left out (so a narrow format gets fewer). Tiles
+/// with fewer than 4 centroids per codebook get none.
 pub fn edge_gemvs(q: &QuantConfig, c: &TileConfig, f: FloatFormat) -> Vec<(&'static str, GemvFp)> {
-    assert!(q.na >= 2 && q.nw >= 2, "the float tile's edge cases need 4 centroids per codebook");
-    let v = |x: f64| fv(f, x);
+    if q.na < 2 || q.nw < 2 {
+        return vec![];
+    }
+    let v = |x: f64| exact(f, x);
     let (na, nw) = (1usize << q.na, 1usize << q.nw);
     let neg_zero = 1u64 << (f.e() + f.m());
-    // Codebooks padded to 2^na / 2^nw entries: ca ascending beyond the last given value.
-    let ca_of = |vals: &[f64]| {
-        let mut ca: Vec<u64> = vals.iter().map(|&x| v(x)).collect();
-        let mut top = *vals.last().unwrap();
+    // Codebooks padded to 2^na / 2^nw entries: ca continues with the next F values up.
+    let ca_of = |vals: &[f64]| -> Option<Vec<u64>> {
+        let mut ca: Vec<u64> = vals.iter().map(|&x| v(x)).collect::<Option<_>>()?;
         while ca.len() < na {
-            top += 1.0;
-            ca.push(v(top));
+            let next = f.from_key(f.order_key(*ca.last().unwrap()).ok()? + 1)?;
+            ca.push(next);
         }
-        ca
+        Some(ca)
     };
-    let cw_of = |vals: &[f64]| (0..nw).map(|i| v(vals[i % vals.len()])).collect::<Vec<u64>>();
-    let rows_of = |kk: usize, n: usize| (0..n).map(|r| (0..kk).map(|j| ((r + j) % nw) as u32).collect()).collect();
+    let cw_of = |vals: &[f64]| (0..nw).map(|i| v(vals[i % vals.len()])).collect::<Option<Vec<u64>>>();
+    let xs = |vals: &[f64]| vals.iter().map(|&x| v(x)).collect::<Option<Vec<u64>>>();
+    let rows_of = |kk: usize, n: usize| -> Vec<Vec<u32>> { (0..n).map(|r| (0..kk).map(|j| ((r + j) % nw) as u32).collect()).collect() };
     let k = c.k as usize;
-    let mut out = vec![];
     let max = f.max_finite();
-    // ±65504 far from every centroid: residual 65504 - 2 rounds to 65504 and 65504 · 0.5 is
-    // finite; the rest typical.
-    let x: Vec<u64> = [max, neg_zero | max, v(1.0), v(-0.75), v(0.5), max, v(3.0), neg_zero | max].to_vec();
-    out.push(("x = ±65504 far from the centroids", GemvFp { f, ca: ca_of(&[-2.0, -1.0, 1.0, 2.0]), cw: cw_of(&[0.5, -0.5, 0.25, -1.0]), rows: rows_of(x.len(), 5), x, k }));
-    // Residual ties: with ca = ±3, x = ±2052 gives ±2049 (halfway between 2048 and 2050: to the
-    // even 2048), x = ±2054 gives ±2051 (to the even 2052). Product ties: x = 1028 and −1030
-    // give the exact residuals 1025 and −1027, times cw = ±1.5 that is ±1537.5 (to the even
-    // 1538) and ±1540.5 (to 1540).
-    let x: Vec<u64> = [2052.0, -2052.0, 2054.0, -2054.0, 1028.0, -1030.0, 0.5, -0.5].iter().map(|&x| v(x)).collect();
-    out.push(("residual and product RNE ties", GemvFp { f, ca: ca_of(&[-3.0, -1.0, 1.0, 3.0]), cw: cw_of(&[1.5, -1.5, 3.0, -0.75]), rows: rows_of(x.len(), 5), x, k }));
-    // ±0: vectors of zeros of both signs (all ties: outliers by position), a −0 centroid.
-    let x: Vec<u64> = (0..12).map(|j| if j % 3 == 0 { neg_zero } else { 0 }).collect();
-    let mut ca = ca_of(&[-1.0, -0.0, 1.0, 2.0]);
-    ca[1] = neg_zero;
-    out.push(("±0 values and a -0 centroid", GemvFp { f, ca, cw: cw_of(&[1.0, -0.0, 2.0, -3.0]), rows: rows_of(x.len(), 3), x, k }));
-    // Subnormals: tiny x against tiny centroids (residuals exact, products underflow to ±0).
+    let (big, half) = (2f64.powi(f.m() as i32 + 1), 2f64.powi(f.m() as i32));
     let u = 2f64.powi(f.unit_exp());
-    let x: Vec<u64> = [1.0, -1.0, 3.0, -7.0, 5.0, 0.0, 2.0, -2.0].iter().map(|&m| v(m * u)).collect();
-    out.push(("subnormals", GemvFp { f, ca: ca_of(&[-4.0 * u, -u, u, 4.0 * u]), cw: cw_of(&[0.5, 1.0, 1024.0, -3.0]), rows: rows_of(x.len(), 4), x, k }));
-    // Compensation cancels the centroid sum: x = (3, −1.5), ca = (−2, −1, 1, 2): ia = 3 and 0
-    // (−1.5 is the midpoint of −2 and −1, a tie to the lower index), residuals 1 and 0.5;
-    // cw[1] = 1, cw[2] = 2 on the row (1, 2): LUT 2 − 4 = −2, compensation 1 + 1 = 2: S = 0, +0.
-    let x = vec![v(3.0), v(-1.5)];
-    let cw = {
-        let mut cw = cw_of(&[0.5, 1.0, 2.0, -1.0]);
-        cw[1] = v(1.0);
-        cw[2] = v(2.0);
-        cw
-    };
-    out.push((
-        "compensation cancelling the sum to +0",
-        GemvFp { f, ca: ca_of(&[-2.0, -1.0, 1.0, 2.0]), cw, rows: vec![vec![1, 2], vec![2, 1], vec![1, 2]], x, k: 1.min(k) },
-    ));
-    out
+    let cases: Vec<(&'static str, Option<GemvFp>)> = vec![
+        // The largest finite value of either sign far from every centroid: max − 2 rounds back to
+        // max (its neighbours are further apart), times |cw| ≤ 1 it stays finite.
+        ("x = ±max far from the centroids", (|| {
+            let mut x = xs(&[1.0, -0.75, 0.5, 3.0])?;
+            x.splice(0..0, [max, neg_zero | max]);
+            x.extend([max, neg_zero | max]);
+            Some(GemvFp { f, ca: ca_of(&[-2.0, -1.0, 1.0, 2.0])?, cw: cw_of(&[0.5, -0.5, 0.25, -1.0])?, rows: rows_of(x.len(), 5), x, k })
+        })()),
+        // Residual ties: with ca = ±3, x = ±(2^(M+1) + 4) gives ±(2^(M+1) + 1), halfway between two
+        // F values (to the even 2^(M+1)); x = ±(2^(M+1) + 6) gives ±(2^(M+1) + 3) (to the even
+        // 2^(M+1) + 4). Product ties: x = 2^M + 4 and −(2^M + 6) give the odd residuals 2^M + 1 and
+        // −(2^M + 3), times cw = ±1.5 halfway between two F values.
+        ("residual and product RNE ties", (|| {
+            let x = xs(&[big + 4.0, -(big + 4.0), big + 6.0, -(big + 6.0), half + 4.0, -(half + 6.0), 0.5, -0.5])?;
+            Some(GemvFp { f, ca: ca_of(&[-3.0, -1.0, 1.0, 3.0])?, cw: cw_of(&[1.5, -1.5, 3.0, -0.75])?, rows: rows_of(x.len(), 5), x, k })
+        })()),
+        // ±0: a vector of zeros of both signs (all ties: outliers by position), a −0 centroid.
+        ("±0 values and a -0 centroid", (|| {
+            let x: Vec<u64> = (0..12).map(|j| if j % 3 == 0 { neg_zero } else { 0 }).collect();
+            let mut ca = ca_of(&[-1.0, 0.0, 1.0, 2.0])?;
+            ca[1] = neg_zero;
+            Some(GemvFp { f, ca, cw: cw_of(&[1.0, -0.0, 2.0, -3.0])?, rows: rows_of(x.len(), 3), x, k })
+        })()),
+        // Subnormals: tiny x against tiny centroids (residuals exact, products underflow to ±0).
+        ("subnormals", (|| {
+            let x = xs(&[u, -u, 3.0 * u, -7.0 * u, 5.0 * u, 0.0, 2.0 * u, -2.0 * u])?;
+            Some(GemvFp { f, ca: ca_of(&[-4.0 * u, -u, u, 4.0 * u])?, cw: cw_of(&[0.5, 1.0, 8.0, -3.0])?, rows: rows_of(x.len(), 4), x, k })
+        })()),
+        // Compensation cancels the centroid sum: x = (3, −1.5), ca = (−2, −1, 1, 2): ia = 3 and 0
+        // (−1.5 is the midpoint of −2 and −1, a tie to the lower index), residuals 1 and 0.5;
+        // cw[1] = 1, cw[2] = 2 on the row (1, 2): LUT 2 − 4 = −2, compensation 1 + 1 = 2: S = 0, +0.
+        ("compensation cancelling the sum to +0", (|| {
+            let mut cw = cw_of(&[0.5, 1.0, 2.0, -1.0])?;
+            cw[1] = v(1.0)?;
+            cw[2] = v(2.0)?;
+            let rows = vec![vec![1, 2], vec![2, 1], vec![1, 2]];
+            Some(GemvFp { f, ca: ca_of(&[-2.0, -1.0, 1.0, 2.0])?, cw, rows, x: xs(&[3.0, -1.5])?, k: 1.min(k) })
+        })()),
+    ];
+    cases.into_iter().filter_map(|(n, g)| g.filter(|g| g.expected(q.nw).is_ok()).map(|g| (n, g))).collect()
 }
 
 /// Random float GEMVs in segments of fresh codebooks (shapes in turn, as the PE line's float
@@ -477,13 +489,14 @@ mod tests {
         let (q, c) = (&cfg.quant, cfg.tile.as_ref().unwrap());
         let f = q.float().unwrap();
         let e = edge_gemvs(q, c, f);
+        assert_eq!(e.len(), 5, "fp16 has every edge GEMV");
         let get = |name: &str| &e.iter().find(|(n, _)| *n == name).unwrap().1;
         let neg_zero = 1u64 << 15;
         // Every edge GEMV is accepted by the reference.
         for (n, g) in &e {
             g.expected(q.nw).unwrap_or_else(|err| panic!("{n}: {err}"));
         }
-        let g = get("x = ±65504 far from the centroids");
+        let g = get("x = ±max far from the centroids");
         let o = g.outliers();
         assert!(o.iter().any(|&j| g.x[j] == 0x7bff) && o.iter().any(|&j| g.x[j] == 0xfbff), "{o:?}");
         // Residual ties: the exact residual lies halfway between two F neighbours for at least

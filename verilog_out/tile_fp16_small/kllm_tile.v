@@ -11,9 +11,9 @@
 // (padded to k_max) -> outlier slots (position, r = x - ca[ia(x)]). Row phase: groups of lines
 // rows in lockstep, one weight beat per cycle; each line's compensation unit adds
 // sum r * cw[iw] over the slots to its PE line's result. Tables through cfg_* while idle:
+// cfg_addr = region << 4 | offset; region 0 LUT (every line), 1 encoder thresholds, 2 ca, 3 cw, 4 runtime k.
 // Float mode (fp16): x, ca, cw, thresholds and LUT entries are F patterns; r = RNE_F(x - ca[ia(x)]);
 // y = RNE_32(line's exact sum + exact sum of RNE_F(r * cw[iw])), one rounding per row (binary32 pattern).
-// cfg_addr = region << 4 | offset; region 0 LUT (every line), 1 encoder thresholds, 2 ca, 3 cw, 4 runtime k.
 module kllm_tile (
     input  wire clk,              // clock, all state changes on its rising edge
     input  wire rst,              // synchronous reset, active high
