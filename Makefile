@@ -189,7 +189,7 @@ test-rust: ## cargo unit, snapshot and CLI tests
 test: tools test-rust check-generated lint sim-quick sim-compose negative-control sweep-smoke sim-icarus slurm-test ## the default regression: cargo tests, generated files up to date, lint, every config (quick counts), controls
 	@echo "make test: all passed"
 
-test-full: tools sim sim-fp tile-buffer ## every config at its full vector count (2 000 GEMVs per tile, 20 000 vectors per block), the float units (make sim-fp) and the weight buffer checks (make tile-buffer); .ci/run runs it after make test
+test-full: tools sim sim-fp tile-buffer tile-dq ## every config at its full vector count (2 000 GEMVs per tile, 20 000 vectors per block), the float units (make sim-fp), the weight buffer checks (make tile-buffer) and the dequantize-multiply tile (make tile-dq); .ci/run runs it after make test
 	@echo "make test-full: all passed"
 
 bench: tools $(KLLM) ## generation time, Verilator rate, Yosys cells of the default config
