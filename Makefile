@@ -19,7 +19,7 @@ SIM_CONFIGS  ?= $(filter-out $(LONG_CONFIGS),$(CONFIGS))
 PAPER_VECTORS ?= 20
 export SEED VECTORS WAVES KLLM
 
-.PHONY: tile-timing tile-buffer all help tools gen gen-all gen-default lint lint-long lint-default sim sim-quick test-full sim-one sim-default sim-compose negative-control synth test test-rust check-generated bench clean sweep sweep-all sweep-smoke
+.PHONY: tile-timing tile-dq tile-buffer all help tools gen gen-all gen-default lint lint-long lint-default sim sim-quick test-full sim-one sim-default sim-compose negative-control synth test test-rust check-generated bench clean sweep sweep-all sweep-smoke
 
 all: gen-default lint-default sim-default ## generate the default accelerator, lint it and run its regression
 
@@ -76,6 +76,9 @@ lint-default: tools
 TILE_TIMING_CONFIGS ?= generators/tile_small.toml generators/tile_buf.toml
 tile-timing: $(KLLM) ## re-measure the tile timed segments `explain --gemv` is tested against (reports/tile_timing/)
 	@for c in $(TILE_TIMING_CONFIGS); do scripts/tile_timing.sh $$c || exit 1; done
+
+tile-dq: tools $(KLLM) ## the tile with dequantize-multiply lines (tile_small, line = "dequant"): lint, Yosys without latches, 2 000 GEMVs bit-exact and cycle-exact, same stimulus as tile_small, negative controls
+	@scripts/tile_dq.sh
 
 tile-buffer: tools $(KLLM) ## tile_buf's weight buffer: Yosys infers one memory, no latches; a corrupted buffered index fails the bench
 	@scripts/tile_buffer_synth.sh verilog_out/tile_buf
@@ -186,7 +189,7 @@ test-rust: ## cargo unit, snapshot and CLI tests
 test: tools test-rust check-generated lint sim-quick sim-compose negative-control sweep-smoke sim-icarus slurm-test ## the default regression: cargo tests, generated files up to date, lint, every config (quick counts), controls
 	@echo "make test: all passed"
 
-test-full: tools sim sim-fp tile-buffer ## every config at its full vector count (2 000 GEMVs per tile, 20 000 vectors per block), the float units (make sim-fp) and the weight buffer checks (make tile-buffer); .ci/run runs it after make test
+test-full: tools sim sim-fp tile-buffer tile-dq ## every config at its full vector count (2 000 GEMVs per tile, 20 000 vectors per block), the float units (make sim-fp), the weight buffer checks (make tile-buffer) and the dequantize-multiply tile (make tile-dq); .ci/run runs it after make test
 	@echo "make test-full: all passed"
 
 bench: tools $(KLLM) ## generation time, Verilator rate, Yosys cells of the default config

@@ -26,5 +26,6 @@ pub mod registry;
 pub mod rng;
 pub mod sweep;
 pub mod tile;
+pub mod tile_dq;
 pub mod tile_fp;
 pub mod verilog;

@@ -689,24 +689,19 @@ pub mod timing {
 
     /// Returns the edge of the first input transfer and the edge of each result transfer.
     pub fn schedule(d: &PeBaselineDerived, beats: &[u32]) -> (Option<u64>, Vec<u64>) {
-        // (valid, last) of S1, S2, S3 and each tree stage, oldest last.
-        let stages = (FRONT_STAGES + d.tree_stages) as usize;
-        let mut pipe = vec![(false, false); stages];
-        let (mut outstanding, mut fifo) = (0u32, 0u32);
+        let mut line = Line::new(d);
         let (mut dot, mut beat) = (0usize, 0u32);
         let mut first = None;
         let mut outs = vec![];
         let mut edge = 0u64;
+        let stages = (FRONT_STAGES + d.tree_stages) as u64;
         let total: u64 = beats.iter().map(|&b| b.max(1) as u64).sum();
-        let limit = 100 + total * 2 + beats.len() as u64 * (stages as u64 + 4) * 2;
+        let limit = 100 + total * 2 + beats.len() as u64 * (stages + 4) * 2;
         while outs.len() < beats.len() {
             assert!(edge < limit, "timing model did not finish");
             // Combinational values before the edge.
-            let in_fire = dot < beats.len() && outstanding < d.fifo_depth;
-            let (sv, sl) = pipe[stages - 1];
-            let push = sv && sl;
-            let pop = fifo > 0;
-            // The edge.
+            let in_fire = dot < beats.len() && line.s_ready();
+            let pop = line.m_valid();
             let mut in_last = false;
             if in_fire {
                 first.get_or_insert(edge);
@@ -717,16 +712,55 @@ pub mod timing {
                     beat = 0;
                 }
             }
-            pipe.rotate_right(1);
-            pipe[0] = (in_fire, in_last);
-            outstanding = outstanding + (in_fire && in_last) as u32 - pop as u32;
-            fifo = fifo + push as u32 - pop as u32;
+            line.edge(in_fire, in_last, pop);
             if pop {
                 outs.push(edge);
             }
             edge += 1;
         }
         (first, outs)
+    }
+
+    /// The baseline line's control one clock edge at a time, for a caller that drives its
+    /// handshakes itself (the tile's cycle model steps one per PE line, like
+    /// `count_weigh::timing::Core`).
+    #[derive(Clone, Debug)]
+    pub struct Line {
+        /// (valid, last) of S1, S2, S3 and each tree stage, oldest last.
+        pipe: Vec<(bool, bool)>,
+        fifo_depth: u32,
+        /// Result-FIFO credits taken (a dot product's last beat) and not yet returned (its pop).
+        outstanding: u32,
+        /// Results waiting in the FIFO.
+        fifo: u32,
+    }
+
+    impl Line {
+        pub fn new(d: &PeBaselineDerived) -> Self {
+            Line { pipe: vec![(false, false); (FRONT_STAGES + d.tree_stages) as usize], fifo_depth: d.fifo_depth, outstanding: 0, fifo: 0 }
+        }
+
+        /// `s_ready` before the edge: a result-FIFO credit is free (state only).
+        pub fn s_ready(&self) -> bool {
+            self.outstanding < self.fifo_depth
+        }
+
+        /// `m_valid` before the edge: a result waits in the FIFO.
+        pub fn m_valid(&self) -> bool {
+            self.fifo > 0
+        }
+
+        /// One clock edge: an input beat transfers (`in_fire`, the dot product's last beat if
+        /// `in_last`) and/or the head result leaves (`pop`, only while `m_valid`).
+        pub fn edge(&mut self, in_fire: bool, in_last: bool, pop: bool) {
+            debug_assert!(!pop || self.m_valid(), "pop without a result");
+            let (sv, sl) = *self.pipe.last().expect("at least the three front stages");
+            let push = sv && sl;
+            self.pipe.rotate_right(1);
+            self.pipe[0] = (in_fire, in_last);
+            self.outstanding = self.outstanding + (in_fire && in_last) as u32 - pop as u32;
+            self.fifo = self.fifo + push as u32 - pop as u32;
+        }
     }
 }
 

@@ -71,6 +71,10 @@ pub trait BlockKind: Sync {
     fn float_mode(&self) -> bool {
         false
     }
+    /// The branch that bounds the timed workload (`workload`), for the sweep's table.
+    fn bottleneck(&self, _derived: &Value) -> Option<String> {
+        None
+    }
     /// Multipliers in the datapath, for the sweep's table.
     fn multipliers(&self, derived: &Value) -> Option<u64> {
         derived.get("multipliers").and_then(Value::as_u64)
@@ -88,6 +92,7 @@ pub static BLOCKS: &[&dyn BlockKind] = &[
     &crate::nonlinear::NlMap2Block,
     &crate::nonlinear::NlReduceBlock,
     &crate::tile::TileBlock,
+    &crate::tile_dq::DqTileBlock,
 ];
 
 /// The block kind called `name`.

@@ -55,7 +55,18 @@ pub struct TileConfig {
     /// serialized config when 0, so configs without a buffer keep their hash.
     #[serde(skip_serializing_if = "is_zero")]
     pub weight_buffer_rows: u32,
+    /// The PE lines: `"index"` (kllm_pe_line: counting and weighing) or `"dequant"` (the
+    /// dequantize-multiply baseline line, `src/pe_baseline.rs`, at the same lanes; see
+    /// `tile_dq`). Left out of the serialized config when `"index"`.
+    #[serde(skip_serializing_if = "LineKind::is_index")]
+    pub line: LineKind,
+    /// Also emit `kllm_dq_tile`, this tile with dequantize-multiply lines, as the `dq_tile`
+    /// block (the tile's baseline in sweeps). Left out of the serialized config when false.
+    #[serde(skip_serializing_if = "crate::tile_dq::is_false")]
+    pub baseline: bool,
 }
+
+pub use crate::tile_dq::LineKind;
 
 fn is_zero(v: &u32) -> bool {
     *v == 0
@@ -63,7 +74,7 @@ fn is_zero(v: &u32) -> bool {
 
 impl Default for TileConfig {
     fn default() -> Self {
-        TileConfig { lines: 4, lanes: 16, reduce_width: 8, comp_macs: 8, k_max: 1024, k: 5, radix: 0, weight_buffer_rows: 0 }
+        TileConfig { lines: 4, lanes: 16, reduce_width: 8, comp_macs: 8, k_max: 1024, k: 5, radix: 0, weight_buffer_rows: 0, line: LineKind::Index, baseline: false }
     }
 }
 
@@ -98,6 +109,7 @@ impl TileConfig {
                 ));
             }
         }
+        crate::tile_dq::validate(self, q)?;
         // The lines and Orizuru check the rest; their messages name this section's keys.
         self.pe_line().validate(q).map_err(|e| e.replace("`pe_line.", "`tile."))?;
         self.orizuru().validate(q).map_err(|e| e.replace("`orizuru.", "`tile."))?;
@@ -173,8 +185,13 @@ pub struct TileDerived {
     pub cfg_offset_bits: u32,
     /// Result FIFO depth of the compensation path (rows handed over, result not yet out).
     pub comp_fifo_depth: u32,
+    /// Cycles a line's weighing takes per row (1 with dequantize-multiply lines: they have no
+    /// weighing phase, a row's products are summed as its beats stream).
     pub weigh_steps: u32,
     pub line_latency_extra: u32,
+    /// The PE lines' kind; left out of the manifest for index lines.
+    #[serde(rename = "line", skip_serializing_if = "LineKind::is_index")]
+    pub line_kind: LineKind,
     pub encoder_latency: u32,
     pub orizuru_stages: u32,
     /// Weight-index buffer: rows (0: none), entries of one beat (`lines × lanes` indices), the
@@ -202,8 +219,13 @@ pub struct TileDerived {
     /// Float mode's widths (absent in integer mode; `src/tile_fp.rs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub float: Option<crate::tile_fp::TileFloat>,
+    /// The index PE line of this shape (also with dequantize-multiply lines: the golden file's
+    /// timed lengths follow its weigh steps, so both tiles get the same stimulus).
     #[serde(skip)]
     pub line: PeLineDerived,
+    /// The dequantize-multiply line, with `line = "dequant"`.
+    #[serde(skip)]
+    pub dq: Option<crate::pe_baseline::PeBaselineDerived>,
     #[serde(skip)]
     pub orz: OrizuruDerived,
 }
@@ -239,7 +261,9 @@ impl TileDerived {
             Some(t) => (t.f_bits, t.comp_acc_bits, 32, t.line_acc_bits, t.f_bits),
         };
         let offset_bits = q.na + q.nw;
-        let weigh_steps = line.weigh_steps;
+        let dq = (c.line == LineKind::Dequant).then(|| crate::pe_baseline::PeBaselineDerived::new(q, &c.pe_line()));
+        let weigh_steps = if dq.is_some() { 1 } else { line.weigh_steps };
+        let latency_extra = dq.as_ref().map_or(line.latency_extra, |b| b.latency_extra);
         let interval = |beats: u32| beats.max(weigh_steps).max(comp_steps) as u64;
         let hidden = |beats: u32| (c.comp_macs as u64 * beats.max(weigh_steps) as u64) / 2;
         let mut d = TileDerived {
@@ -263,9 +287,10 @@ impl TileDerived {
             cfg_addr_bits: offset_bits + 3,
             cfg_data_bits,
             cfg_offset_bits: offset_bits,
-            comp_fifo_depth: comp_fifo_depth(line.latency_extra, weigh_steps),
+            comp_fifo_depth: comp_fifo_depth(latency_extra, weigh_steps),
             weigh_steps,
-            line_latency_extra: line.latency_extra,
+            line_latency_extra: latency_extra,
+            line_kind: c.line,
             encoder_latency: q.na + 1,
             orizuru_stages: orz.stages,
             weight_buffer_rows: c.weight_buffer_rows,
@@ -283,6 +308,7 @@ impl TileDerived {
             predicted: TilePredicted { gemv_kmax_rows64_cycles: 0, gemv_one_beat_rows64_cycles: 0, two_gemvs_cycles: 0 },
             float,
             line,
+            dq,
             orz,
         };
         d.vector_phase_cycles = timing::vector_phase(&d);
@@ -313,7 +339,7 @@ pub const TOP: &str = "kllm_tile";
 /// its model. Valid for streams without gaps and a sink that is always ready (timed segments).
 pub mod timing {
     use super::TileDerived;
-    use crate::count_weigh::timing::Core;
+    use crate::tile_dq::LineModel as Core;
 
     /// Cycles from the first x transfer to the first weight transfer of that vector's rows:
     /// Orizuru's last pop of a k_max vector (x beats and pads back to back), then the outlier
@@ -359,7 +385,7 @@ pub mod timing {
     pub fn schedule_steps(d: &TileDerived, steps: &[Step]) -> (u64, Vec<u64>) {
         let v = vector_phase(d);
         let t = d.comp_steps;
-        let mut core = Core::new(&d.line.core);
+        let mut core = Core::new(d);
         #[derive(PartialEq)]
         enum St {
             X,
@@ -499,11 +525,16 @@ pub mod timing {
     pub fn bottleneck(d: &TileDerived, k: u32, rows: u32) -> String {
         let nb = k.div_ceil(d.lanes) as u64;
         let groups = rows.div_ceil(d.lines) as u64;
-        let per = [
+        let mut per = vec![
             ("counting and weight streaming", nb),
             ("weighing", d.weigh_steps as u64),
             ("compensation", d.comp_steps as u64),
         ];
+        if d.dq.is_some() {
+            // Dequantize-multiply lines sum as the beats stream: no weighing branch.
+            per.remove(1);
+            per[0].0 = "dequantize-multiply and weight streaming";
+        }
         let (name, c) = per.iter().max_by_key(|(_, c)| *c).unwrap();
         if d.vector_phase_cycles > groups * c {
             format!("activation input ({} cycles of vector phase > {groups} groups x {c})", d.vector_phase_cycles)
@@ -593,10 +624,17 @@ pub fn explain_gemv(name: &str, q: &QuantConfig, d: &TileDerived, g: GemvShape) 
     };
     line("GEMV", format!("K = {}, {} rows{outl}: {groups} group(s) of {} rows, {beats} beat(s) per row", g.k, g.rows, d.lines));
     line("vector phase (activation input)", format!("{} cycles (x, pads to k_max, Orizuru, residuals)", d.vector_phase_cycles));
-    line(
-        "per group: counting / weighing / compensation",
-        format!("{beats} / {} / {} cycles -> one group every {interval} cycles back to back", d.weigh_steps, d.comp_steps),
-    );
+    if d.dq.is_some() {
+        line(
+            "per group: dequantize-multiply / compensation",
+            format!("{beats} / {} cycles -> one group every {interval} cycles back to back (dequantize-multiply lines)", d.comp_steps),
+        );
+    } else {
+        line(
+            "per group: counting / weighing / compensation",
+            format!("{beats} / {} / {} cycles -> one group every {interval} cycles back to back", d.weigh_steps, d.comp_steps),
+        );
+    }
     line("row phase and drain", format!("{} cycles", single - d.vector_phase_cycles));
     line("single GEMV", format!("{single} cycles (first x transfer to last result)"));
     line("back to back", format!("{b2b} cycles per GEMV (each further GEMV of this shape)"));
@@ -769,10 +807,13 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
         true,
     );
     let pc = c.pe_line();
-    let line = if float {
-        pe_line::generate_float_exact(d, q, &pc, &format!("{}_exact", pe_line::module_name(q, &pc)))
-    } else {
-        pe_line::generate(d, q, &pc, &pe_line::module_name(q, &pc))
+    let line = match c.line {
+        // Dequantize-multiply lines are integer-mode only (`tile_dq::validate`).
+        LineKind::Dequant => crate::tile_dq::line_module(d, q, &pc),
+        LineKind::Index if float => {
+            pe_line::generate_float_exact(d, q, &pc, &format!("{}_exact", pe_line::module_name(q, &pc)))
+        }
+        LineKind::Index => pe_line::generate(d, q, &pc, &pe_line::module_name(q, &pc)),
     };
     let comp = match &fl {
         None => comp_unit(d, q, &g),
@@ -804,6 +845,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
             "cfg_addr = region << {ob} | offset; region 0 LUT (every line), 1 midpoints, 2 ca, 3 cw, 4 runtime k."
         ));
     }
+    crate::tile_dq::doc(&mut m, c);
     m.clock_reset();
     m.input("cfg_we", 1, "table write enable (only while idle)");
     if float {
@@ -854,7 +896,11 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
     m.comment("cfg decode: the region picks the table; LUT writes go to every line.");
     m.wire_eq("cfg_region", 3, format!("cfg_addr[{}:{ob}]", aw - 1));
     m.wire_eq("cfg_off", ob, format!("cfg_addr[{}:0]", ob - 1));
-    m.wire_eq("cfg_lut_we", 1, format!("cfg_we & (cfg_region == {})", lit(3, REGION_LUT)));
+    if c.line == LineKind::Index {
+        m.wire_eq("cfg_lut_we", 1, format!("cfg_we & (cfg_region == {})", lit(3, REGION_LUT)));
+    } else {
+        crate::tile_dq::cfg_wires(&mut m, q, &pc, ob);
+    }
     m.wire_eq("cfg_mid_we", 1, format!("cfg_we & (cfg_region == {})", lit(3, REGION_MIDPOINT)));
     if float {
         m.wire_eq("cfg_ac", ab, format!("cfg_wdata[{}:0]", ab - 1));
@@ -1273,12 +1319,16 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
         ("i_cw", "cw_q".into()),
         ("o_acc", "acc".into()),
     ]);
+    let (lwe, laddr, ldata) = match c.line {
+        LineKind::Index => ("cfg_lut_we", "cfg_off", "cfg_wdata"),
+        LineKind::Dequant => crate::tile_dq::CFG_WIRES,
+    };
     let line_conns: Vec<(String, String)> = [
         ("clk", "clk".to_string()),
         ("rst", "rst".into()),
-        ("cfg_we", "cfg_lut_we".into()),
-        ("cfg_addr", "cfg_off".into()),
-        ("cfg_wdata", "cfg_wdata".into()),
+        ("cfg_we", lwe.into()),
+        ("cfg_addr", laddr.into()),
+        ("cfg_wdata", ldata.into()),
         ("s_valid", format!("{wv} & gate")),
         ("s_ready", "ready".into()),
         ("s_idx_a", "row_idx_a".into()),
@@ -1451,9 +1501,9 @@ const W_FIELDS: &[&str] = &["idx", "rows", "last"];
 const W_FIELDS_BUF: &[&str] = &["idx", "rows", "last", "op", "addr"];
 const OUT_FIELDS: &[&str] = &["y", "rows"];
 
-pub(crate) fn header(d: &TileDerived, w: &mut GoldenWriter) {
+pub(crate) fn header(block: &str, d: &TileDerived, w: &mut GoldenWriter) {
     let wf = if d.weight_buffer_rows > 0 { W_FIELDS_BUF } else { W_FIELDS };
-    w.header_streams("tile", &[("x", X_FIELDS), ("w", wf)], &[("", OUT_FIELDS)]);
+    w.header_streams(block, &[("x", X_FIELDS), ("w", wf)], &[("", OUT_FIELDS)]);
 }
 
 /// One s_w beat: `op`/`addr` only exist with a weight buffer (a streamed beat's addr is junk).
@@ -1657,7 +1707,7 @@ pub fn golden_gemvs(cfg: &Config, gemvs: &[Gemv], seed: u64, w: &mut GoldenWrite
     let c = section(cfg);
     let d = TileDerived::new(&cfg.quant, c);
     let mut rng = Rng::new(seed);
-    header(&d, w);
+    header("tile", &d, w);
     let mut loaded = Loaded::default();
     for g in gemvs {
         write_gemv(&cfg.quant, c, &d, g, &mut rng, w, &mut loaded);
@@ -1750,6 +1800,11 @@ fn shaped_gemv(rng: &mut Rng, q: &QuantConfig, c: &TileConfig, ca: &[i64], cw: &
 /// Random GEMVs in segments of fresh codebooks, then the timed segments: the manifest's
 /// workloads and every vector length of 1 ..= 3·weigh_steps beats (6 groups each).
 pub fn golden(cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
+    golden_block("tile", cfg, vectors, seed, w)
+}
+
+/// `golden` for the block called `block` (`dq_tile` writes the same stimulus under its name).
+pub fn golden_block(block: &str, cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
     let q = &cfg.quant;
     let c = section(cfg);
     let d = TileDerived::new(q, c);
@@ -1757,7 +1812,7 @@ pub fn golden(cfg: &Config, vectors: u32, seed: u64, w: &mut GoldenWriter) {
         return crate::tile_fp::golden(q, c, &d, vectors, seed, w);
     }
     let mut rng = Rng::new(seed);
-    header(&d, w);
+    header(block, &d, w);
     let mut loaded = Loaded::default();
     let codebooks = |rng: &mut Rng| {
         (reference::random_codebook(rng, 1 << q.na, q.ac_bits), reference::random_codebook(rng, 1 << q.nw, q.wc_bits))
@@ -1887,8 +1942,11 @@ fn random_buffered(q: &QuantConfig, c: &TileConfig, d: &TileDerived, vectors: u3
 
 /// The golden file's timed segments, in order: (predicted cycles, GEMVs `(K, rows)` back to
 /// back). The manifest's three workloads, then every vector length of 1 ..= 3·max(weigh_steps,
-/// comp_steps) beats (6 groups each). A bench log's `timing:` lines follow this order.
+/// comp_steps) beats (6 groups each). A bench log's `timing:` lines follow this order. The
+/// lengths follow the index line's weigh steps whatever the tile's lines are, so a tile with
+/// dequantize-multiply lines gets the same GEMVs (only the predicted cycles differ).
 pub fn timed_workloads(c: &TileConfig, d: &TileDerived) -> Vec<Timed> {
+    let ws = d.line.weigh_steps;
     let t = |cycles, gemvs, buffered| Timed { cycles, gemvs, buffered, reload: false };
     let mut timed = vec![
         t(d.predicted.gemv_kmax_rows64_cycles, vec![(c.k_max, 64)], false),
@@ -1896,7 +1954,7 @@ pub fn timed_workloads(c: &TileConfig, d: &TileDerived) -> Vec<Timed> {
         t(d.predicted.two_gemvs_cycles, vec![(c.k_max / 2, 2 * c.lines + 1); 2], false),
     ];
     let sweep = |buffered: bool, timed: &mut Vec<Timed>| {
-        for n in 1..=3 * d.weigh_steps.max(d.comp_steps) {
+        for n in 1..=3 * ws.max(d.comp_steps) {
             if n * c.lanes > c.k_max || (buffered && 6 * n > d.weight_buffer_entries) {
                 break;
             }
@@ -1911,7 +1969,7 @@ pub fn timed_workloads(c: &TileConfig, d: &TileDerived) -> Vec<Timed> {
         // Reloads: GEMV A reads its rows, loads put B's rows over A's (they must wait for A's
         // reads), GEMV B reads them; the loads overlap B's vector phase or, when longer,
         // delay its first token.
-        for n in [1, d.weigh_steps, 2 * d.weigh_steps, 3 * d.weigh_steps.max(d.comp_steps)] {
+        for n in [1, ws, 2 * ws, 3 * ws.max(d.comp_steps)] {
             if n * c.lanes > c.k_max || 6 * n > d.weight_buffer_entries {
                 continue;
             }
@@ -2010,9 +2068,14 @@ impl BlockKind for TileBlock {
             size: "GEMV 64 x K=",
         })
     }
+    fn bottleneck(&self, derived: &serde_json::Value) -> Option<String> {
+        Some(derived.get("bottleneck_kmax_rows64")?.as_str()?.to_string())
+    }
     fn multipliers(&self, derived: &serde_json::Value) -> Option<u64> {
         let g = |k: &str| derived.get(k).and_then(serde_json::Value::as_u64);
-        Some(g("lines")? * (g("reduce_width")? + g("comp_macs")?))
+        // Dequantize-multiply lines have one multiplier per lane instead of the weighing's.
+        let per_line = if derived.get("line").and_then(serde_json::Value::as_str) == Some("dequant") { "lanes" } else { "reduce_width" };
+        Some(g("lines")? * (g(per_line)? + g("comp_macs")?))
     }
 }
 
@@ -2032,9 +2095,9 @@ mod tests {
     fn group_interval_is_max_of_beats_weighing_and_compensation() {
         let shapes = [
             (QuantConfig::default(), TileConfig::default()),
-            (QuantConfig { na: 2, nw: 2, ..QuantConfig::default() }, TileConfig { lines: 2, lanes: 4, reduce_width: 4, comp_macs: 2, k_max: 256, k: 8, radix: 4, weight_buffer_rows: 0 }),
-            (QuantConfig { na: 3, nw: 4, ..QuantConfig::default() }, TileConfig { lines: 4, lanes: 64, reduce_width: 16, comp_macs: 8, k_max: 4096, k: 20, radix: 16, weight_buffer_rows: 0 }),
-            (QuantConfig::default(), TileConfig { lines: 3, lanes: 8, reduce_width: 256, comp_macs: 1, k_max: 64, k: 3, radix: 0, weight_buffer_rows: 0 }),
+            (QuantConfig { na: 2, nw: 2, ..QuantConfig::default() }, TileConfig { lines: 2, lanes: 4, reduce_width: 4, comp_macs: 2, k_max: 256, k: 8, radix: 4, weight_buffer_rows: 0, ..TileConfig::default() }),
+            (QuantConfig { na: 3, nw: 4, ..QuantConfig::default() }, TileConfig { lines: 4, lanes: 64, reduce_width: 16, comp_macs: 8, k_max: 4096, k: 20, radix: 16, weight_buffer_rows: 0, ..TileConfig::default() }),
+            (QuantConfig::default(), TileConfig { lines: 3, lanes: 8, reduce_width: 256, comp_macs: 1, k_max: 64, k: 3, radix: 0, weight_buffer_rows: 0, ..TileConfig::default() }),
         ];
         for (q, c) in shapes {
             let d = derived(&q, &c);

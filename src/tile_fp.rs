@@ -414,7 +414,7 @@ pub fn edge_gemvs(q: &QuantConfig, c: &TileConfig, f: FloatFormat) -> Vec<(&'sta
 pub fn golden(q: &QuantConfig, c: &TileConfig, d: &TileDerived, vectors: u32, seed: u64, w: &mut GoldenWriter) {
     let f = q.float().expect("float mode");
     let mut rng = Rng::new(seed);
-    tile::header(d, w);
+    tile::header("tile", d, w);
     let mut loaded = LoadedFp::default();
     for (_, g) in edge_gemvs(q, c, f) {
         write_gemv(q, c, d, &g, &mut rng, w, &mut loaded);

@@ -202,6 +202,7 @@ pub fn cached(job: &Job) -> Option<Row> {
     let mut row: Row = serde_json::from_str(&text).ok()?;
     row.point = job.point;
     row.axes = job.axes.clone();
+    row.bottleneck = bottleneck(&job.block, &job.derived);
     Some(row)
 }
 
@@ -285,6 +286,7 @@ pub fn run_job(job: &Job, tools: &Tools, run: &RunOptions) -> Row {
     row.comparators = d.get("comparators").and_then(Value::as_u64);
     row.multipliers = crate::registry::find(&job.block).and_then(|k| k.multipliers(d));
     row.register_bits = d.get("register_bits").and_then(Value::as_u64);
+    row.bottleneck = bottleneck(&job.block, d);
     if run.lint {
         lint(job, run, &mut row);
     }
@@ -511,6 +513,11 @@ pub fn fmax_wrapper(top: &Module) -> Result<String> {
     Ok(format!("`default_nettype none\n\n{}\n`default_nettype wire\n", crate::verilog::emit_module(&m)))
 }
 
+/// The bottleneck branch of a block's timed workload, empty for blocks without one.
+fn bottleneck(block: &str, derived: &Value) -> String {
+    crate::registry::find(block).and_then(|k| k.bottleneck(derived)).unwrap_or_default()
+}
+
 /// The workload of a block, `None` for blocks without one (their cycle columns stay empty).
 pub fn workload(block: &str) -> Option<Workload> {
     crate::registry::find(block)?.workload()
@@ -577,12 +584,19 @@ fn simulate(job: &Job, run: &RunOptions, tools: &Tools, row: &mut Row) {
     if !r.ok || !verdict.starts_with("PASS") {
         row.fail(format!("sim: {}", if verdict.is_empty() { first_error(&r.output) } else { verdict.to_string() }));
     }
-    let Some(w) = workload(&job.block) else { return };
-    let Some(per_item) = (w.per_item)(&job.config) else { return };
+    cycle_columns(row, &job.block, &job.config, &job.derived, &r.output);
+}
+
+/// The cycle columns of a row from its bench log: the workload's timing line (measured, and
+/// the golden file's prediction) against the manifest's prediction; a difference or a missing
+/// line makes the row FAILED.
+pub(super) fn cycle_columns(row: &mut Row, block: &str, config: &Config, derived: &Value, log: &str) {
+    let Some(w) = workload(block) else { return };
+    let Some(per_item) = (w.per_item)(config) else { return };
     row.workload = format!("{}{per_item}", w.size);
     row.throughput_unit = w.unit.to_string();
-    row.cycles_predicted = job.derived.pointer(w.predicted).and_then(Value::as_u64);
-    let timings = timing_lines(&r.output);
+    row.cycles_predicted = derived.pointer(w.predicted).and_then(Value::as_u64);
+    let timings = timing_lines(log);
     let Some(&(golden_pred, measured)) = timings.get(w.segment) else {
         row.fail(format!("sim: the bench printed no timing line for segment {}", w.segment + 1));
         return;
@@ -650,6 +664,41 @@ mod tests {
     fn reads_timing_lines_of_a_bench_log() {
         let log = "  timing: predicted 54 cycles, measured 54\n  timing: predicted 2070 cycles, measured 2071  <-- MISMATCH\nPASS: x\n";
         assert_eq!(timing_lines(log), vec![(54, 54), (2070, 2071)]);
+    }
+
+    /// A tile row's cycle columns: the first timing line is the K = k_max, 64-row GEMV; a
+    /// measured count other than the manifest's, or a golden file that predicted another one,
+    /// or no timing line at all, makes the row FAILED.
+    #[test]
+    fn tile_cycle_columns_fail_the_row_on_any_mismatch() {
+        use crate::registry::BlockKind;
+        let cfg = Config::parse("[quant]\nnw = 2\nna = 2\n[tile]\nlines = 2\nlanes = 4\nreduce_width = 4\ncomp_macs = 2\nk_max = 256\nk = 8\nradix = 4\n").unwrap();
+        let d = crate::tile::TileBlock.derived(&cfg);
+        let p = d["predicted"]["gemv_kmax_rows64_cycles"].as_u64().unwrap();
+        let run = |log: String| {
+            let mut row = Row::default();
+            cycle_columns(&mut row, "tile", &cfg, &d, &log);
+            row
+        };
+        let ok = run(format!("  timing: predicted {p} cycles, measured {p}\n  timing: predicted 9 cycles, measured 9\nPASS: tile\n"));
+        assert!(ok.ok(), "{}", ok.failure);
+        assert_eq!((ok.cycles_predicted, ok.cycles_measured), (Some(p), Some(p)));
+        assert_eq!(ok.workload, "GEMV 64 x K=256");
+        assert_eq!(ok.throughput, Some(64.0 * 256.0 / p as f64));
+        let late = run(format!("  timing: predicted {p} cycles, measured {}  <-- MISMATCH\n", p + 1));
+        assert_eq!(late.failure, format!("cycles: measured {}, manifest predicts Some({p}) (golden file {p})", p + 1));
+        let stale = run(format!("  timing: predicted {} cycles, measured {p}\n", p + 2));
+        assert!(stale.failure.starts_with("cycles: measured"), "{}", stale.failure);
+        let none = run("PASS: tile\n".into());
+        assert_eq!(none.failure, "sim: the bench printed no timing line for segment 1");
+        // The baseline tile's row reads its own manifest (dequantize-multiply lines: 2 cycles
+        // less on tile_small) and fails against the index tile's count.
+        let dq = crate::tile_dq::DqTileBlock.derived(&cfg);
+        let pd = dq["predicted"]["gemv_kmax_rows64_cycles"].as_u64().unwrap();
+        assert_eq!(pd + 2, p);
+        let mut row = Row::default();
+        cycle_columns(&mut row, "dq_tile", &cfg, &dq, &format!("  timing: predicted {p} cycles, measured {p}\n"));
+        assert!(!row.ok());
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub struct Row {
     /// Work done per cycle in `throughput_unit` (MAC-equivalents for PE lines).
     pub throughput: Option<f64>,
     pub throughput_unit: String,
+    /// The branch that bounds the timed workload, from the block's cycle model (tiles: the
+    /// activation input, counting, weighing or compensation); empty for other blocks.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub bottleneck: String,
     pub sim_outputs: Option<u64>,
     /// Relative L2 error of the reference decoder layer's contribution, K-Means and uniform
     /// INT at the point's bits (with k/N outliers per side for Orizuru blocks).

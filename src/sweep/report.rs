@@ -72,7 +72,12 @@ pub fn csv(sweep: &Sweep, rows: &[Row]) -> String {
         ]
         .map(String::from),
     );
-    // Columns of the optional flows (standard cells, ECP5): only those some row fills.
+    // The bottleneck branch (tiles) and the optional flows' columns (standard cells, ECP5):
+    // only those some row fills, so other sweeps' CSVs keep their columns.
+    let with_bottleneck = rows.iter().any(|r| !r.bottleneck.is_empty());
+    if with_bottleneck {
+        header.push("bottleneck".into());
+    }
     let (extra_header, extra) = super::asic::csv_columns(rows);
     header.extend(extra_header);
     w.write_record(&header).expect("in-memory write");
@@ -115,6 +120,9 @@ pub fn csv(sweep: &Sweep, rows: &[Row]) -> String {
             r.config_hash.clone(),
             format!("{:.0}", r.seconds),
         ]);
+        if with_bottleneck {
+            rec.push(r.bottleneck.clone());
+        }
         rec.extend(extra);
         w.write_record(&rec).expect("in-memory write");
     }
@@ -271,6 +279,14 @@ pub fn files(sweep: &Sweep, rows: &[Row], tools: &Tools) -> Vec<(String, String)
     if !workloads.is_empty() {
         md.push_str(&format!("\nCycles are for each block's timed workload: {}.\n", workloads.join("; ")));
     }
+    let necks: Vec<String> = rows
+        .iter()
+        .filter(|r| !r.bottleneck.is_empty())
+        .map(|r| format!("- p{:02} `{}`: {}", r.point, r.block, r.bottleneck))
+        .collect();
+    if !necks.is_empty() {
+        md.push_str(&format!("\nBottleneck branch of the timed workload (from the cycle model the timed segments check):\n\n{}\n", necks.join("\n")));
+    }
     let fits: Vec<String> =
         rows.iter().filter(|r| !r.ice40_fit.is_empty()).map(|r| format!("- p{:02} `{}`: {}", r.point, r.block, r.ice40_fit)).collect();
     if !fits.is_empty() {
@@ -375,5 +391,50 @@ mod tests {
         assert!(t.contains("| 4 | 200 | 100 | 2.00 |"), "{t}");
         assert!(t.contains("| 4.00 | 4.00 | 0.50 | 0.50 | ok |"), "{t}");
         assert!(!t.contains("Fmax ratio") && !t.contains("LUT4 ratio"), "empty measures are left out: {t}");
+    }
+
+    /// A sweep whose points are tiles: the TileConfig keys as axes, the tile paired with its
+    /// dequantize-multiply baseline in the ratio table, the bottleneck branch as a CSV column
+    /// (only when a row has one) and as a list in results.md.
+    #[test]
+    fn tile_sweep_pairs_tile_with_dq_tile_and_reports_the_bottleneck() {
+        let s = Sweep::parse(
+            "[base]\nquant = { nw = 2, na = 2 }\ntile = { lanes = 4, reduce_width = 4, k_max = 64, k = 4, baseline = true }\n\
+             [axes]\n\"tile.lines\" = [2, 4]\n\"tile.comp_macs\" = [2, 8]\n\"tile.lanes+tile.k\" = [4]\n",
+            "t",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(s.points.len(), 4);
+        let c = s.points[3].config.tile.as_ref().unwrap();
+        assert_eq!((c.lines, c.comp_macs, c.lanes, c.k, c.baseline), (4, 8, 4, 4, true));
+        let blocks: Vec<&str> = crate::design::blocks(&s.points[0].config).iter().map(|b| b.name).collect();
+        assert_eq!(blocks, ["tile", "dq_tile"]);
+        let tile_row = |point: usize, block: &str, cells: u64, tput: f64, neck: &str| Row {
+            point,
+            axes: s.points[point].values.clone(),
+            block: block.into(),
+            cells: Some(cells),
+            throughput: Some(tput),
+            throughput_unit: "MAC/cycle".into(),
+            bottleneck: neck.into(),
+            ..Row::default()
+        };
+        let rows = vec![
+            tile_row(0, "tile", 30_000, 3.0, "compensation (4 cycles per group of 2 rows; vector phase 40)"),
+            tile_row(0, "dq_tile", 25_000, 3.0, "compensation (4 cycles per group of 2 rows; vector phase 35)"),
+        ];
+        let t = ratios(&s, &rows);
+        assert!(t.contains("`tile` vs baseline `dq_tile`"), "{t}");
+        assert!(t.contains("| 2 | 2 | 4 | 30000 | 25000 | 1.20 |"), "{t}");
+        let text = csv(&s, &rows);
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        assert_eq!(header.iter().filter(|h| **h == "bottleneck").count(), 1);
+        assert!(text.lines().nth(1).unwrap().ends_with(",compensation (4 cycles per group of 2 rows; vector phase 40)"), "{text}");
+        let tools = Tools { yosys: "y".into(), verilator: "v".into(), nextpnr: String::new() };
+        let md = files(&s, &rows, &tools).into_iter().find(|(n, _)| n == "results.md").unwrap().1;
+        assert!(md.contains("- p00 `dq_tile`: compensation (4 cycles per group of 2 rows; vector phase 35)"), "{md}");
+        // A PE-line sweep has no bottleneck column.
+        assert!(!csv(&sweep(), &[row(0, "pe_line", 10, 1.0)]).contains("bottleneck"));
     }
 }
