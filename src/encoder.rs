@@ -326,7 +326,11 @@ pub fn golden(q: &QuantConfig, c: &EncoderConfig, vectors: u32, seed: u64, w: &m
     let beats_per_vector = 1u32;
     let mut done = 0;
     while done < vectors {
-        let ca = reference::random_codebook(&mut rng, 1 << q.na, q.ac_bits);
+        // The first codebook spreads evenly over the whole centroid range, so the midpoints
+        // reach the top and bottom quarters of it and a wrong sign extension of a midpoint is
+        // seen even in a short run (a random first codebook can keep every midpoint small:
+        // the mutant that extends bit ac_bits-2 instead of the sign bit survived 300 vectors).
+        let ca = if done == 0 { spread_codebook(1 << q.na, q.ac_bits) } else { reference::random_codebook(&mut rng, 1 << q.na, q.ac_bits) };
         let b = reference::midpoints(&ca);
         for (i, bi) in b.iter().enumerate() {
             w.cfg(i as u64, &hex_signed(*bi, q.ac_bits));
@@ -358,6 +362,13 @@ pub fn golden(q: &QuantConfig, c: &EncoderConfig, vectors: u32, seed: u64, w: &m
         write_beat(w, q, &xs, &b, v == 1023);
     }
     w.sync();
+}
+
+/// `n` centroids evenly spread from the smallest to the largest value of `bits` signed bits.
+fn spread_codebook(n: usize, bits: u32) -> Vec<i64> {
+    let lo = -(1i64 << (bits - 1));
+    let hi = (1i64 << (bits - 1)) - 1;
+    (0..n as i64).map(|i| lo + (hi - lo) * i / (n as i64 - 1).max(1)).collect()
 }
 
 fn write_beat(w: &mut GoldenWriter, q: &QuantConfig, xs: &[i64], b: &[i64], last: bool) {
