@@ -63,12 +63,10 @@ modules=$final.modules.tmp
 # SYNTH_PER_MODULE=1: every module in its own Yosys process (see per_module_synth), up to
 # SYNTH_JOBS at a time; SYNTH_TIMEOUT then bounds each module's run. For designs whose
 # one-process synthesis does not fit this machine (the paper tile); flat runs are skipped.
-per_module=${SYNTH_PER_MODULE:-0}
 jobs=${SYNTH_JOBS:-1}
 per_module_synth() {  # design dir, design name; exit 0 when every module passed
   local design=$1 name=$2 dir=build/synth/$2
   mkdir -p "$dir"
-  local one
   one() {  # module file
     local f=$1 m=${1%.v} others
     [ -s "$dir/$m.stat" ] && [ "$dir/$m.stat" -nt "$design/$f" ] && { echo "$m cached"; return 0; }
