@@ -17,6 +17,7 @@ design=$root/rtl/$name
 sim=$root/sim
 rm -rf "$root"; mkdir -p "$sim" "$root/index"
 fail() { echo "FAIL: tile-dq: $*"; exit 1; }
+source testbenches/negative_lib.sh
 "$KLLM" generate --config "$config" --out "$root/rtl" >/dev/null || fail "generate"
 scripts/lint.sh "$design" || fail "lint"
 SYNTH_TABLE=$root/synth.md scripts/synth.sh "$design" >"$root/synth.log" 2>&1 || { tail -5 "$root/synth.log"; fail "Yosys (check -assert / latches)"; }
@@ -51,8 +52,7 @@ fi
 # 4b. One expected result wrong (lowest bit of the first `out` line's y).
 n=$(grep -n -m1 '^out ' "$good" | cut -d: -f1)
 read -r tag y rest <<<"$(sed -n "${n}p" "$good")"
-bad=$(printf "%0${#y}x" $(( 16#${y: -8} ^ 1 )))
-bad=${y:0:$(( ${#y} - ${#bad} ))}$bad
+bad=$(flip_hex "$y")
 sed "${n}s/^out $y /out $bad /" "$good" >"$sim/bad_y.txt"
 log=$sim/bad_y.log
 if testbenches/run_block.sh "$design" tile "$sim/bad_y.txt" "$sim" +seed=1 >"$log" 2>&1; then

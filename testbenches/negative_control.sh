@@ -11,9 +11,7 @@ mkdir -p "$build"
 "$KLLM" blocks --config "$config" >"$build/blocks.txt"
 "$KLLM" golden --config "$config" --out "$build" --block pe_line --vectors 300 --seed 7 >/dev/null
 good=$build/golden_pe_line.txt
-flip_hex() { # flips the lowest bit of a hex word (up to 64 bits), keeping its digit count
-  printf "%0${#1}x" $(( 16#$1 ^ 1 ))
-}
+source testbenches/negative_lib.sh
 status=0
 block=pe_line
 run() { # name, golden file, expected text in the FAIL line (for the bench of $block), [plusargs]

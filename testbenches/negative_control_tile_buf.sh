@@ -16,6 +16,7 @@ mkdir -p "$build"
 "$KLLM" blocks --config "$config" >"$build/blocks.txt"
 "$KLLM" golden --config "$config" --out "$build" --block tile --vectors "${VECTORS:-60}" --seed 7 >/dev/null
 good=$build/golden_tile.txt
+source testbenches/negative_lib.sh
 if testbenches/run_block.sh "$design" tile "$good" "$build" +seed=7 >"$build/good.log" 2>&1; then
   echo "PASS negative control baseline: uncorrupted tile_buf golden passes"
 else
@@ -25,7 +26,7 @@ fi
 n=$(grep -n -m1 -E '^in\.w [0-9a-f]+ [0-9a-f]+ [01] 1 ' "$good" | cut -d: -f1)
 [ -n "$n" ] || { echo "FAIL negative control: no load beat in $good"; exit 1; }
 read -r tag idx rest <<<"$(sed -n "${n}p" "$good")"
-bad_idx=$(printf "%0${#idx}x" $(( 16#$idx ^ 1 )))
+bad_idx=$(flip_hex "$idx")
 sed "${n}s/^in\.w $idx /in.w $bad_idx /" "$good" >"$build/bad_buffered_index.txt"
 log=$build/bad_buffered_index.log
 if testbenches/run_block.sh "$design" tile "$build/bad_buffered_index.txt" "$build" +seed=7 >"$log" 2>&1; then
