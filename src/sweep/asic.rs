@@ -25,7 +25,7 @@ pub const OSU018_LIBERTY: &str = "/usr/share/qflow/tech/osu018/osu018_stdcells.l
 pub const DEFAULT_PERIOD_NS: f64 = 10.0;
 /// Part of the cache key of sweeps with `run.asic` or `run.ecp5`: bump when the commands or the
 /// parsing of those steps change, so their cached rows are measured again.
-pub const STEP_VERSION: &str = "flows-3";
+pub const STEP_VERSION: &str = "flows-4";
 
 pub fn liberty(run: &RunOptions) -> &str {
     if run.liberty.is_empty() { OSU018_LIBERTY } else { &run.liberty }
