@@ -22,7 +22,8 @@ edge with rst high until the first cycle after it falls no output may be valid, 
 be high in that cycle (reset_errors). In every other reset (the 1st, 3rd, ...) the sources keep
 offering beats of the segment, picked at random, while rst is high: by the reset contract
 (docs/reliability.md) a beat handshaken then is discarded (counted in reset_beats=). Half of the
-resets last one cycle, the contract's minimum. Then every table address the golden file has written so
+resets last one cycle, the contract's minimum. Where input stream 0 has a `last` field, resets 2
+and 3 of every 4 come 0-15 cycles after a beat with last = 1 (that vector's result in flight). Then every table address the golden file has written so
 far is written again with its latest value (the cfg reload), the segment's own writes follow
 and the segment runs again from its first beat; all its outputs must be right. Outputs compared
 before a reset count apart (pre_reset_outputs, pre_reset_mismatches: a mismatch there fails
@@ -178,7 +179,7 @@ def main():
     a("  reg eof, seg_end, ended, aborted, timed, progress, same, after_in;")
     a("  integer idle_checks, idle_errors;")
     a("  integer resets, resets_max, reset_at, delay, tries, pre_checked, pre_mismatches, reset_errors;")
-    a("  integer seg_checked, seg_mismatches, rst_cycles, j, reset_beats, pick;")
+    a("  integer seg_checked, seg_mismatches, rst_cycles, j, reset_beats, pick, n_last;")
     a("  reg offer;")
     a("  reg rerun;")
     a("")
@@ -326,6 +327,21 @@ def main():
     a("        if (timing < 0 && n_in0 > 0 && tries < 3 && (resets_max < 0 || resets < resets_max)) begin")
     a("          reset_at = 1 + {$random(seed)} % (n_in0 < 256 ? n_in0 : 256);")
     a("          delay = {$random(seed)} % 8;")
+    li = instreams[0][1].index("last") if instreams and "last" in instreams[0][1] else -1
+    if li >= 0:
+        # As kllm_tb.h: resets 2 and 3 of every 4 come 0-15 cycles after a beat with last = 1.
+        a("          if (resets % 4 >= 1 && resets % 4 <= 2) begin")
+        a("            n_last = 0;")
+        a(f"            for (j = 0; j < (n_in0 < 256 ? n_in0 : 256); j = j + 1) if (iq0_{li}[j] != 0) n_last = n_last + 1;")
+        a("            if (n_last > 0) begin")
+        a("              pick = {$random(seed)} % n_last;")
+        a(f"              for (j = 0; j < (n_in0 < 256 ? n_in0 : 256); j = j + 1) if (iq0_{li}[j] != 0) begin")
+        a("                if (pick == 0) reset_at = j + 1;")
+        a("                pick = pick - 1;")
+        a("              end")
+        a("              delay = {$random(seed)} % 16;")
+        a("            end")
+        a("          end")
     a("        end")
     a("        tries = tries + 1;")
     a("        attempt;")
