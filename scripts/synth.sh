@@ -60,31 +60,15 @@ modules=$final.modules.tmp
   echo "| config | module | cells | flip-flops | instances |"
   echo "|---|---|---:|---:|---|"
 } >"$modules"
-# SYNTH_PER_MODULE=1: every module in its own Yosys process (see per_module_synth), up to
+# SYNTH_PER_MODULE=1: every module in its own Yosys process (scripts/per_module.sh), up to
 # SYNTH_JOBS at a time; SYNTH_TIMEOUT then bounds each module's run. For designs whose
 # one-process synthesis does not fit this machine (the paper tile); flat runs are skipped.
 jobs=${SYNTH_JOBS:-1}
-per_module_synth() {  # design dir, design name; exit 0 when every module passed
-  local design=$1 name=$2 dir=build/synth/$2
-  mkdir -p "$dir"
-  one() {  # module file
-    local f=$1 m=${1%.v} others
-    [ -s "$dir/$m.stat" ] && [ "$dir/$m.stat" -nt "$design/$f" ] && { echo "$m cached"; return 0; }
-    rm -f "$dir/$m.stat"
-    others=$(grep -vxF "$f" "$design/files.f" | sed "s|^|$design/|" | tr '\n' ' ')
-    local t0=$(date +%s)
-    timeout --kill-after=10 "$hier_limit" yosys -q -l "$dir/$m.log" -p "read_verilog -lib $others; \
-        read_verilog $design/$f; synth -top $m; check -assert; \
-        select -assert-none t:\$_DLATCH*_ t:\$_SR_* t:\$dlatch* t:\$sr; tee -q -o $dir/$m.stat.tmp stat" >/dev/null 2>&1
-    local rc=$?
-    if [ $rc = 0 ]; then
-      echo $(( $(date +%s) - t0 )) >"$dir/$m.secs"; mv "$dir/$m.stat.tmp" "$dir/$m.stat"; echo "$m $(cat "$dir/$m.secs") s"
-    elif [ $rc = 124 ] || [ $rc = 137 ]; then echo "TIMEOUT synth $name module $m: did not finish in ${hier_limit} s (SYNTH_TIMEOUT)"; return 1
-    else echo "FAIL synth $name module $m (log: $dir/$m.log)"; return 1; fi
-  }
-  export -f one; export design dir name hier_limit
-  # Largest files first, so the long modules start while the small ones fill the other slot.
-  (cd "$design" && ls -S $(cat files.f)) | xargs -P "$jobs" -I{} bash -c 'one {}'
+source scripts/per_module.sh
+per_module_synth() {  # design dir, design name; 0 when every module passed, 124 on a timeout
+  per_module_yosys "$1" "build/synth/$2" "$hier_limit" SYNTH_TIMEOUT "$jobs" "synth $2" \
+    "synth -top @m@; check -assert; select -assert-none t:\$_DLATCH*_ t:\$_SR_* t:\$dlatch* t:\$sr; \
+     tee -q -o @out@.stat.tmp stat"
 }
 
 status=0
@@ -123,7 +107,7 @@ for design in "$@"; do
       continue
     elif [ $rc != 0 ]; then
       status=1
-      echo "FAIL synth $name $top (log: $log)"; grep -iE "error|assert|latch" "$log" | head -5 | sed 's/^/    /'
+      echo "FAIL synth $name $top (log: $log)"; grep -iE "error|assert|latch" "$log" 2>/dev/null | head -5 | sed 's/^/    /'
       continue
     fi
     sums=$(awk -v top="$top" -f scripts/hier_stat.awk "$st") || { status=1; continue; }

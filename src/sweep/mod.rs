@@ -211,6 +211,13 @@ pub(crate) fn finish(
     if let Some((_, md)) = files.iter_mut().find(|(n, _)| n == "results.md") {
         md.push_str(&flows);
     }
+    // The summary (what the README embeds) gets the flows' ratios too, with their tools.
+    let flow_ratios = asic::ratio_table(&rows, &crate::registry::baseline_pairs());
+    if let Some((_, md)) = files.iter_mut().find(|(n, _)| n == "summary.md") {
+        if !flow_ratios.is_empty() {
+            md.push_str(&format!("{flow_ratios}\nStandard cells and ECP5: {}.\n", extra_tools.join("; ")));
+        }
+    }
     crate::design::write_dir_atomic(&args.out, &files)?;
     let failed = rows.iter().filter(|r| !r.ok()).count();
     eprintln!(

@@ -314,7 +314,11 @@ pub fn files(sweep: &Sweep, rows: &[Row], tools: &Tools) -> Vec<(String, String)
         "summary.md".into(),
         format!(
             "{}{}",
-            format_args!("Measured by `make sweep SWEEP={}` ({}).\n", sweep.path.display(), or_off(&tools.yosys)),
+            format_args!(
+                "Measured by `make sweep SWEEP={}`{}.\n",
+                sweep.path.display(),
+                if tools.yosys.is_empty() { String::new() } else { format!(" ({})", tools.yosys) }
+            ),
             if summary.is_empty() { "\n(no index/baseline pair in this sweep)\n".to_string() } else { summary }
         ),
     ));
