@@ -13,7 +13,10 @@
 //   100-1000 cycles while the inputs keep offering beats), 90 % back-pressure, 90 % input gaps;
 // - resets in the middle of the segment (up to 3): after 1-256 accepted input beats (plus 0-7
 //   cycles), rst is raised for 1-4 cycles with work in flight; no output may be valid while rst is high
-//   or in the first cycle after it, and `idle` must be high then; the bench re-writes every
+//   or in the first cycle after it, and `idle` must be high then; in about half of the resets
+//   the sources keep offering beats (drawn from the segment's own input) while rst is high: a
+//   beat handshaken while rst is high is discarded (the reset contract, docs/reliability.md), so
+//   no output may result from it (counted in reset_beats=); the bench re-writes every
 //   table address the golden file wrote so far with its latest value (cfg reload; a table write
 //   only stores, so the order does not matter) and runs the segment again from its
 //   first beat, all of whose outputs must be right. Outputs compared before the reset are counted
@@ -36,7 +39,8 @@
 // Plusargs: +golden=FILE (required) +seed=N +gap=PCT +stall=PCT +timeout=CYCLES +waves=FILE.fst
 //           +timed=0 (a golden file that is not a regression file, e.g. a layer's MatMuls, need
 //           not contain the manifest's timed workloads) +resets=N (at most N mid-segment resets;
-//           default: up to 3 per untimed segment; 0: none) +phases=0 (only +gap/+stall traffic)
+//           default: up to 3 per untimed segment; 0: none) +reset_beats=0 (inputs quiet during
+//           every reset) +phases=0 (only +gap/+stall traffic)
 //           +rewrites=0 (no table re-writes between vectors)
 //           +dump=FILE (every output transfer of the segments, in the golden file's `out` line
 //           format, for tools that use the RTL's results, e.g. `kllm-gen eval --rtl-results`;
@@ -249,6 +253,7 @@ class Bench {
         timed = plusarg(ctx.get(), "timed", "1") != "0";
         phases = plusarg(ctx.get(), "phases", "1") != "0";
         rewrites_on = plusarg(ctx.get(), "rewrites", "1") != "0";
+        reset_beats_on = plusarg(ctx.get(), "reset_beats", "1") != "0";
         rng.seed(seed);
 #if VM_TRACE
         std::string waves = plusarg(ctx.get(), "waves", "");
@@ -279,11 +284,11 @@ class Bench {
         else if (aborted) extra += " (aborted)";
         printf("%s: %s golden=%s seed=%" PRIu64 " outputs=%ld/%ld mismatches=%ld unexpected=%ld "
                "missing=%ld cycles=%" PRIu64 " timing_segments=%ld timing_mismatches=%ld resets=%ld "
-               "pre_reset_outputs=%ld pre_reset_mismatches=%ld reset_errors=%ld idle_checks=%ld "
+               "reset_beats=%ld pre_reset_outputs=%ld pre_reset_mismatches=%ld reset_errors=%ld idle_checks=%ld "
                "idle_errors=%ld cfg_rewrites=%ld "
                "long_stalls=%ld bursts=%ld%s\n",
                ok ? "PASS" : "FAIL", block.c_str(), golden_path.c_str(), seed, checked, expected_total,
-               mismatches, unexpected, missing, cycle, timing_ok + timing_bad, timing_bad, resets,
+               mismatches, unexpected, missing, cycle, timing_ok + timing_bad, timing_bad, resets, reset_beats,
                pre_reset_checked, pre_reset_mismatches, reset_errors, idle_checks, idle_errors, rewrites, long_stalls, bursts,
                extra.c_str());
         return ok ? 0 : 1;
@@ -299,11 +304,11 @@ class Bench {
     uint64_t cycle = 0;
     long checked = 0, expected_total = 0, mismatches = 0, unexpected = 0, missing = 0;
     long timing_ok = 0, timing_bad = 0, reported = 0, cfg_busy = 0;
-    long resets = 0, pre_reset_checked = 0, pre_reset_mismatches = 0, reset_errors = 0;
+    long resets = 0, sweep_resets = 0, reset_beats = 0, pre_reset_checked = 0, pre_reset_mismatches = 0, reset_errors = 0;
     long idle_checks = 0, idle_errors = 0;
     std::set<long> busy_lines;  // golden lines of table writes made while busy (once each)
     long rewrites = 0, long_stalls = 0, bursts = 0;
-    bool aborted = false, watchdog = false, timed = true, phases = true, rewrites_on = true;
+    bool aborted = false, watchdog = false, timed = true, phases = true, rewrites_on = true, reset_beats_on = true;
     std::map<uint64_t, CfgWrite> table;      // the golden file's latest write to each address
     std::vector<uint64_t> table_addrs;       // the addresses written so far
     FILE* dump = nullptr;
@@ -617,16 +622,31 @@ class Bench {
     }
 
     // A reset with work in flight, then the tables reloaded: the block must come back clean.
-    void mid_reset() {
+    // In about half of the resets every source keeps offering beats while rst is high (beats of
+    // the segment's own input, so every field is in range, `last` included): a beat handshaken
+    // then must be discarded, i.e. no output results from it and it leaves nothing behind (the
+    // checks below, then the rerun of the segment, which must match the golden file exactly).
+    void mid_reset(const Segment& orig, bool one_cycle) {
         resets++;
+        bool offer = reset_beats_on && resets % 2 == 1;
         for (auto& s : ins) *s.valid = 0;
         for (auto& o : outs) *o.ready = 0;
         quiet_cfg();
         top->rst = 1;
-        int n = 1 + (int)(rng() % 4);
+        // Half of the resets last the one cycle the contract promises is enough (a valid bit
+        // whose own reset is missing is cleared by its reset predecessor only from the 2nd cycle).
+        int n = (one_cycle || chance(50)) ? 1 : 2 + (int)(rng() % 3);
         for (int i = 0; i <= n; i++) {
             if (i == n) top->rst = 0;
+            for (size_t s = 0; s < ins.size(); s++) {
+                bool v = offer && i < n && !orig.in[s].empty();
+                if (v) ins[s].drive(orig.in[s][rng() % orig.in[s].size()].f);
+                *ins[s].valid = v;
+            }
             eval_half(0);
+            // Handshakes on an edge with rst high: dropped beats.
+            for (auto& s : ins)
+                if (i < n && *s.valid && *s.ready) reset_beats++;
             // The first edge with rst high clears the block: from then on (and in the first cycle
             // after rst falls) no output may be valid, and the block has nothing in flight.
             if (i > 0) {
@@ -644,6 +664,7 @@ class Bench {
             eval_half(1);
             cycle++;
         }
+        for (auto& s : ins) *s.valid = 0;
         // cfg reload: every address written so far gets its latest value again (a table write
         // only stores: the blocks have no write side effects).
         for (auto& kv : table) write_cfg(kv.second, false);
@@ -675,21 +696,50 @@ class Bench {
     void run_segment(const Segment& orig) {
         // Up to 3 resets in the middle of an untimed segment, each after `reset_at` accepted
         // beats of input stream 0 and `delay` more cycles; after each one the segment runs again
-        // from its first beat, and its last run has no reset.
+        // from its first beat, and its last run has no reset. Where input stream 0 has a `last`
+        // field, resets 2 and 3 of every 4 come 0-15 cycles after a beat with last = 1 was taken,
+        // while that vector's result is being computed (deep in the pipeline, past the input
+        // stages that a reset at a random beat mostly catches).
         size_t n0 = ins.empty() ? 0 : orig.in[0].size();
+        size_t window = std::min<size_t>(n0, 256);
+        std::vector<long> after_last;  // beat counts right after a last beat, within the window
+        auto f = ins.empty() ? ins.end() : ins.begin();
+        long li = -1;
+        if (f != ins.end())
+            for (size_t k = 0; k < f->fields.size(); k++)
+                if (f->fields[k] == "last") li = (long)k;
+        if (li >= 0)
+            for (size_t b = 0; b < window; b++)
+                if (!(orig.in[0][b].f.at(li) == Bits::from_u64(0))) after_last.push_back((long)b + 1);
+        // Where the segment's first vector is short (at most 1/8 of its beats, so the reruns cost
+        // little), 4 more resets of one cycle each come right after that vector's last beat, at
+        // delays that walk the 16 cycles after it over the run (0, 2, .. 14, then 1, 3, .. 15): a
+        // pipeline stage that holds the finished vector at a given cycle is hit by one of them.
+        int sweeps = (!after_last.empty() && (size_t)after_last[0] * 8 <= n0) ? 4 : 0;
         for (int tries = 0;; tries++) {
             long reset_at = -1, delay = 0;
-            if (orig.timing < 0 && n0 > 0 && tries < 3 && (resets_max < 0 || resets < resets_max)) {
-                reset_at = 1 + (long)(rng() % std::min<size_t>(n0, 256));
-                delay = (long)(rng() % 8);
+            bool one_cycle = false;
+            if (orig.timing < 0 && n0 > 0 && tries < 3 + sweeps && (resets_max < 0 || resets < resets_max)) {
+                if (tries >= 3) {
+                    reset_at = after_last[0];
+                    delay = (2 * sweep_resets + (sweep_resets / 8) % 2) % 16;
+                    sweep_resets++;
+                    one_cycle = true;
+                } else if (resets % 4 >= 1 && resets % 4 <= 2 && !after_last.empty()) {
+                    reset_at = after_last[rng() % after_last.size()];
+                    delay = (long)(rng() % 16);
+                } else {
+                    reset_at = 1 + (long)(rng() % window);
+                    delay = (long)(rng() % 8);
+                }
             }
             Segment seg = orig;
-            if (!attempt(seg, reset_at, delay) || aborted) return;
+            if (!attempt(orig, seg, reset_at, delay, one_cycle) || aborted) return;
         }
     }
 
     // Runs a segment; true if it was cut short by a reset (the caller runs it again).
-    bool attempt(Segment& seg, long reset_at, long delay) {
+    bool attempt(const Segment& orig, Segment& seg, long reset_at, long delay, bool one_cycle) {
         size_t next_cfg = 0;
         if (!seg.cfg.empty() && seg.cfg[0].at == 0) wait_idle();
         if (aborted) return false;
@@ -800,7 +850,7 @@ class Bench {
                 pre_reset_mismatches += seg_mismatches;
                 dump_flush(false);
                 for (auto& s : ins) *s.valid = 0;
-                mid_reset();
+                mid_reset(orig, one_cycle);
                 return true;
             }
         }

@@ -19,7 +19,11 @@ Resets in the middle of a vector, as in kllm_tb.h: in every untimed segment, up 
 (+resets=N caps the run's total; 0: none), after 1-256 accepted input beats (at most the
 segment's) plus 0-7 cycles, rst is raised for 1-4 cycles with work in flight. From the first
 edge with rst high until the first cycle after it falls no output may be valid, and `idle` must
-be high in that cycle (reset_errors). Then every table address the golden file has written so
+be high in that cycle (reset_errors). In every other reset (the 1st, 3rd, ...) the sources keep
+offering beats of the segment, picked at random, while rst is high: by the reset contract
+(docs/reliability.md) a beat handshaken then is discarded (counted in reset_beats=). Half of the
+resets last one cycle, the contract's minimum. Where input stream 0 has a `last` field, resets 2
+and 3 of every 4 come 0-15 cycles after a beat with last = 1 (that vector's result in flight). Then every table address the golden file has written so
 far is written again with its latest value (the cfg reload), the segment's own writes follow
 and the segment runs again from its first beat; all its outputs must be right. Outputs compared
 before a reset count apart (pre_reset_outputs, pre_reset_mismatches: a mismatch there fails
@@ -175,7 +179,8 @@ def main():
     a("  reg eof, seg_end, ended, aborted, timed, progress, same, after_in;")
     a("  integer idle_checks, idle_errors;")
     a("  integer resets, resets_max, reset_at, delay, tries, pre_checked, pre_mismatches, reset_errors;")
-    a("  integer seg_checked, seg_mismatches, rst_cycles, j;")
+    a("  integer seg_checked, seg_mismatches, rst_cycles, j, reset_beats, pick, n_last;")
+    a("  reg offer;")
     a("  reg rerun;")
     a("")
     a("  function chance(input integer pct);")
@@ -260,9 +265,18 @@ def main():
     if has_cfg:
         a("      cfg_we = 1'b0;")
     a("      rst = 1'b1;")
-    a("      rst_cycles = 1 + {$random(seed)} % 4;")
+    a("      // Odd resets: the sources offer beats of the segment while rst is high (discarded).")
+    a("      offer = resets % 2 == 1;")
+    a("      rst_cycles = chance(50) ? 1 : 2 + {$random(seed)} % 3;")
     a("      for (j = 0; j <= rst_cycles; j = j + 1) begin")
     a("        if (j == rst_cycles) rst = 1'b0;")
+    for k, (st, fields) in enumerate(instreams):
+        a(f"        {ihs(st, 'valid')} = offer && j < rst_cycles && n_in{k} > 0;")
+        a(f"        if ({ihs(st, 'valid')}) begin")
+        a(f"          pick = {{$random(seed)}} % n_in{k};")
+        for fi, f in enumerate(fields):
+            a(f"          {ip(st, f)} = iq{k}_{fi}[pick];")
+        a("        end")
     if has_cfg:
         a("        cfg_addr = $random(seed);")
         a("        cfg_wdata = {$random(seed), $random(seed)};")
@@ -282,10 +296,15 @@ def main():
         a("            reported = reported + 1;")
         a("          end")
     a("        end")
+    a("        // A handshake on an edge with rst high: a dropped beat.")
+    for st, _ in instreams:
+        a(f"        if ({ihs(st, 'valid')} && {ihs(st, 'ready')} === 1'b1) reset_beats = reset_beats + 1;")
     a("        #1 clk = 1'b1;")
     a("        #1 clk = 1'b0;")
     a("        cycle = cycle + 1;")
     a("      end")
+    for st, _ in instreams:
+        a(f"      {ihs(st, 'valid')} = 1'b0;")
     if has_cfg:
         a("      // cfg reload: every address written so far gets its latest value again.")
         a("      for (j = 0; j < n_tbl; j = j + 1) begin")
@@ -308,6 +327,21 @@ def main():
     a("        if (timing < 0 && n_in0 > 0 && tries < 3 && (resets_max < 0 || resets < resets_max)) begin")
     a("          reset_at = 1 + {$random(seed)} % (n_in0 < 256 ? n_in0 : 256);")
     a("          delay = {$random(seed)} % 8;")
+    li = instreams[0][1].index("last") if instreams and "last" in instreams[0][1] else -1
+    if li >= 0:
+        # As kllm_tb.h: resets 2 and 3 of every 4 come 0-15 cycles after a beat with last = 1.
+        a("          if (resets % 4 >= 1 && resets % 4 <= 2) begin")
+        a("            n_last = 0;")
+        a(f"            for (j = 0; j < (n_in0 < 256 ? n_in0 : 256); j = j + 1) if (iq0_{li}[j] != 0) n_last = n_last + 1;")
+        a("            if (n_last > 0) begin")
+        a("              pick = {$random(seed)} % n_last;")
+        a(f"              for (j = 0; j < (n_in0 < 256 ? n_in0 : 256); j = j + 1) if (iq0_{li}[j] != 0) begin")
+        a("                if (pick == 0) reset_at = j + 1;")
+        a("                pick = pick - 1;")
+        a("              end")
+        a("              delay = {$random(seed)} % 16;")
+        a("            end")
+        a("          end")
     a("        end")
     a("        tries = tries + 1;")
     a("        attempt;")
@@ -440,7 +474,7 @@ def main():
     a("    if (!$value$plusargs(\"stall=%d\", stall)) stall = 30;")
     a("    if (!$value$plusargs(\"timeout=%d\", timeout)) timeout = 20000;")
     a("    if (!$value$plusargs(\"resets=%d\", resets_max)) resets_max = -1;")
-    a("    resets = 0; pre_checked = 0; pre_mismatches = 0; reset_errors = 0;")
+    a("    resets = 0; reset_beats = 0; pre_checked = 0; pre_mismatches = 0; reset_errors = 0;")
     a("    fd = $fopen(golden, \"r\");")
     a("    if (fd == 0) begin $display(\"FAIL: cannot open golden file %0s\", golden); $finish; end")
     a("    lineno = 0; eof = 1'b0; ended = 1'b0; aborted = 1'b0; declared = -1; cycle = 0;")
@@ -483,9 +517,9 @@ def main():
     a("      $display(\"FAIL: " + top[5:] + " golden file is truncated (no matching 'end' line)\");")
     a("      $finish;")
     a("    end")
-    a("    $display(\"%0s: " + top[5:] + " golden=%0s seed=%0d outputs=%0d/%0d mismatches=%0d unexpected=%0d missing=%0d cycles=%0d timing_segments=%0d timing_mismatches=%0d resets=%0d pre_reset_outputs=%0d pre_reset_mismatches=%0d reset_errors=%0d idle_checks=%0d idle_errors=%0d%0s\",")
+    a("    $display(\"%0s: " + top[5:] + " golden=%0s seed=%0d outputs=%0d/%0d mismatches=%0d unexpected=%0d missing=%0d cycles=%0d timing_segments=%0d timing_mismatches=%0d resets=%0d reset_beats=%0d pre_reset_outputs=%0d pre_reset_mismatches=%0d reset_errors=%0d idle_checks=%0d idle_errors=%0d%0s\",")
     a("             (!aborted && mismatches == 0 && missing == 0 && unexpected == 0 && timing_bad == 0 && checked == expected_total && idle_errors == 0 && reset_errors == 0 && pre_mismatches == 0) ? \"PASS\" : \"FAIL\",")
-    a("             golden, seed0, checked, expected_total, mismatches, unexpected, missing, cycle, timing_ok + timing_bad, timing_bad, resets, pre_checked, pre_mismatches, reset_errors, idle_checks, idle_errors,")
+    a("             golden, seed0, checked, expected_total, mismatches, unexpected, missing, cycle, timing_ok + timing_bad, timing_bad, resets, reset_beats, pre_checked, pre_mismatches, reset_errors, idle_checks, idle_errors,")
     a("             aborted ? \" (aborted)\" : \"\");")
     a("    $finish;")
     a("  end")
