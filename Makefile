@@ -101,11 +101,16 @@ sim-quick: tools $(KLLM) ## the same regression with 1/QUICK_DIVISOR of the rand
 	@VECTORS_DIVISOR=$(QUICK_DIVISOR) testbenches/sim_all.sh $(SIM_ORDER)
 
 .PHONY: sim-long sim-paper
+# The LONG_CONFIGS' models are built hierarchically (testbenches/hier_blocks.vlt: one PE line and
+# one popcount compiled for all instances) and their C++ at -O0: the paper tile's top model is
+# still about 80 files of 1-2 MB, which at -O1 take hours of CPU on 2 cores, and a few GEMVs do
+# not need a fast model (CXX_OPT=-O1 to override).
+LONG_SIM_ENV = VERILATOR_FLAGS="--hierarchical $(CURDIR)/testbenches/hier_blocks.vlt" CXX_OPT=$${CXX_OPT:--O0} VECTORS=$${VECTORS:-$(PAPER_VECTORS)}
 sim-long: tools $(KLLM) ## Verilator regression of the LONG_CONFIGS (VECTORS=n, default PAPER_VECTORS GEMVs)
-	@status=0; for c in $(LONG_CONFIGS); do VECTORS=$${VECTORS:-$(PAPER_VECTORS)} testbenches/sim_config.sh $$c || status=1; done; exit $$status
+	@status=0; for c in $(LONG_CONFIGS); do $(LONG_SIM_ENV) testbenches/sim_config.sh $$c || status=1; done; exit $$status
 
 sim-paper: tools $(KLLM) ## the paper tile (16 lines x 512 lanes): a few GEMVs + timed segments in Verilator, build and run timed
-	@start=$$(date +%s); VERILATOR_FLAGS="--hierarchical $(CURDIR)/testbenches/hier_blocks.vlt" VECTORS=$${VECTORS:-$(PAPER_VECTORS)} testbenches/sim_config.sh generators/paper.toml; rc=$$?; \
+	@start=$$(date +%s); $(LONG_SIM_ENV) testbenches/sim_config.sh generators/paper.toml; rc=$$?; \
 	  echo "sim-paper: $$(( $$(date +%s) - start )) s wall (Verilator build + golden + run), exit $$rc"; exit $$rc
 
 sim-one: tools gen ## Verilator regression of CONFIG only

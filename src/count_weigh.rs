@@ -223,16 +223,19 @@ pub fn generate(d: &mut Design, g: &CountWeigh) -> Handle {
 /// Instantiates the core (built once per shape) in `m` as `u_count_weigh`, with every port wired
 /// to the same-named port of `m` except the lanes' indices (`s_idx`) and the result (`m_y`).
 pub fn instantiate(d: &mut Design, m: &mut Module, g: &CountWeigh, s_idx: &str, m_y: &str) {
+    instantiate_with(d, m, g, &[("s_idx", s_idx), ("m_y", m_y)]);
+}
+
+/// [`instantiate`] with any core port connected to a name of the caller's choosing (`renames`:
+/// core port, connected to); the other ports go to the caller's signals of the same name.
+pub fn instantiate_with(d: &mut Design, m: &mut Module, g: &CountWeigh, renames: &[(&str, &str)]) {
     let core = generate(d, g);
     let conns: Vec<(&str, String)> = core
         .ports
         .iter()
         .map(|p| {
-            let to = match p.name.as_str() {
-                "s_idx" => s_idx,
-                "m_y" => m_y,
-                other => other,
-            };
+            let name = p.name.as_str();
+            let to = renames.iter().find(|(port, _)| *port == name).map_or(name, |(_, to)| *to);
             (p.name.as_str(), to.to_string())
         })
         .collect();

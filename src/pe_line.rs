@@ -240,7 +240,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str)
     m.clock_reset();
     m.input("cfg_we", 1, "LUT write enable")
         .input("cfg_addr", pb, "LUT entry: pair index (idx_a << nw) | idx_w")
-        .input_signed("cfg_wdata", lb, "LUT value ca*cw, signed")
+        .input("cfg_wdata", lb, "LUT value ca*cw, two's complement")
         .input("s_valid", 1, "input beat valid")
         .output("s_ready", 1, "input beat accepted when valid && ready")
         .input("s_idx_a", l * q.na, "activation index of lane i at [i*NA +: NA]")
@@ -249,8 +249,19 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str)
         .input("s_last", 1, "last beat of this dot product")
         .output("m_valid", 1, "result valid")
         .input("m_ready", 1, "result taken when valid && ready")
-        .output_signed("m_y", yb, "dot product, signed")
+        .output("m_y", yb, "dot product, two's complement")
         .output("idle", 1, "nothing in flight: LUT writes are safe");
+    // The two signed values cross the line's boundary on plain (unsigned) ports, as bit
+    // patterns: Verilator 5.006 writes a signed port of a hierarchical block (`--hierarchical`,
+    // how `make sim-paper` compiles one line for all 16) as `input signed logic`, which it then
+    // rejects. Inside, they are signed wires again.
+    m.comment(
+        "Signed values cross the ports as plain bit patterns (a signed port of a Verilator\n\
+         hierarchical block does not compile in Verilator 5.006); inside they are signed again.",
+    );
+    m.wire_signed_eq("cfg_lut", lb, "cfg_wdata");
+    m.wire_signed("y_core", yb);
+    m.assign("m_y", "y_core");
 
     for (name, value) in [("NA", q.na), ("NW", q.nw), ("PAIR_W", pb)] {
         m.localparam(name, 0, value as i64);
@@ -265,7 +276,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str)
         lb - 2,
         yb - 1
     ));
-    count_weigh::instantiate(d, &mut m, &g.core, "in_pairs", "m_y");
+    count_weigh::instantiate_with(d, &mut m, &g.core, &[("s_idx", "in_pairs"), ("cfg_wdata", "cfg_lut"), ("m_y", "y_core")]);
     d.add(m);
     Handle::of(d, module, serde_json::to_value(&g).unwrap())
 }

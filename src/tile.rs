@@ -1323,12 +1323,22 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
         LineKind::Index => ("cfg_lut_we", "cfg_off", "cfg_wdata"),
         LineKind::Dequant => crate::tile_dq::CFG_WIRES,
     };
+    // The index line carries its signed table value and result as plain bit patterns (its
+    // ports are unsigned so that it can be a Verilator hierarchical block, `pe_line::generate`):
+    // the value goes in as `$unsigned(..)` and the result comes back on an unsigned wire that
+    // `y_line` re-reads as signed. Other lines have signed ports and connect directly.
+    let y_port = if float { "m_s" } else { "m_y" };
+    let y_plain = line.port(y_port).is_some_and(|p| !p.signed);
+    let ldata = match line.port("cfg_wdata") {
+        Some(p) if !p.signed && !float => format!("$unsigned({ldata})"),
+        _ => ldata.to_string(),
+    };
     let line_conns: Vec<(String, String)> = [
         ("clk", "clk".to_string()),
         ("rst", "rst".into()),
         ("cfg_we", lwe.into()),
         ("cfg_addr", laddr.into()),
-        ("cfg_wdata", ldata.into()),
+        ("cfg_wdata", ldata),
         ("s_valid", format!("{wv} & gate")),
         ("s_ready", "ready".into()),
         ("s_idx_a", "row_idx_a".into()),
@@ -1337,7 +1347,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
         ("s_last", "last_beat".into()),
         ("m_valid", "valid".into()),
         ("m_ready", "m_ready & cf_valid".into()),
-        (if float { "m_s" } else { "m_y" }, "y_line".into()),
+        (y_port, if y_plain { "y_line_bits" } else { "y_line" }.into()),
         ("idle", "line_idle_1".into()),
     ]
     .into_iter()
@@ -1348,6 +1358,12 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
         Item::Wire { name: "valid".into(), width: 1, signed: false, depth: None, init: None },
         Item::Wire { name: "line_idle_1".into(), width: 1, signed: false, depth: None, init: None },
         Item::Wire { name: "y_line".into(), width: lyb, signed: true, depth: None, init: None },
+    ];
+    if y_plain {
+        line_body.push(Item::Wire { name: "y_line_bits".into(), width: lyb, signed: false, depth: None, init: None });
+        line_body.push(Item::Assign { lhs: "y_line".into(), rhs: "y_line_bits".into() });
+    }
+    line_body.extend([
         Item::Wire { name: "acc".into(), width: cb, signed: true, depth: None, init: None },
         Item::Instance { module: line.module.clone(), name: "u_line".into(), conns: line_conns },
         Item::Instance {
@@ -1360,7 +1376,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
         Item::Assign { lhs: "line_idle[line]".into(), rhs: "line_idle_1".into() },
         Item::Assign { lhs: "acc_bus[line*A_W +: A_W]".into(), rhs: "acc".into() },
         gws("comp", cb, "cf_data[line*A_W +: A_W]"),
-    ];
+    ]);
     match &fl {
         None => line_body.extend([
             gws("y_sum", yb, format!("{} + {}", sext("y_line", lyb, yb), sext("comp", cb, yb))),

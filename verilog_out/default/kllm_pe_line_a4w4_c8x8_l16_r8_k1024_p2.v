@@ -10,24 +10,30 @@
 // Y = sum over bins j of count[j] * LUT[j], LUT[j] = ca[j >> nw] * cw[j & (2^nw-1)].
 // Write the LUT through cfg_* only while `idle` is high; K must not exceed K_MAX.
 module kllm_pe_line_a4w4_c8x8_l16_r8_k1024_p2 (
-    input  wire clk,                     // clock, all state changes on its rising edge
-    input  wire rst,                     // synchronous reset, active high
-    input  wire cfg_we,                  // LUT write enable
-    input  wire [7:0] cfg_addr,          // LUT entry: pair index (idx_a << nw) | idx_w
-    input  wire signed [15:0] cfg_wdata, // LUT value ca*cw, signed
-    input  wire s_valid,                 // input beat valid
-    output wire s_ready,                 // input beat accepted when valid && ready
-    input  wire [63:0] s_idx_a,          // activation index of lane i at [i*NA +: NA]
-    input  wire [63:0] s_idx_w,          // weight index of lane i at [i*NW +: NW]
-    input  wire [15:0] s_keep,           // lane i holds a reduction element
-    input  wire s_last,                  // last beat of this dot product
-    output wire m_valid,                 // result valid
-    input  wire m_ready,                 // result taken when valid && ready
-    output wire signed [25:0] m_y,       // dot product, signed
-    output wire idle                     // nothing in flight: LUT writes are safe
+    input  wire clk,              // clock, all state changes on its rising edge
+    input  wire rst,              // synchronous reset, active high
+    input  wire cfg_we,           // LUT write enable
+    input  wire [7:0] cfg_addr,   // LUT entry: pair index (idx_a << nw) | idx_w
+    input  wire [15:0] cfg_wdata, // LUT value ca*cw, two's complement
+    input  wire s_valid,          // input beat valid
+    output wire s_ready,          // input beat accepted when valid && ready
+    input  wire [63:0] s_idx_a,   // activation index of lane i at [i*NA +: NA]
+    input  wire [63:0] s_idx_w,   // weight index of lane i at [i*NW +: NW]
+    input  wire [15:0] s_keep,    // lane i holds a reduction element
+    input  wire s_last,           // last beat of this dot product
+    output wire m_valid,          // result valid
+    input  wire m_ready,          // result taken when valid && ready
+    output wire [25:0] m_y,       // dot product, two's complement
+    output wire idle              // nothing in flight: LUT writes are safe
 );
 
   genvar lane;
+
+  // Signed values cross the ports as plain bit patterns (a signed port of a Verilator
+  // hierarchical block does not compile in Verilator 5.006); inside they are signed again.
+  wire signed [15:0] cfg_lut = cfg_wdata;
+  wire signed [25:0] y_core;
+  assign m_y = y_core;
   localparam NA = 4;
   localparam NW = 4;
   localparam PAIR_W = 8;
@@ -45,7 +51,7 @@ module kllm_pe_line_a4w4_c8x8_l16_r8_k1024_p2 (
       .rst       (rst),
       .cfg_we    (cfg_we),
       .cfg_addr  (cfg_addr),
-      .cfg_wdata (cfg_wdata),
+      .cfg_wdata (cfg_lut),
       .s_valid   (s_valid),
       .s_ready   (s_ready),
       .s_idx     (in_pairs),
@@ -53,7 +59,7 @@ module kllm_pe_line_a4w4_c8x8_l16_r8_k1024_p2 (
       .s_last    (s_last),
       .m_valid   (m_valid),
       .m_ready   (m_ready),
-      .m_y       (m_y),
+      .m_y       (y_core),
       .idle      (idle)
   );
 

@@ -297,13 +297,15 @@ module kllm_tile (
       wire valid;
       wire line_idle_1;
       wire signed [25:0] y_line;
+      wire [25:0] y_line_bits;
+      assign y_line = y_line_bits;
       wire signed [27:0] acc;
       kllm_pe_line_a4w4_c8x8_l16_r8_k1024_p2 u_line (
           .clk       (clk),
           .rst       (rst),
           .cfg_we    (cfg_lut_we),
           .cfg_addr  (cfg_off),
-          .cfg_wdata (cfg_wdata),
+          .cfg_wdata ($unsigned(cfg_wdata)),
           .s_valid   (s_w_valid & gate),
           .s_ready   (ready),
           .s_idx_a   (row_idx_a),
@@ -312,7 +314,7 @@ module kllm_tile (
           .s_last    (last_beat),
           .m_valid   (valid),
           .m_ready   (m_ready & cf_valid),
-          .m_y       (y_line),
+          .m_y       (y_line_bits),
           .idle      (line_idle_1)
       );
       kllm_tile_comp_s16_m8_l16_p10_w4_c8_r17_a28 u_comp (

@@ -368,13 +368,15 @@ module kllm_tile (
       wire valid;
       wire line_idle_1;
       wire signed [23:0] y_line;
+      wire [23:0] y_line_bits;
+      assign y_line = y_line_bits;
       wire signed [28:0] acc;
       kllm_pe_line_a2w2_c8x8_l4_r4_k256_p2 u_line (
           .clk       (clk),
           .rst       (rst),
           .cfg_we    (cfg_lut_we),
           .cfg_addr  (cfg_off),
-          .cfg_wdata (cfg_wdata),
+          .cfg_wdata ($unsigned(cfg_wdata)),
           .s_valid   (w_valid & gate),
           .s_ready   (ready),
           .s_idx_a   (row_idx_a),
@@ -383,7 +385,7 @@ module kllm_tile (
           .s_last    (last_beat),
           .m_valid   (valid),
           .m_ready   (m_ready & cf_valid),
-          .m_y       (y_line),
+          .m_y       (y_line_bits),
           .idle      (line_idle_1)
       );
       kllm_tile_comp_s16_m2_l4_p8_w2_c8_r17_a29 u_comp (

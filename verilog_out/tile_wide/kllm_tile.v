@@ -295,13 +295,15 @@ module kllm_tile (
       wire valid;
       wire line_idle_1;
       wire signed [27:0] y_line;
+      wire [27:0] y_line_bits;
+      assign y_line = y_line_bits;
       wire signed [29:0] acc;
       kllm_pe_line_a3w4_c8x8_l64_r16_k4096_p2 u_line (
           .clk       (clk),
           .rst       (rst),
           .cfg_we    (cfg_lut_we),
           .cfg_addr  (cfg_off),
-          .cfg_wdata (cfg_wdata),
+          .cfg_wdata ($unsigned(cfg_wdata)),
           .s_valid   (s_w_valid & gate),
           .s_ready   (ready),
           .s_idx_a   (row_idx_a),
@@ -310,7 +312,7 @@ module kllm_tile (
           .s_last    (last_beat),
           .m_valid   (valid),
           .m_ready   (m_ready & cf_valid),
-          .m_y       (y_line),
+          .m_y       (y_line_bits),
           .idle      (line_idle_1)
       );
       kllm_tile_comp_s40_m8_l64_p12_w4_c8_r17_a30 u_comp (
