@@ -22,7 +22,9 @@
 # STA (OpenSTA binary), ASIC_TIMEOUT (seconds for the hierarchical Yosys run),
 # ASIC_FLAT_TIMEOUT (seconds for each top's flatten and re-buffer), ASIC_TABLE (output file),
 # ASIC_PER_MODULE=1 (one Yosys process per module; ASIC_TIMEOUT is then per module, ASIC_JOBS
-# of them at a time).
+# of them at a time), ASIC_STA_MAX_CELLS (per-module mode only: a top with more cells than this,
+# default 3 000 000, is neither flattened nor timed whole, which would not fit the machine's
+# memory; each module's netlist is timed on its own instead, see below).
 # Writes build/asic/<config>/ (netlist, logs, stat, STA reports) and reports/asic_<config>.md.
 set -uo pipefail
 die() { echo "asic: $*" >&2; exit 2; }
@@ -34,6 +36,8 @@ period=${CLOCK_PERIOD:-10}
 sta=${STA:-sta}
 limit=${ASIC_TIMEOUT:-900}
 flat_limit=${ASIC_FLAT_TIMEOUT:-600}
+sta_max_cells=${ASIC_STA_MAX_CELLS:-3000000}
+[[ $sta_max_cells =~ ^[0-9]+$ ]] || die "ASIC_STA_MAX_CELLS='$sta_max_cells' is not a cell count (a whole number >= 0)"
 [ -f "$design/manifest.json" ] || die "'$design' is not a generated design folder (no manifest.json): run \`make gen CONFIG=generators/$name.toml\`"
 [ -f "$liberty" ] || die "Liberty file '$liberty' not found: \`make tools\` installs the OSU 0.18 um library (Debian qflow-tech-osu018), or set LIBERTY=/path/to/your_pdk.lib"
 grep -q '^ *cell *(' "$liberty" || die "LIBERTY='$liberty' holds no cell groups: is it a Liberty (.lib) file?"
@@ -153,6 +157,39 @@ for top in $tops; do
   # it once more with buffering and sizing, now seeing every fanout: no second `synth`, which
   # for the large tops takes far longer.
   netlist=$out/netlist.v netlist_kind=hierarchical flat_area=""
+  if [ "${ASIC_PER_MODULE:-0}" = 1 ] && [ "$cells" -gt "$sta_max_cells" ]; then
+    # Too large to flatten or to time whole (the paper tile: 18 M generic cells; OpenSTA holds
+    # every instance of the linked design). Each module's mapped netlist is timed alone, its
+    # submodules black boxes: a path is cut where it crosses a module port, so this is the
+    # worst path inside one module (a combinational module's input-to-output delay included),
+    # optimistic for paths that run through several modules. Fmax is that of the worst module.
+    worst="" wslack="" wfrom="" wto=""
+    while read -r m; do
+      # A module without clk (a combinational one) is timed input to output on a virtual clock.
+      printf 'read_liberty %s\nread_verilog %s\nlink_design %s\n' "$liberty" "$mdir/$m.v" "$m" >"$mdir/$m.sta.tcl"
+      if grep -qE "^ *input +(wire +)?clk\b|^ *input clk;" "$mdir/$m.v"; then
+        printf 'create_clock -name clk -period %s [get_ports clk]\nset_input_delay 0 -clock clk [delete_from_list [all_inputs] [get_ports clk]]\n' "$period" >>"$mdir/$m.sta.tcl"
+      else
+        printf 'create_clock -name clk -period %s\nset_input_delay 0 -clock clk [all_inputs]\n' "$period" >>"$mdir/$m.sta.tcl"
+      fi
+      printf 'set_output_delay 0 -clock clk [all_outputs]\nreport_checks -path_delay max -digits 3\nreport_worst_slack -digits 3\nexit\n' >>"$mdir/$m.sta.tcl"
+      if ! "$sta" -no_init -no_splash "$mdir/$m.sta.tcl" >"$mdir/$m.sta" 2>&1 || grep -q '^Error' "$mdir/$m.sta"; then
+        echo "asic: OpenSTA failed on $name module $m (report: $mdir/$m.sta)" >&2; exit 1
+      fi
+      ms=$(awk '/^worst slack/ { print $3 }' "$mdir/$m.sta")
+      [ -n "$ms" ] && [ "$ms" != "INF" ] || continue
+      if [ -z "$wslack" ] || awk -v a="$ms" -v b="$wslack" 'BEGIN { exit !(a < b) }'; then
+        wslack=$ms worst=$m
+        wfrom=$(awk '/^Startpoint:/ { print $2; exit }' "$mdir/$m.sta")
+        wto=$(awk '/^Endpoint:/ { print $2; exit }' "$mdir/$m.sta")
+      fi
+    done < <(echo "$sums" | awk '$1 == "MOD" && $5 > 0 { print $2 }')
+    [ -n "$wslack" ] || { echo "asic: no module of $name has a timed path" >&2; exit 1; }
+    read -r path fmax <<<"$(awk -v p="$period" -v s="$wslack" 'BEGIN { d = p - s; printf "%.3f %.1f", d, 1000 / d }')"
+    echo "| $top | $area |  | $cells | $ffs | $path | $fmax | per module ($cells cells > ASIC_STA_MAX_CELLS = $sta_max_cells: paths cut at module ports, optimistic) | \`$worst\`: \`$wfrom\` → \`$wto\` |" >>"$final.tmp"
+    echo "asic $name $top: per-module STA, worst module $worst" >&2
+    continue
+  fi
   fstart=$(date +%s)
   timeout --kill-after=10 "$flat_limit" yosys -q -l "$out/${top}_flat.log" -p "read_liberty $liberty; \
       read_verilog $out/netlist.v; hierarchy -top $top; flatten; opt_clean; \
