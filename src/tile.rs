@@ -1325,14 +1325,18 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
     };
     // The index line carries its signed table value and result as plain bit patterns (its
     // ports are unsigned so that it can be a Verilator hierarchical block, `pe_line::generate`):
-    // the value goes in as `$unsigned(..)` and the result comes back on an unsigned wire that
-    // `y_line` re-reads as signed. Other lines have signed ports and connect directly.
+    // both cross on unsigned wires, `cfg_wdata_bits` and `y_line_bits`, which `y_line` re-reads
+    // as signed. Plain wires, not `$unsigned(..)` in the connection: Yosys 0.23 fails an assertion
+    // on a cast in the port connection of a black-box submodule (per-module synthesis).
+    // Other lines have signed ports and connect directly.
     let y_port = if float { "m_s" } else { "m_y" };
     let y_plain = line.port(y_port).is_some_and(|p| !p.signed);
-    let ldata = match line.port("cfg_wdata") {
-        Some(p) if !p.signed && !float => format!("$unsigned({ldata})"),
-        _ => ldata.to_string(),
+    let data_plain = match line.port("cfg_wdata") {
+        Some(p) if !p.signed && !float => Some(p.width),
+        _ => None,
     };
+    let ldata_src = ldata.to_string();
+    let ldata = if data_plain.is_some() { "cfg_wdata_bits".to_string() } else { ldata_src.clone() };
     let line_conns: Vec<(String, String)> = [
         ("clk", "clk".to_string()),
         ("rst", "rst".into()),
@@ -1359,6 +1363,9 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
         Item::Wire { name: "line_idle_1".into(), width: 1, signed: false, depth: None, init: None },
         Item::Wire { name: "y_line".into(), width: lyb, signed: true, depth: None, init: None },
     ];
+    if let Some(w) = data_plain {
+        line_body.push(Item::Wire { name: "cfg_wdata_bits".into(), width: w, signed: false, depth: None, init: Some(ldata_src) });
+    }
     if y_plain {
         line_body.push(Item::Wire { name: "y_line_bits".into(), width: lyb, signed: false, depth: None, init: None });
         line_body.push(Item::Assign { lhs: "y_line".into(), rhs: "y_line_bits".into() });

@@ -295,6 +295,7 @@ module kllm_tile (
       wire valid;
       wire line_idle_1;
       wire signed [27:0] y_line;
+      wire [15:0] cfg_wdata_bits = cfg_wdata;
       wire [27:0] y_line_bits;
       assign y_line = y_line_bits;
       wire signed [29:0] acc;
@@ -303,7 +304,7 @@ module kllm_tile (
           .rst       (rst),
           .cfg_we    (cfg_lut_we),
           .cfg_addr  (cfg_off),
-          .cfg_wdata ($unsigned(cfg_wdata)),
+          .cfg_wdata (cfg_wdata_bits),
           .s_valid   (s_w_valid & gate),
           .s_ready   (ready),
           .s_idx_a   (row_idx_a),
