@@ -137,6 +137,42 @@ lib_name=$(awk '/^[ \t]*library[ \t]*\(/ { l = $0; sub(/.*\([ \t]*"?/, "", l); s
   echo "| top | area µm² | timed area µm² | cells | flip-flops | worst path ns | Fmax MHz | timed netlist | worst path from → to |"
   echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
 } >"$final.tmp"
+# sta_time <netlist> <module> <base> <label> <clock>: times <module> of <netlist> in OpenSTA with one
+# clock (`port`: on its clk port, other inputs and all outputs constrained to it with zero
+# external delay; `virtual`: a clock on no port, for a combinational module's input-to-output
+# paths). Writes <base>.tcl and <base>.sta, fails (exit 1) if OpenSTA does, and prints the
+# worst slack, its start and its end point (nothing when the report has no worst slack; "INF":
+# no constrained path).
+sta_time() {
+  local netlist=$1 module=$2 base=$3 label=$4 clock=$5 inputs
+  if [ "$clock" = port ]; then
+    clock="create_clock -name clk -period $period [get_ports clk]" inputs="[delete_from_list [all_inputs] [get_ports clk]]"
+  else
+    clock="create_clock -name clk -period $period" inputs="[all_inputs]"
+  fi
+  cat >"$base.tcl" <<EOF
+read_liberty $liberty
+read_verilog $netlist
+link_design $module
+$clock
+set_input_delay 0 -clock clk $inputs
+set_output_delay 0 -clock clk [all_outputs]
+report_checks -path_delay max -digits 3
+report_worst_slack -digits 3
+exit
+EOF
+  if ! "$sta" -no_init -no_splash "$base.tcl" >"$base.sta" 2>&1 || grep -q '^Error' "$base.sta"; then
+    echo "asic: OpenSTA failed on $name $label (report: $base.sta):" >&2
+    grep '^Error' "$base.sta" | head -3 | sed 's/^/    /' >&2; exit 1
+  fi
+  local slack from to
+  slack=$(awk '/^worst slack/ { print $3 }' "$base.sta")
+  from=$(awk '/^Startpoint:/ { print $2; exit }' "$base.sta")
+  to=$(awk '/^Endpoint:/ { print $2; exit }' "$base.sta")
+  echo "$slack $from $to"
+}
+# The worst path's delay and Fmax of a worst slack: "ns MHz".
+path_fmax() { awk -v p="$period" -v s="$1" 'BEGIN { d = p - s; printf "%.3f %.1f", d, 1000 / d }'; }
 modrows=""
 status=0
 for top in $tops; do
@@ -166,26 +202,17 @@ for top in $tops; do
     worst="" wslack="" wfrom="" wto=""
     while read -r m; do
       # A module without clk (a combinational one) is timed input to output on a virtual clock.
-      printf 'read_liberty %s\nread_verilog %s\nlink_design %s\n' "$liberty" "$mdir/$m.v" "$m" >"$mdir/$m.sta.tcl"
-      if grep -qE "^ *input +(wire +)?clk\b|^ *input clk;" "$mdir/$m.v"; then
-        printf 'create_clock -name clk -period %s [get_ports clk]\nset_input_delay 0 -clock clk [delete_from_list [all_inputs] [get_ports clk]]\n' "$period" >>"$mdir/$m.sta.tcl"
-      else
-        printf 'create_clock -name clk -period %s\nset_input_delay 0 -clock clk [all_inputs]\n' "$period" >>"$mdir/$m.sta.tcl"
-      fi
-      printf 'set_output_delay 0 -clock clk [all_outputs]\nreport_checks -path_delay max -digits 3\nreport_worst_slack -digits 3\nexit\n' >>"$mdir/$m.sta.tcl"
-      if ! "$sta" -no_init -no_splash "$mdir/$m.sta.tcl" >"$mdir/$m.sta" 2>&1 || grep -q '^Error' "$mdir/$m.sta"; then
-        echo "asic: OpenSTA failed on $name module $m (report: $mdir/$m.sta)" >&2; exit 1
-      fi
-      ms=$(awk '/^worst slack/ { print $3 }' "$mdir/$m.sta")
+      clock=virtual
+      grep -qE "^ *input +(wire +)?clk\b" "$mdir/$m.v" && clock=port
+      timed=$(sta_time "$mdir/$m.v" "$m" "$mdir/$m" "module $m" "$clock") || exit 1
+      read -r ms from to <<<"$timed"
       [ -n "$ms" ] && [ "$ms" != "INF" ] || continue
       if [ -z "$wslack" ] || awk -v a="$ms" -v b="$wslack" 'BEGIN { exit !(a < b) }'; then
-        wslack=$ms worst=$m
-        wfrom=$(awk '/^Startpoint:/ { print $2; exit }' "$mdir/$m.sta")
-        wto=$(awk '/^Endpoint:/ { print $2; exit }' "$mdir/$m.sta")
+        wslack=$ms worst=$m wfrom=$from wto=$to
       fi
     done < <(echo "$sums" | awk '$1 == "MOD" && $5 > 0 { print $2 }')
     [ -n "$wslack" ] || { echo "asic: no module of $name has a timed path" >&2; exit 1; }
-    read -r path fmax <<<"$(awk -v p="$period" -v s="$wslack" 'BEGIN { d = p - s; printf "%.3f %.1f", d, 1000 / d }')"
+    read -r path fmax <<<"$(path_fmax "$wslack")"
     echo "| $top | $area |  | $cells | $ffs | $path | $fmax | per module ($cells cells > ASIC_STA_MAX_CELLS = $sta_max_cells: paths cut at module ports, optimistic) | \`$worst\`: \`$wfrom\` → \`$wto\` |" >>"$final.tmp"
     echo "asic $name $top: per-module STA, worst module $worst" >&2
     continue
@@ -206,27 +233,11 @@ for top in $tops; do
   else
     echo "asic: flattening and re-buffering $name $top failed (log: $out/${top}_flat.log)" >&2; exit 1
   fi
-  cat >"$out/$top.tcl" <<EOF
-read_liberty $liberty
-read_verilog $netlist
-link_design $top
-create_clock -name clk -period $period [get_ports clk]
-set_input_delay 0 -clock clk [delete_from_list [all_inputs] [get_ports clk]]
-set_output_delay 0 -clock clk [all_outputs]
-report_checks -path_delay max -digits 3
-report_worst_slack -digits 3
-exit
-EOF
   [ "$has_clk" != 0 ] || { echo "asic: $name $top has no clk port; it is not timed" >&2; status=1; continue; }
-  if ! "$sta" -no_init -no_splash "$out/$top.tcl" >"$out/$top.sta" 2>&1 || grep -q '^Error' "$out/$top.sta"; then
-    echo "asic: OpenSTA failed on $name $top (report: $out/$top.sta):" >&2
-    grep '^Error' "$out/$top.sta" | head -3 | sed 's/^/    /' >&2; exit 1
-  fi
-  slack=$(awk '/^worst slack/ { print $3 }' "$out/$top.sta")
-  from=$(awk '/^Startpoint:/ { print $2; exit }' "$out/$top.sta")
-  to=$(awk '/^Endpoint:/ { print $2; exit }' "$out/$top.sta")
+  timed=$(sta_time "$netlist" "$top" "$out/$top" "$top" port) || exit 1
+  read -r slack from to <<<"$timed"
   [ -n "$slack" ] || { echo "asic: no worst slack in $out/$top.sta" >&2; exit 1; }
-  read -r path fmax <<<"$(awk -v p="$period" -v s="$slack" 'BEGIN { d = p - s; printf "%.3f %.1f", d, 1000 / d }')"
+  read -r path fmax <<<"$(path_fmax "$slack")"
   echo "| $top | $area | ${flat_area:-} | $cells | $ffs | $path | $fmax | $netlist_kind | \`$from\` → \`$to\` |" >>"$final.tmp"
   echo "asic $name $top: flatten, re-buffer and STA ${flat_secs} s" >&2
 done

@@ -251,10 +251,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &PeLineConfig, module: &str)
         .input("m_ready", 1, "result taken when valid && ready")
         .output("m_y", yb, "dot product, two's complement")
         .output("idle", 1, "nothing in flight: LUT writes are safe");
-    // The two signed values cross the line's boundary on plain (unsigned) ports, as bit
-    // patterns: Verilator 5.006 writes a signed port of a hierarchical block (`--hierarchical`,
-    // how `make sim-paper` compiles one line for all 16) as `input signed logic`, which it then
-    // rejects. Inside, they are signed wires again.
+    // `make sim-paper` compiles one line for all 16 as a Verilator hierarchical block.
     m.comment(
         "Signed values cross the ports as plain bit patterns (a signed port of a Verilator\n\
          hierarchical block does not compile in Verilator 5.006); inside they are signed again.",
