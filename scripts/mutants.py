@@ -250,25 +250,64 @@ def mutant_id(s):
     return f"{s['file']}:{s['line']}:{s['col']}:{s['kind']}"
 
 
-def run_bench(design, block, golden, build, seed, limit=1800):
+def own_cpu_seconds(pid):
+    """User + system CPU seconds of process `pid` itself (not of its children), None once gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # fields 3.. of proc(5); utime, stime are 14, 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_group(cmd, out, timeout, cpu_limit=None, **kw):
+    """Run `cmd` in its own process group with its output in the file `out`.
+
+    Returns (exit code or None if stopped, CPU seconds of the process itself). It is stopped,
+    with every process it started, after `timeout` s of wall time, or once the process itself
+    (not its children) has used `cpu_limit` CPU seconds: testbenches/run_block.sh builds the
+    model in child processes and then `exec`s the simulator, so that is the simulation's CPU
+    time, whatever the Verilator build took and whatever the machine's load."""
+    with open(out, "w") as f:
+        p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, start_new_session=True, **kw)
+        t0, cpu = time.time(), 0.0
+        while p.poll() is None:
+            c = own_cpu_seconds(p.pid)
+            cpu = c if c is not None else cpu
+            if time.time() - t0 > timeout or (cpu_limit is not None and cpu > cpu_limit):
+                # The whole group: a timed-out build or simulator must not run on unseen.
+                try:
+                    os.killpg(p.pid, 9)
+                except ProcessLookupError:
+                    pass
+                p.wait()
+                return None, cpu
+            time.sleep(0.5)
+    return p.returncode, cpu
+
+
+def run_bench(design, block, golden, build, seed, limit=None):
+    """(verdict, log, simulation CPU s) of the Verilator bench on a design.
+
+    `limit`: CPU seconds the simulation may use (the Verilator build is not counted, and the
+    wall-time backstop is generous), so a loaded machine or a niced run cannot turn a slow
+    build into a "hung" verdict."""
     cmd = [str(ROOT / "testbenches/run_block.sh"), str(design), block, str(golden), str(build), f"+seed={seed}"]
     env = dict(os.environ, JOBS="1", SEED=str(seed), CXX_OPT=os.environ.get("CXX_OPT", "-O0"))
     if shutil.which("ccache"):
         env.setdefault("OBJCACHE", "ccache")
         env.setdefault("CCACHE_BASEDIR", str(ROOT))  # mutant folders differ; relative paths hit
-    try:
-        p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=limit)
-        log = p.stdout + p.stderr
-        code = p.returncode
-    except subprocess.TimeoutExpired:
-        (build / "bench.log").write_text(f"HUNG: no verdict after {limit:.0f} s\n")
-        return "hung", ""
-    (build / "bench.log").write_text(log)
+    wall = 7200 if limit is None else max(7200, 40 * limit)
+    code, cpu = run_group(cmd, build / "bench.log", wall, limit, cwd=ROOT, env=env)
+    if code is None:
+        (build / "bench.log").write_text(f"HUNG: no verdict after {cpu:.0f} CPU-s of simulation (limit {limit or 0:.0f})\n")
+        return "hung", "", cpu
+    log = (build / "bench.log").read_text()
     if "verilator build failed" in log:
-        return "invalid", log
+        return "invalid", log, cpu
     if code == 0 and re.search(r"^PASS", log, re.M):
-        return "survived", log
-    return "killed", log
+        return "survived", log, cpu
+    return "killed", log, cpu
 
 
 def load_equivalent(path):
@@ -346,34 +385,34 @@ def main():
 
         # The unmutated design must pass, or every "kill" below would mean nothing.
         base = fw / "original"
-        if (base / "limit.txt").exists():
-            limit = float((base / "limit.txt").read_text())
+        if (base / "limit_cpu.txt").exists():
+            limit = float((base / "limit_cpu.txt").read_text())
         else:
             shutil.rmtree(base, ignore_errors=True)
             base.mkdir()
             (base / "blocks.txt").write_text(blocks)
-            t = time.time()
-            verdict, log = run_bench(design, fam, golden, base, args.seed)
+            verdict, log, cpu = run_bench(design, fam, golden, base, args.seed)
             # A mutant that makes the design repeat one output forever keeps the bench's
-            # no-transfer watchdog quiet; such a run is stopped here and counted as hung.
-            limit = max(90.0, 5 * (time.time() - t))
+            # no-transfer watchdog quiet; such a run is stopped here and counted as hung. The
+            # limit is CPU time of the simulation alone (a wall-time limit that included the
+            # Verilator build turned slow builds on a loaded machine into "hung" verdicts).
+            limit = max(90.0, 5 * cpu)
             if verdict != "survived":
                 print(f"[{fam}] FAIL: the unmutated design does not pass its bench:\n{log[-2000:]}")
                 sys.exit(1)
             for o in base.glob(f"obj_{fam}*"):
                 shutil.rmtree(o, ignore_errors=True)
-            (base / "limit.txt").write_text(f"{limit:.0f}")
+            (base / "limit_cpu.txt").write_text(f"{limit:.0f}")
 
         def run_icarus(design_dir, build_dir, extra):
             """("passed" | "killed" | "no verdict", log) of the Icarus bench on a design."""
-            try:
-                p = subprocess.run([str(ROOT / "testbenches/icarus/run_block.sh"), str(design_dir), fam, str(golden_icarus), str(build_dir)] + extra,
-                                   cwd=ROOT, env=dict(os.environ, SEED=str(args.seed)), capture_output=True, text=True,
-                                   timeout=20 * limit)
-            except subprocess.TimeoutExpired:
+            log = build_dir / "icarus_run.log"
+            code, _ = run_group([str(ROOT / "testbenches/icarus/run_block.sh"), str(design_dir), fam, str(golden_icarus), str(build_dir)] + extra,
+                                log, 20 * limit, cwd=ROOT, env=dict(os.environ, SEED=str(args.seed)))
+            if code is None:
                 return "no verdict", f"no Icarus verdict after {20 * limit:.0f} s: not a kill\n"
-            out = p.stdout + p.stderr
-            if p.returncode == 0:
+            out = log.read_text()
+            if code == 0:
                 return "passed", out
             # Only the bench's own FAIL verdict is a kill, not a bench that could not be built.
             built = "iverilog build failed" not in out and "gen_bench:" not in out
@@ -414,7 +453,7 @@ def main():
             assert ln[s["col"]:s["end"]] == s["orig"], (s, ln)
             lines[s["line"] - 1] = ln[: s["col"]] + s["rep"] + ln[s["end"]:]
             path.write_text("\n".join(lines))
-            verdict, log = run_bench(d / "design", fam, golden, d, args.seed, limit)
+            verdict, log, _ = run_bench(d / "design", fam, golden, d, args.seed, limit)
             if verdict == "survived" and not args.verilator_only and icarus_passes_original():
                 # Second opinion: the Icarus bench, which also checks `idle` and drives junk on
                 # cfg_* between writes; once as usual, once with long back-pressure and no gaps.
@@ -496,7 +535,7 @@ def write_report(path, results, eq, args):
         "(testbenches/icarus/, run as usual and with 90 % back-pressure and no gaps, on the same golden "
         f"file, or for the tile on {ICARUS_VECTORS.get('tile')} GEMVs; only where it passes the unmutated design) failed it. "
         "Hung: the bench gave no verdict within the runner's limit "
-        "(5x the unmutated run, at least 90 s); this is a kill for CI, but the bench's own watchdog missed it "
+        "(5x the unmutated simulation's CPU time, at least 90 CPU-s; the Verilator build is not counted); this is a kill for CI, but the bench's own watchdog missed it "
         "(see below). Invalid: Verilator could not build it (not counted). "
         "Kill rate = (killed + Icarus + hung) / (valid mutants - equivalent ones).",
         "",
