@@ -51,6 +51,7 @@ import hashlib
 import json
 import os
 import random
+import resource
 import re
 import shutil
 import subprocess
@@ -365,6 +366,12 @@ def main():
         elif (fw / "results.json").exists():
             print(f"[{fam}] unchanged since its last run: verdicts reused", flush=True)
             continue
+        # The family's cost: CPU of this process and of every process it waited for (builds,
+        # simulations, Icarus), and wall time; verdicts reused from an interrupted run are not in it.
+        t_fam = time.time()
+        cpu0 = sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                   for f in ("ru_utime", "ru_stime"))
+        reused = []
         blocks = subprocess.run([kllm, "blocks", "--config", config], cwd=ROOT, check=True, capture_output=True, text=True).stdout
         top = dict(l.split() for l in blocks.splitlines())[fam]
         subprocess.run([kllm, "golden", "--config", config, "--out", str(fw), "--block", fam, "--vectors", str(args.vectors),
@@ -440,6 +447,7 @@ def main():
             if done.exists():
                 r = json.loads(done.read_text())
                 if r["id"] == mutant_id(s):
+                    reused.append(i)
                     return r
             shutil.rmtree(d, ignore_errors=True)
             (d / "design").mkdir(parents=True)
@@ -474,10 +482,14 @@ def main():
 
         with cf.ThreadPoolExecutor(args.jobs) as ex:
             rs = list(ex.map(one, enumerate(chosen)))
-        results[fam] = (len(sites), rs)
+        cpu = sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                  for f in ("ru_utime", "ru_stime")) - cpu0
+        cost = {"cpu_s": round(cpu), "wall_s": round(time.time() - t_fam), "reused": len(reused)}
+        results[fam] = (len(sites), rs, cost)
         (fw / "results.json").write_text(json.dumps({"seed": args.seed, "per_family": args.per_family,
                                                       "resets_per_family": args.resets_per_family,
-                                                      "vectors": args.vectors, "sites": len(sites), "mutants": rs}))
+                                                      "vectors": args.vectors, "sites": len(sites), "mutants": rs,
+                                                      "cost": cost}))
         k = sum(r["verdict"] == "killed" for r in rs)
         ki = sum(r["verdict"] == "killed_icarus" for r in rs)
         h = sum(r["verdict"] == "hung" for r in rs)
@@ -492,14 +504,20 @@ def main():
         # (so families can run in separate processes), and is rewritten after each family.
         write_report(ROOT / args.report, collect(work, args), eq, args)
 
-    if args.report_only:
-        results = collect(work, args)
+    # The verdict covers every requested family, run now or reused: a reused family's survivor
+    # must still be on the equivalence list (which is not part of the verdicts' inputs).
+    results = collect(work, args)
+    if not args.report_only:
+        results = {f: v for f, v in results.items() if f in args.families.split(",")}
     write_report(ROOT / args.report, collect(work, args), eq, args)
-    bad = [(f, r) for f, (_, rs) in results.items() for r in rs if r["verdict"] == "survived" and (f, r["id"]) not in eq]
+    bad = [(f, r) for f, (_, rs, _cost) in results.items() for r in rs if r["verdict"] == "survived" and (f, r["id"]) not in eq]
+    for f, r in bad:
+        print(f"    survived (NOT EXPLAINED) {f} {r['id']}: {r['before']}  ->  {r['after']}")
     if bad:
-        print(f"FAIL: {len(bad)} surviving mutant(s) not shown equivalent (scripts/mutants_equivalent.txt)")
+        print(f"FAIL: {len(bad)} surviving mutant(s) not shown equivalent ({args.equivalent})")
         sys.exit(1)
-    print(f"PASS: every surviving mutant is on the equivalence list ({time.time() - t0:.0f} s); report {args.report}")
+    print(f"PASS: every surviving mutant of {len(results)} families is on the equivalence list "
+          f"({time.time() - t0:.0f} s); report {args.report}")
 
 
 def collect(work, args):
@@ -511,7 +529,7 @@ def collect(work, args):
             r = json.loads(f.read_text())
             if (r["seed"], r["per_family"], r.get("resets_per_family", 0), r["vectors"]) == (
                     args.seed, args.per_family, args.resets_per_family, args.vectors):
-                results[fam] = (r["sites"], r["mutants"])
+                results[fam] = (r["sites"], r["mutants"], r.get("cost"))
     return results
 
 
@@ -537,12 +555,15 @@ def write_report(path, results, eq, args):
         "Hung: the bench gave no verdict within the runner's limit "
         "(5x the unmutated simulation's CPU time, at least 90 CPU-s; the Verilator build is not counted); this is a kill for CI, but the bench's own watchdog missed it "
         "(see below). Invalid: Verilator could not build it (not counted). "
-        "Kill rate = (killed + Icarus + hung) / (valid mutants - equivalent ones).",
+        "Kill rate = (killed + Icarus + hung) / (valid mutants - equivalent ones). "
+        "CPU s: user + system seconds of the family's run (the runner and every process it waited for: "
+        "Verilator builds through ccache, so they depend on the cache's state, simulations, Icarus second "
+        "opinions); wall s: its wall time (2 jobs; depends on the machine's load); - where the run predates this count.",
         "",
-        "| family | sites | mutants | invalid | killed | Icarus | hung | survived | equivalent | kill rate |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| family | sites | mutants | invalid | killed | Icarus | hung | survived | equivalent | kill rate | CPU s | wall s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for fam, (nsites, rs) in results.items():
+    for fam, (nsites, rs, cost) in results.items():
         k = sum(r["verdict"] == "killed" for r in rs)
         ki = sum(r["verdict"] == "killed_icarus" for r in rs)
         h = sum(r["verdict"] == "hung" for r in rs)
@@ -551,30 +572,35 @@ def write_report(path, results, eq, args):
         e = sum((fam, r["id"]) in eq for r in sv)
         denom = len(rs) - inv - e
         rate = f"{100 * (k + ki + h) / denom:.0f} %" if denom else "-"
-        out.append(f"| {fam} | {nsites} | {len(rs)} | {inv} | {k} | {ki} | {h} | {len(sv)} | {e} | {rate} |")
+        if cost is None:
+            spent = "- | -"
+        else:
+            part = f" ({cost['reused']} verdicts reused, not counted)" if cost["reused"] else ""
+            spent = f"{cost['cpu_s']}{part} | {cost['wall_s']}"
+        out.append(f"| {fam} | {nsites} | {len(rs)} | {inv} | {k} | {ki} | {h} | {len(sv)} | {e} | {rate} | {spent} |")
     out += ["", "## Kinds", "", "| family | " + " | ".join(REPORT_KINDS) + " |", "|---|" + "---|" * len(REPORT_KINDS)]
-    for fam, (_, rs) in results.items():
+    for fam, (_, rs, _cost) in results.items():
         cells = []
         for kind in REPORT_KINDS:
             ks = [r for r in rs if r["kind"] == kind and r["verdict"] != "invalid"]
             cells.append(f"{sum(r['verdict'] in ('killed', 'killed_icarus', 'hung') for r in ks)}/{len(ks)}")
         out.append(f"| {fam} | " + " | ".join(cells) + " |")
     out += ["", "Cells: killed or hung / valid mutants of that kind.", "", "## Hung mutants", ""]
-    hung = [(fam, r) for fam, (_, rs) in results.items() for r in rs if r["verdict"] == "hung"]
+    hung = [(fam, r) for fam, (_, rs, _cost) in results.items() for r in rs if r["verdict"] == "hung"]
     for fam, r in hung:
         out.append(f"- {fam} `{r['id']}`: `{r['before']}` → `{r['after']}`")
     if not hung:
         out.append("None.")
     out += ["", "## Killed only by the Icarus bench", "",
             "Mutants the Verilator bench passed and the Icarus bench (four-state: X reaches a compared output) failed.", ""]
-    ic = [(fam, r) for fam, (_, rs) in results.items() for r in rs if r["verdict"] == "killed_icarus"]
+    ic = [(fam, r) for fam, (_, rs, _cost) in results.items() for r in rs if r["verdict"] == "killed_icarus"]
     for fam, r in ic:
         out.append(f"- {fam} `{r['id']}`: `{r['before']}` → `{r['after']}`")
     if not ic:
         out.append("None.")
     out += ["", "## Survivors", ""]
     any_sv = False
-    for fam, (_, rs) in results.items():
+    for fam, (_, rs, _cost) in results.items():
         for r in rs:
             if r["verdict"] == "survived":
                 any_sv = True
