@@ -19,7 +19,7 @@ SIM_CONFIGS  ?= $(filter-out $(LONG_CONFIGS),$(CONFIGS))
 PAPER_VECTORS ?= 20
 export SEED VECTORS WAVES KLLM
 
-.PHONY: tile-timing tile-dq tile-buffer all help tools gen gen-all gen-default lint lint-long lint-default sim sim-quick test-full sim-one sim-default sim-compose negative-control synth test test-rust check-generated bench clean sweep sweep-all sweep-smoke
+.PHONY: tile-timing tile-dq tile-buffer tile-sweep-smoke all help tools gen gen-all gen-default lint lint-long lint-default sim sim-quick test-full sim-one sim-default sim-compose negative-control synth test test-rust check-generated bench clean sweep sweep-all sweep-smoke
 
 all: gen-default lint-default sim-default ## generate the default accelerator, lint it and run its regression
 
@@ -156,6 +156,9 @@ sweep-all: tools $(KLLM) ## every committed sweep, then the README tables from t
 
 sweep-smoke: tools $(KLLM) ## a 2-job sweep end to end, its cache, and a FAILED row (into build/)
 	@scripts/sweep_smoke.sh
+
+tile-sweep-smoke: tools $(KLLM) ## a tiny tile and its dequantize-multiply twin through the sweep flow: cycles = manifest = explain, bottleneck, a miscounting bench FAILs (into build/)
+	@scripts/tile_sweep_smoke.sh
 
 # ------------------------------------------------------------------ float mode (issue 12)
 .PHONY: sim-fp test-fp-long
