@@ -51,6 +51,7 @@ import hashlib
 import json
 import os
 import random
+import resource
 import re
 import shutil
 import subprocess
@@ -250,25 +251,64 @@ def mutant_id(s):
     return f"{s['file']}:{s['line']}:{s['col']}:{s['kind']}"
 
 
-def run_bench(design, block, golden, build, seed, limit=1800):
+def own_cpu_seconds(pid):
+    """User + system CPU seconds of process `pid` itself (not of its children), None once gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # fields 3.. of proc(5); utime, stime are 14, 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_group(cmd, out, timeout, cpu_limit=None, **kw):
+    """Run `cmd` in its own process group with its output in the file `out`.
+
+    Returns (exit code or None if stopped, CPU seconds of the process itself). It is stopped,
+    with every process it started, after `timeout` s of wall time, or once the process itself
+    (not its children) has used `cpu_limit` CPU seconds: testbenches/run_block.sh builds the
+    model in child processes and then `exec`s the simulator, so that is the simulation's CPU
+    time, whatever the Verilator build took and whatever the machine's load."""
+    with open(out, "w") as f:
+        p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, start_new_session=True, **kw)
+        t0, cpu = time.time(), 0.0
+        while p.poll() is None:
+            c = own_cpu_seconds(p.pid)
+            cpu = c if c is not None else cpu
+            if time.time() - t0 > timeout or (cpu_limit is not None and cpu > cpu_limit):
+                # The whole group: a timed-out build or simulator must not run on unseen.
+                try:
+                    os.killpg(p.pid, 9)
+                except ProcessLookupError:
+                    pass
+                p.wait()
+                return None, cpu
+            time.sleep(0.5)
+    return p.returncode, cpu
+
+
+def run_bench(design, block, golden, build, seed, limit=None):
+    """(verdict, log, simulation CPU s) of the Verilator bench on a design.
+
+    `limit`: CPU seconds the simulation may use (the Verilator build is not counted, and the
+    wall-time backstop is generous), so a loaded machine or a niced run cannot turn a slow
+    build into a "hung" verdict."""
     cmd = [str(ROOT / "testbenches/run_block.sh"), str(design), block, str(golden), str(build), f"+seed={seed}"]
     env = dict(os.environ, JOBS="1", SEED=str(seed), CXX_OPT=os.environ.get("CXX_OPT", "-O0"))
     if shutil.which("ccache"):
         env.setdefault("OBJCACHE", "ccache")
         env.setdefault("CCACHE_BASEDIR", str(ROOT))  # mutant folders differ; relative paths hit
-    try:
-        p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=limit)
-        log = p.stdout + p.stderr
-        code = p.returncode
-    except subprocess.TimeoutExpired:
-        (build / "bench.log").write_text(f"HUNG: no verdict after {limit:.0f} s\n")
-        return "hung", ""
-    (build / "bench.log").write_text(log)
+    wall = 7200 if limit is None else max(7200, 40 * limit)
+    code, cpu = run_group(cmd, build / "bench.log", wall, limit, cwd=ROOT, env=env)
+    if code is None:
+        (build / "bench.log").write_text(f"HUNG: no verdict after {cpu:.0f} CPU-s of simulation (limit {limit or 0:.0f})\n")
+        return "hung", "", cpu
+    log = (build / "bench.log").read_text()
     if "verilator build failed" in log:
-        return "invalid", log
+        return "invalid", log, cpu
     if code == 0 and re.search(r"^PASS", log, re.M):
-        return "survived", log
-    return "killed", log
+        return "survived", log, cpu
+    return "killed", log, cpu
 
 
 def load_equivalent(path):
@@ -326,6 +366,12 @@ def main():
         elif (fw / "results.json").exists():
             print(f"[{fam}] unchanged since its last run: verdicts reused", flush=True)
             continue
+        # The family's cost: CPU of this process and of every process it waited for (builds,
+        # simulations, Icarus), and wall time; verdicts reused from an interrupted run are not in it.
+        t_fam = time.time()
+        cpu0 = sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                   for f in ("ru_utime", "ru_stime"))
+        reused = []
         blocks = subprocess.run([kllm, "blocks", "--config", config], cwd=ROOT, check=True, capture_output=True, text=True).stdout
         top = dict(l.split() for l in blocks.splitlines())[fam]
         subprocess.run([kllm, "golden", "--config", config, "--out", str(fw), "--block", fam, "--vectors", str(args.vectors),
@@ -346,34 +392,34 @@ def main():
 
         # The unmutated design must pass, or every "kill" below would mean nothing.
         base = fw / "original"
-        if (base / "limit.txt").exists():
-            limit = float((base / "limit.txt").read_text())
+        if (base / "limit_cpu.txt").exists():
+            limit = float((base / "limit_cpu.txt").read_text())
         else:
             shutil.rmtree(base, ignore_errors=True)
             base.mkdir()
             (base / "blocks.txt").write_text(blocks)
-            t = time.time()
-            verdict, log = run_bench(design, fam, golden, base, args.seed)
+            verdict, log, cpu = run_bench(design, fam, golden, base, args.seed)
             # A mutant that makes the design repeat one output forever keeps the bench's
-            # no-transfer watchdog quiet; such a run is stopped here and counted as hung.
-            limit = max(90.0, 5 * (time.time() - t))
+            # no-transfer watchdog quiet; such a run is stopped here and counted as hung. The
+            # limit is CPU time of the simulation alone (a wall-time limit that included the
+            # Verilator build turned slow builds on a loaded machine into "hung" verdicts).
+            limit = max(90.0, 5 * cpu)
             if verdict != "survived":
                 print(f"[{fam}] FAIL: the unmutated design does not pass its bench:\n{log[-2000:]}")
                 sys.exit(1)
             for o in base.glob(f"obj_{fam}*"):
                 shutil.rmtree(o, ignore_errors=True)
-            (base / "limit.txt").write_text(f"{limit:.0f}")
+            (base / "limit_cpu.txt").write_text(f"{limit:.0f}")
 
         def run_icarus(design_dir, build_dir, extra):
             """("passed" | "killed" | "no verdict", log) of the Icarus bench on a design."""
-            try:
-                p = subprocess.run([str(ROOT / "testbenches/icarus/run_block.sh"), str(design_dir), fam, str(golden_icarus), str(build_dir)] + extra,
-                                   cwd=ROOT, env=dict(os.environ, SEED=str(args.seed)), capture_output=True, text=True,
-                                   timeout=20 * limit)
-            except subprocess.TimeoutExpired:
+            log = build_dir / "icarus_run.log"
+            code, _ = run_group([str(ROOT / "testbenches/icarus/run_block.sh"), str(design_dir), fam, str(golden_icarus), str(build_dir)] + extra,
+                                log, 20 * limit, cwd=ROOT, env=dict(os.environ, SEED=str(args.seed)))
+            if code is None:
                 return "no verdict", f"no Icarus verdict after {20 * limit:.0f} s: not a kill\n"
-            out = p.stdout + p.stderr
-            if p.returncode == 0:
+            out = log.read_text()
+            if code == 0:
                 return "passed", out
             # Only the bench's own FAIL verdict is a kill, not a bench that could not be built.
             built = "iverilog build failed" not in out and "gen_bench:" not in out
@@ -401,6 +447,7 @@ def main():
             if done.exists():
                 r = json.loads(done.read_text())
                 if r["id"] == mutant_id(s):
+                    reused.append(i)
                     return r
             shutil.rmtree(d, ignore_errors=True)
             (d / "design").mkdir(parents=True)
@@ -414,7 +461,7 @@ def main():
             assert ln[s["col"]:s["end"]] == s["orig"], (s, ln)
             lines[s["line"] - 1] = ln[: s["col"]] + s["rep"] + ln[s["end"]:]
             path.write_text("\n".join(lines))
-            verdict, log = run_bench(d / "design", fam, golden, d, args.seed, limit)
+            verdict, log, _ = run_bench(d / "design", fam, golden, d, args.seed, limit)
             if verdict == "survived" and not args.verilator_only and icarus_passes_original():
                 # Second opinion: the Icarus bench, which also checks `idle` and drives junk on
                 # cfg_* between writes; once as usual, once with long back-pressure and no gaps.
@@ -435,10 +482,14 @@ def main():
 
         with cf.ThreadPoolExecutor(args.jobs) as ex:
             rs = list(ex.map(one, enumerate(chosen)))
-        results[fam] = (len(sites), rs)
+        cpu = sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                  for f in ("ru_utime", "ru_stime")) - cpu0
+        cost = {"cpu_s": round(cpu), "wall_s": round(time.time() - t_fam), "reused": len(reused)}
+        results[fam] = (len(sites), rs, cost)
         (fw / "results.json").write_text(json.dumps({"seed": args.seed, "per_family": args.per_family,
                                                       "resets_per_family": args.resets_per_family,
-                                                      "vectors": args.vectors, "sites": len(sites), "mutants": rs}))
+                                                      "vectors": args.vectors, "sites": len(sites), "mutants": rs,
+                                                      "cost": cost}))
         k = sum(r["verdict"] == "killed" for r in rs)
         ki = sum(r["verdict"] == "killed_icarus" for r in rs)
         h = sum(r["verdict"] == "hung" for r in rs)
@@ -453,14 +504,20 @@ def main():
         # (so families can run in separate processes), and is rewritten after each family.
         write_report(ROOT / args.report, collect(work, args), eq, args)
 
-    if args.report_only:
-        results = collect(work, args)
+    # The verdict covers every requested family, run now or reused: a reused family's survivor
+    # must still be on the equivalence list (which is not part of the verdicts' inputs).
+    results = collect(work, args)
+    if not args.report_only:
+        results = {f: v for f, v in results.items() if f in args.families.split(",")}
     write_report(ROOT / args.report, collect(work, args), eq, args)
-    bad = [(f, r) for f, (_, rs) in results.items() for r in rs if r["verdict"] == "survived" and (f, r["id"]) not in eq]
+    bad = [(f, r) for f, (_, rs, _cost) in results.items() for r in rs if r["verdict"] == "survived" and (f, r["id"]) not in eq]
+    for f, r in bad:
+        print(f"    survived (NOT EXPLAINED) {f} {r['id']}: {r['before']}  ->  {r['after']}")
     if bad:
-        print(f"FAIL: {len(bad)} surviving mutant(s) not shown equivalent (scripts/mutants_equivalent.txt)")
+        print(f"FAIL: {len(bad)} surviving mutant(s) not shown equivalent ({args.equivalent})")
         sys.exit(1)
-    print(f"PASS: every surviving mutant is on the equivalence list ({time.time() - t0:.0f} s); report {args.report}")
+    print(f"PASS: every surviving mutant of {len(results)} families is on the equivalence list "
+          f"({time.time() - t0:.0f} s); report {args.report}")
 
 
 def collect(work, args):
@@ -472,7 +529,7 @@ def collect(work, args):
             r = json.loads(f.read_text())
             if (r["seed"], r["per_family"], r.get("resets_per_family", 0), r["vectors"]) == (
                     args.seed, args.per_family, args.resets_per_family, args.vectors):
-                results[fam] = (r["sites"], r["mutants"])
+                results[fam] = (r["sites"], r["mutants"], r.get("cost"))
     return results
 
 
@@ -496,14 +553,17 @@ def write_report(path, results, eq, args):
         "(testbenches/icarus/, run as usual and with 90 % back-pressure and no gaps, on the same golden "
         f"file, or for the tile on {ICARUS_VECTORS.get('tile')} GEMVs; only where it passes the unmutated design) failed it. "
         "Hung: the bench gave no verdict within the runner's limit "
-        "(5x the unmutated run, at least 90 s); this is a kill for CI, but the bench's own watchdog missed it "
+        "(5x the unmutated simulation's CPU time, at least 90 CPU-s; the Verilator build is not counted); this is a kill for CI, but the bench's own watchdog missed it "
         "(see below). Invalid: Verilator could not build it (not counted). "
-        "Kill rate = (killed + Icarus + hung) / (valid mutants - equivalent ones).",
+        "Kill rate = (killed + Icarus + hung) / (valid mutants - equivalent ones). "
+        "CPU s: user + system seconds of the family's run (the runner and every process it waited for: "
+        "Verilator builds through ccache, so they depend on the cache's state, simulations, Icarus second "
+        "opinions); wall s: its wall time (2 jobs; depends on the machine's load); - where the run predates this count.",
         "",
-        "| family | sites | mutants | invalid | killed | Icarus | hung | survived | equivalent | kill rate |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| family | sites | mutants | invalid | killed | Icarus | hung | survived | equivalent | kill rate | CPU s | wall s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for fam, (nsites, rs) in results.items():
+    for fam, (nsites, rs, cost) in results.items():
         k = sum(r["verdict"] == "killed" for r in rs)
         ki = sum(r["verdict"] == "killed_icarus" for r in rs)
         h = sum(r["verdict"] == "hung" for r in rs)
@@ -512,30 +572,35 @@ def write_report(path, results, eq, args):
         e = sum((fam, r["id"]) in eq for r in sv)
         denom = len(rs) - inv - e
         rate = f"{100 * (k + ki + h) / denom:.0f} %" if denom else "-"
-        out.append(f"| {fam} | {nsites} | {len(rs)} | {inv} | {k} | {ki} | {h} | {len(sv)} | {e} | {rate} |")
+        if cost is None:
+            spent = "- | -"
+        else:
+            part = f" ({cost['reused']} verdicts reused, not counted)" if cost["reused"] else ""
+            spent = f"{cost['cpu_s']}{part} | {cost['wall_s']}"
+        out.append(f"| {fam} | {nsites} | {len(rs)} | {inv} | {k} | {ki} | {h} | {len(sv)} | {e} | {rate} | {spent} |")
     out += ["", "## Kinds", "", "| family | " + " | ".join(REPORT_KINDS) + " |", "|---|" + "---|" * len(REPORT_KINDS)]
-    for fam, (_, rs) in results.items():
+    for fam, (_, rs, _cost) in results.items():
         cells = []
         for kind in REPORT_KINDS:
             ks = [r for r in rs if r["kind"] == kind and r["verdict"] != "invalid"]
             cells.append(f"{sum(r['verdict'] in ('killed', 'killed_icarus', 'hung') for r in ks)}/{len(ks)}")
         out.append(f"| {fam} | " + " | ".join(cells) + " |")
     out += ["", "Cells: killed or hung / valid mutants of that kind.", "", "## Hung mutants", ""]
-    hung = [(fam, r) for fam, (_, rs) in results.items() for r in rs if r["verdict"] == "hung"]
+    hung = [(fam, r) for fam, (_, rs, _cost) in results.items() for r in rs if r["verdict"] == "hung"]
     for fam, r in hung:
         out.append(f"- {fam} `{r['id']}`: `{r['before']}` → `{r['after']}`")
     if not hung:
         out.append("None.")
     out += ["", "## Killed only by the Icarus bench", "",
             "Mutants the Verilator bench passed and the Icarus bench (four-state: X reaches a compared output) failed.", ""]
-    ic = [(fam, r) for fam, (_, rs) in results.items() for r in rs if r["verdict"] == "killed_icarus"]
+    ic = [(fam, r) for fam, (_, rs, _cost) in results.items() for r in rs if r["verdict"] == "killed_icarus"]
     for fam, r in ic:
         out.append(f"- {fam} `{r['id']}`: `{r['before']}` → `{r['after']}`")
     if not ic:
         out.append("None.")
     out += ["", "## Survivors", ""]
     any_sv = False
-    for fam, (_, rs) in results.items():
+    for fam, (_, rs, _cost) in results.items():
         for r in rs:
             if r["verdict"] == "survived":
                 any_sv = True

@@ -723,8 +723,11 @@ fn comp_unit(d: &mut Design, q: &QuantConfig, g: &TileDerived) -> Handle {
             .input("i_slot_r", sp * rw, "slot s's residual at [s*R_W +: R_W], signed")
             .input("i_cw", (1 << nw) * wc, "weight centroid j at [j*WC_W +: WC_W], signed")
             .output_signed("o_acc", cb, "the row's compensation once its last step is done");
+        // With one step per row (comp_macs = 2k) every multiplier has its own slot: no CM stride.
         for (p, v) in [("P_W", pb), ("R_W", rw), ("NW", nw), ("WC_W", wc), ("CM", cm), ("A_W", cb), ("LB", lb)] {
-            m.localparam(p, 0, v as i64);
+            if p != "CM" || t > 1 {
+                m.localparam(p, 0, v as i64);
+            }
         }
         m.comment("Per slot: capture register (filled as the row's beats pass) and MAC operand register.");
         m.wire("iw_bus", sp * nw);
@@ -1370,6 +1373,9 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
         line_body.push(Item::Wire { name: "y_line_bits".into(), width: lyb, signed: false, depth: None, init: None });
         line_body.push(Item::Assign { lhs: "y_line".into(), rhs: "y_line_bits".into() });
     }
+    // Line `line`'s bit of a one-bit-per-line bus; with one line the bus is a plain wire,
+    // which Verilog does not let us index.
+    let bit = |bus: &str| if p == 1 { bus.to_string() } else { format!("{bus}[line]") };
     line_body.extend([
         Item::Wire { name: "acc".into(), width: cb, signed: true, depth: None, init: None },
         Item::Instance { module: line.module.clone(), name: "u_line".into(), conns: line_conns },
@@ -1378,16 +1384,16 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
             name: "u_comp".into(),
             conns: comp_conns.iter().map(|(a, b)| (a.to_string(), b.clone())).collect(),
         },
-        Item::Assign { lhs: "line_s_ready[line]".into(), rhs: "ready".into() },
-        Item::Assign { lhs: "line_m_valid[line]".into(), rhs: "valid".into() },
-        Item::Assign { lhs: "line_idle[line]".into(), rhs: "line_idle_1".into() },
+        Item::Assign { lhs: bit("line_s_ready"), rhs: "ready".into() },
+        Item::Assign { lhs: bit("line_m_valid"), rhs: "valid".into() },
+        Item::Assign { lhs: bit("line_idle"), rhs: "line_idle_1".into() },
         Item::Assign { lhs: "acc_bus[line*A_W +: A_W]".into(), rhs: "acc".into() },
         gws("comp", cb, "cf_data[line*A_W +: A_W]"),
     ]);
     match &fl {
         None => line_body.extend([
             gws("y_sum", yb, format!("{} + {}", sext("y_line", lyb, yb), sext("comp", cb, yb))),
-            Item::Assign { lhs: "m_y[line*Y_W +: Y_W]".into(), rhs: format!("cf_rows[line] ? y_sum : {}", lit(yb, 0)) },
+            Item::Assign { lhs: "m_y[line*Y_W +: Y_W]".into(), rhs: format!("{} ? y_sum : {}", bit("cf_rows"), lit(yb, 0)) },
         ]),
         Some((_, t)) => {
             // The one rounding of the row: the line's exact sum plus the exact compensation sum.
@@ -1401,7 +1407,7 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
                 gws("s_exact", sb, format!("{} + {}", sext("y_line", lyb, sb), sext("comp", cb, sb))),
                 Item::Wire { name: "y_f32".into(), width: 32, signed: false, depth: None, init: None },
                 Item::Instance { module: round_name, name: "u_round_f32".into(), conns: vec![("s".into(), "s_exact".into()), ("y".into(), "y_f32".into())] },
-                Item::Assign { lhs: "m_y[line*Y_W +: Y_W]".into(), rhs: format!("cf_rows[line] ? y_f32 : {}", lit(yb, 0)) },
+                Item::Assign { lhs: "m_y[line*Y_W +: Y_W]".into(), rhs: format!("{} ? y_f32 : {}", bit("cf_rows"), lit(yb, 0)) },
             ]);
         }
     }
@@ -2134,6 +2140,31 @@ mod tests {
                     assert_eq!(outs[i] - outs[i - 1], want, "{c:?} n={n}");
                 }
             }
+        }
+    }
+
+    /// Two edges of the config space the sweep tile_axes reached first, integer and float tiles:
+    /// comp_macs = 2k (one compensation step per row, every multiplier its own slot: no slot
+    /// stride, so no CM localparam, which the design check refused as unused) and lines = 1
+    /// (the one-bit-per-line buses are plain wires: Verilator refused `line_s_ready[line]`).
+    #[test]
+    fn one_line_and_one_step_compensation_render() {
+        for numerics in ["", "numerics = \"fp16\"\n"] {
+            let text = format!("[quant]\nnw = 2\nna = 2\n{numerics}[tile]\nlines = 1\nlanes = 8\nreduce_width = 4\ncomp_macs = 8\nk_max = 64\nk = 4\nradix = 4\n");
+            let cfg = crate::config::Config::parse(&text).unwrap();
+            assert_eq!(TileDerived::new(&cfg.quant, cfg.tile.as_ref().unwrap()).comp_steps, 1);
+            let r = crate::design::render(&cfg, "edges").unwrap_or_else(|e| panic!("{numerics}: {e}"));
+            let file = |prefix: &str| r.files.iter().find(|(f, _)| f.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix}"));
+            let (name, comp) = file("kllm_tile_comp_");
+            assert!(name.contains("_s8_m8_"), "{numerics}: 8 slots on 8 multipliers: {name}");
+            let flat_comp = comp.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(!flat_comp.contains(" i_step,") && !flat_comp.contains("localparam CM "), "{numerics}: one step needs no step input, no stride");
+            let (_, tile) = file("kllm_tile.v");
+            let flat = tile.split_whitespace().collect::<Vec<_>>().join(" ");
+            for bus in ["line_s_ready", "line_m_valid", "line_idle", "cf_rows"] {
+                assert!(!flat.contains(&format!("{bus}[line]")), "{numerics}: {bus} is one bit with one line");
+            }
+            assert!(flat.contains("assign line_s_ready = ready;"), "{numerics}");
         }
     }
 

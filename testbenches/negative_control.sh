@@ -12,25 +12,18 @@ mkdir -p "$build"
 "$KLLM" golden --config "$config" --out "$build" --block pe_line --vectors 300 --seed 7 >/dev/null
 good=$build/golden_pe_line.txt
 source testbenches/negative_lib.sh
+# The verdict functions themselves first (each wrong verdict fed to them must be caught).
+testbenches/negative_lib_test.sh || exit 1
 status=0
 block=pe_line
 run() { # name, golden file, expected text in the FAIL line (for the bench of $block), [plusargs]
-  local name=$1 file=$2 want=$3 log=$build/$1.log
+  local name=$1 file=$2 want=$3
   shift 3
-  if testbenches/run_block.sh "$design" "$block" "$file" "$build" +seed=7 "$@" >"$log" 2>&1; then
-    echo "FAIL negative control '$name': the bench passed a corrupted golden file"; status=1
-  elif grep -q "^FAIL" "$log" && grep -q -- "$want" "$log"; then
-    echo "PASS negative control '$name': bench failed as it must ($(grep -o -- "$want" "$log" | head -1))"
-  else
-    echo "FAIL negative control '$name': bench failed without the expected report '$want'"; tail -5 "$log"; status=1
-  fi
+  expect_fail "$name" "$build/$name.log" "$want" -- \
+    testbenches/run_block.sh "$design" "$block" "$file" "$build" +seed=7 "$@" || status=1
 }
 # 0. The uncorrupted file passes (otherwise the controls below prove nothing).
-if testbenches/run_block.sh "$design" pe_line "$good" "$build" +seed=7 >"$build/good.log" 2>&1; then
-  echo "PASS negative control baseline: uncorrupted golden passes"
-else
-  echo "FAIL negative control baseline: uncorrupted golden fails"; tail -5 "$build/good.log"; exit 1
-fi
+expect_pass "baseline: uncorrupted golden" "$build/good.log" -- testbenches/run_block.sh "$design" pe_line "$good" "$build" +seed=7 || exit 1
 # 1. One expected result word wrong.
 n=$(grep -n -m1 '^out ' "$good" | cut -d: -f1); w=$(sed -n "${n}p" "$good" | cut -d' ' -f2)
 sed "${n}s/.*/out $(flip_hex "$w")/" "$good" >"$build/bad_out.txt"
@@ -69,11 +62,7 @@ run fields-swapped "$build/fields_swapped.txt" "names fields"
 block=dq_pe_line
 "$KLLM" golden --config "$config" --out "$build" --block dq_pe_line --vectors 300 --seed 7 >/dev/null
 good=$build/golden_dq_pe_line.txt
-if testbenches/run_block.sh "$design" dq_pe_line "$good" "$build" +seed=7 >"$build/dq_good.log" 2>&1; then
-  echo "PASS negative control dq_pe_line: uncorrupted golden passes"
-else
-  echo "FAIL negative control dq_pe_line: uncorrupted golden fails"; tail -5 "$build/dq_good.log"; exit 1
-fi
+expect_pass "dq_pe_line: uncorrupted golden" "$build/dq_good.log" -- testbenches/run_block.sh "$design" dq_pe_line "$good" "$build" +seed=7 || exit 1
 n=$(grep -n -m1 '^out ' "$good" | cut -d: -f1); w=$(sed -n "${n}p" "$good" | cut -d' ' -f2)
 sed "${n}s/.*/out $(flip_hex "$w")/" "$good" >"$build/dq_bad_out.txt"
 run dq-corrupt-result "$build/dq_bad_out.txt" " mismatches=1 "
@@ -97,20 +86,10 @@ if ! grep -q 'reset of outstanding_q removed' "$core"; then
   echo "FAIL negative control 'broken-reset': could not remove the reset of outstanding_q"; status=1
 else
   mkdir -p "$build/broken_reset_run"; cp "$build/blocks.txt" "$build/broken_reset_run/"
-  log=$build/broken_reset_noresets.log
-  if RAND_RESET=0 testbenches/run_block.sh "$bad" pe_line "$good" "$build/broken_reset_run" +seed=7 +resets=0 >"$log" 2>&1; then
-    echo "PASS negative control 'broken-reset' baseline: without mid-segment resets the broken copy passes"
-  else
-    echo "FAIL negative control 'broken-reset' baseline: the broken copy fails even without resets"; tail -3 "$log"; status=1
-  fi
-  log=$build/broken_reset.log
-  if RAND_RESET=0 testbenches/run_block.sh "$bad" pe_line "$good" "$build/broken_reset_run" +seed=7 >"$log" 2>&1; then
-    echo "FAIL negative control 'broken-reset': the bench passed a block whose reset leaves a counter set"; status=1
-  elif grep -q '^FAIL' "$log" && grep -q 'reset: idle low in the first cycle after reset' "$log"; then
-    echo "PASS negative control 'broken-reset': the reset-in-the-middle segment fails it ($(grep -m1 -o 'reset: idle low in the first cycle after reset' "$log"))"
-  else
-    echo "FAIL negative control 'broken-reset': bench failed without the expected reset report"; tail -5 "$log"; status=1
-  fi
+  expect_pass "'broken-reset' baseline: without mid-segment resets the broken copy" "$build/broken_reset_noresets.log" -- \
+    env RAND_RESET=0 testbenches/run_block.sh "$bad" pe_line "$good" "$build/broken_reset_run" +seed=7 +resets=0 || status=1
+  expect_fail broken-reset "$build/broken_reset.log" 'reset: idle low in the first cycle after reset' -- \
+    env RAND_RESET=0 testbenches/run_block.sh "$bad" pe_line "$good" "$build/broken_reset_run" +seed=7 || status=1
 fi
 # 11. Compensation is really in the tile: the default tile's layer MatMuls (2 tokens, every
 #     projection) with the runtime k written as 0 (the expected results keep compensation) must
@@ -120,11 +99,7 @@ mkdir -p "$build"
 "$KLLM" blocks --config generators/default.toml >"$build/blocks.txt"
 "$KLLM" golden --from-layer --seed 1 --tokens 2 --config generators/default.toml --out "$build/negative" >/dev/null
 good=$build/negative/golden_tile_layer.txt
-if testbenches/run_block.sh "$design" tile "$good" "$build" +seed=7 +timed=0 >"$build/negative/good.log" 2>&1; then
-  echo "PASS negative control tile: uncorrupted layer golden passes"
-else
-  echo "FAIL negative control tile: uncorrupted layer golden fails"; tail -5 "$build/negative/good.log"; exit 1
-fi
+expect_pass "tile: uncorrupted layer golden" "$build/negative/good.log" -- testbenches/run_block.sh "$design" tile "$good" "$build" +seed=7 +timed=0 || exit 1
 off=$(grep -m1 '^#define KLLM_TILE_CFG_OFFSET_BITS' "$design/kllm_params.h" | cut -d' ' -f3)
 kaddr=$(printf %x $(( 4 << off ))) # region 4: the runtime k
 [ "$(grep -c "^cfg $kaddr " "$good")" -ge 1 ] || { echo "FAIL negative control tile: no runtime-k write at cfg $kaddr"; exit 1; }
@@ -139,11 +114,7 @@ mkdir -p "$build"
 for block in pe_line dq_pe_line; do
   "$KLLM" golden --config "$config" --out "$build" --block $block --vectors 300 --seed 7 >/dev/null
   good=$build/golden_$block.txt
-  if testbenches/run_block.sh "$design" $block "$good" "$build" +seed=7 >"$build/${block}_good.log" 2>&1; then
-    echo "PASS negative control fp16 $block: uncorrupted golden passes"
-  else
-    echo "FAIL negative control fp16 $block: uncorrupted golden fails"; tail -5 "$build/${block}_good.log"; exit 1
-  fi
+  expect_pass "fp16 $block: uncorrupted golden" "$build/${block}_good.log" -- testbenches/run_block.sh "$design" $block "$good" "$build" +seed=7 || exit 1
   if [ $block = pe_line ]; then
     n=$(grep -n '^cfg ' "$good" | sed -n 6p | cut -d: -f1)
   else
@@ -159,11 +130,7 @@ done
 block=act_encoder
 "$KLLM" golden --config "$config" --out "$build" --block $block --vectors 300 --seed 7 >/dev/null
 good=$build/golden_$block.txt
-if testbenches/run_block.sh "$design" $block "$good" "$build" +seed=7 >"$build/${block}_good.log" 2>&1; then
-  echo "PASS negative control fp16 $block: uncorrupted golden passes"
-else
-  echo "FAIL negative control fp16 $block: uncorrupted golden fails"; tail -5 "$build/${block}_good.log"; exit 1
-fi
+expect_pass "fp16 $block: uncorrupted golden" "$build/${block}_good.log" -- testbenches/run_block.sh "$design" $block "$good" "$build" +seed=7 || exit 1
 n=$(grep -n -m1 '^cfg 0 ' "$good" | cut -d: -f1); w=$(sed -n "${n}p" "$good" | cut -d' ' -f3)
 sed "${n}s/.*/cfg 0 $(flip_hex "$w")/" "$good" >"$build/bad_threshold.txt"
 run fp16-act_encoder-flipped-threshold-bit "$build/bad_threshold.txt" " mismatches=[1-9]"
@@ -177,11 +144,7 @@ mkdir -p "$build"
 for block in orizuru topk_sorter; do
   "$KLLM" golden --config "$config" --out "$build" --block $block --vectors 100 --seed 7 >/dev/null
   good=$build/golden_$block.txt
-  if testbenches/run_block.sh "$design" $block "$good" "$build" +seed=7 >"$build/${block}_good.log" 2>&1; then
-    echo "PASS negative control fp16 $block: uncorrupted golden passes"
-  else
-    echo "FAIL negative control fp16 $block: uncorrupted golden fails"; tail -5 "$build/${block}_good.log"; exit 1
-  fi
+  expect_pass "fp16 $block: uncorrupted golden" "$build/${block}_good.log" -- testbenches/run_block.sh "$design" $block "$good" "$build" +seed=7 || exit 1
   n=$(grep -n -m1 '^out.max 8000 ' "$good" | cut -d: -f1)
   sed "${n}s/^out.max 8000 /out.max 0000 /" "$good" >"$build/bad_zero_sign_$block.txt"
   run "fp16-$block-expected-minus-zero-as-plus-zero" "$build/bad_zero_sign_$block.txt" " mismatches=1 "
@@ -199,11 +162,7 @@ mkdir -p "$build/negative"
 for block in nl_map nl_map2 nl_reduce; do
   "$KLLM" golden --config "$config" --out "$build/negative" --block $block --vectors 300 --seed 7 >/dev/null
   good=$build/negative/golden_$block.txt
-  if testbenches/run_block.sh "$design" $block "$good" "$build" +seed=7 >"$build/negative/${block}_good.log" 2>&1; then
-    echo "PASS negative control fp16 $block: uncorrupted golden passes"
-  else
-    echo "FAIL negative control fp16 $block: uncorrupted golden fails"; tail -5 "$build/negative/${block}_good.log"; exit 1
-  fi
+  expect_pass "fp16 $block: uncorrupted golden" "$build/negative/${block}_good.log" -- testbenches/run_block.sh "$design" $block "$good" "$build" +seed=7 || exit 1
   n=$(grep -n '^cfg ' "$good" | sed -n 6p | cut -d: -f1)
   line=$(sed -n "${n}p" "$good"); addr=$(echo "$line" | cut -d' ' -f2); w=$(echo "$line" | cut -d' ' -f3)
   sed "${n}s/.*/cfg $addr $(flip_hex "$w")/" "$good" >"$build/negative/bad_entry_$block.txt"
@@ -218,11 +177,7 @@ mkdir -p "$build/negative"
 "$KLLM" blocks --config "$config" >"$build/blocks.txt"
 "$KLLM" golden --config "$config" --out "$build/negative" --block tile --vectors 50 --seed 7 >/dev/null
 good=$build/negative/golden_tile.txt
-if testbenches/run_block.sh "$design" tile "$good" "$build" +seed=7 +timed=0 >"$build/negative/good.log" 2>&1; then
-  echo "PASS negative control fp16 tile: uncorrupted golden passes"
-else
-  echo "FAIL negative control fp16 tile: uncorrupted golden fails"; tail -5 "$build/negative/good.log"; exit 1
-fi
+expect_pass "fp16 tile: uncorrupted golden" "$build/negative/good.log" -- testbenches/run_block.sh "$design" tile "$good" "$build" +seed=7 +timed=0 || exit 1
 n=$(grep -n '^cfg 5 ' "$good" | sed -n 6p | cut -d: -f1)
 [ -n "$n" ] || { echo "FAIL negative control fp16 tile: no sixth write of LUT[5] (cfg 5)"; exit 1; }
 w=$(sed -n "${n}p" "$good" | cut -d' ' -f3)

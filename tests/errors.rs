@@ -631,6 +631,16 @@ const CASES: &[Case] = &[
     },
     Case {
         class: "sweep",
+        input: "unknown grid",
+        files: &[Text("s.toml", "grid = \"diagonal\"\n[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8]\n")],
+        args: &["sweep", "s.toml"],
+        message: "error: s.toml: line 1: unknown variant `diagonal`, expected `product` or `one_at_a_time`",
+        env: &[],
+        via: Kllm,
+        needs: "",
+    },
+    Case {
+        class: "sweep",
         input: "plot of a column that is not numeric",
         files: &[Text("s.toml", "[base]\npe_line = {}\n[axes]\n\"pe_line.lanes\" = [8]\n[[plot]]\nx = \"cells\"\ny = \"speed\"\n")],
         args: &["sweep", "s.toml"],

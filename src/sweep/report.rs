@@ -184,13 +184,18 @@ fn ratios(sweep: &Sweep, rows: &[Row]) -> String {
         let axes_n = cols.len();
         cols.extend([
             "cells index", "cells base", "cells ratio", "FFs ratio", "transistors ratio", "LUT4 ratio",
-            "throughput index", "throughput base", "throughput/cell ratio", "throughput/transistor ratio",
-            "Fmax ratio", "status",
+            "cycles index", "cycles base", "throughput index", "throughput base", "throughput/cell ratio",
+            "throughput/transistor ratio", "Fmax ratio", "bottleneck index", "bottleneck base", "status",
         ]);
+        // Blocks with a bottleneck branch (tiles) also show their cycles and branches here: their
+        // cycles differ by more than the pipeline fill once one tile is bound by a branch the
+        // other does not have. Other sweeps' tables keep their columns.
+        let with_neck = pairs.iter().any(|(a, b)| !a.bottleneck.is_empty() || !b.bottleneck.is_empty());
         let mut table: Vec<Vec<String>> = vec![];
         for (a, b) in pairs {
             let mut c: Vec<String> = a.axes.iter().map(|(_, v)| v.clone()).collect();
             let r = |col: &str| fixed(ratio(numeric(a, col), numeric(b, col)), 2);
+            let if_neck = |v: String| if with_neck { v } else { String::new() };
             c.extend([
                 opt(a.cells),
                 opt(b.cells),
@@ -198,11 +203,15 @@ fn ratios(sweep: &Sweep, rows: &[Row]) -> String {
                 r("ffs"),
                 r("transistors"),
                 r("ice40_lut4"),
+                if_neck(opt(a.cycles_measured)),
+                if_neck(opt(b.cycles_measured)),
                 fixed(a.throughput, 2),
                 fixed(b.throughput, 2),
                 r("throughput_per_kcell"),
                 r("throughput_per_mtransistor"),
                 r("fmax_mhz"),
+                short_neck(&a.bottleneck),
+                short_neck(&b.bottleneck),
             ]);
             c.push(if a.ok() && b.ok() { "ok".into() } else { "a row FAILED".into() });
             table.push(c);
@@ -211,6 +220,17 @@ fn ratios(sweep: &Sweep, rows: &[Row]) -> String {
         s.push_str(&md_table(&cols, &table, axes_n, axes_n));
     }
     s
+}
+
+/// The branch of a bottleneck text with its cycles per group, without the explanation:
+/// "compensation (16 cycles per group of 2 rows; vector phase 60)" -> "compensation, 16/group";
+/// "activation input (…)" -> "activation input".
+fn short_neck(neck: &str) -> String {
+    let Some((name, rest)) = neck.split_once(" (") else { return neck.to_string() };
+    match rest.split_once(" cycles per group") {
+        Some((n, _)) if n.chars().all(|c| c.is_ascii_digit()) => format!("{name}, {n}/group"),
+        _ => name.to_string(),
+    }
 }
 
 /// Every output file of a sweep, in memory.
@@ -374,6 +394,13 @@ mod tests {
     }
 
     #[test]
+    fn short_bottleneck_keeps_the_branch_and_its_cycles_per_group() {
+        assert_eq!(short_neck("counting and weight streaming (64 cycles per group of 2 rows; vector phase 100)"), "counting and weight streaming, 64/group");
+        assert_eq!(short_neck("activation input (74 cycles of vector phase > 4 groups x 8)"), "activation input");
+        assert_eq!(short_neck(""), "");
+    }
+
+    #[test]
     fn csv_keeps_failed_rows_with_their_reason() {
         let mut bad = row(1, "pe_line", 10, 1.0);
         bad.fail("sim: FAIL: pe_line outputs=3/4 mismatches=1");
@@ -395,6 +422,8 @@ mod tests {
         assert!(t.contains("| 4 | 200 | 100 | 2.00 |"), "{t}");
         assert!(t.contains("| 4.00 | 4.00 | 0.50 | 0.50 | ok |"), "{t}");
         assert!(!t.contains("Fmax ratio") && !t.contains("LUT4 ratio"), "empty measures are left out: {t}");
+        // Without a bottleneck branch (not a tile) the cycles and branch columns stay out.
+        assert!(!t.contains("cycles index") && !t.contains("bottleneck"), "{t}");
     }
 
     /// A sweep whose points are tiles: the TileConfig keys as axes, the tile paired with its
@@ -424,13 +453,18 @@ mod tests {
             bottleneck: neck.into(),
             ..Row::default()
         };
-        let rows = vec![
+        let mut rows = vec![
             tile_row(0, "tile", 30_000, 3.0, "compensation (4 cycles per group of 2 rows; vector phase 40)"),
             tile_row(0, "dq_tile", 25_000, 3.0, "compensation (4 cycles per group of 2 rows; vector phase 35)"),
         ];
+        (rows[0].cycles_measured, rows[1].cycles_measured) = (Some(170), Some(165));
         let t = ratios(&s, &rows);
         assert!(t.contains("`tile` vs baseline `dq_tile`"), "{t}");
         assert!(t.contains("| 2 | 2 | 4 | 30000 | 25000 | 1.20 |"), "{t}");
+        // Tiles: both cycle counts and both branches, short, in the ratio table.
+        assert!(t.contains("| cycles index | cycles base | throughput index |"), "{t}");
+        assert!(t.contains("| 170 | 165 | 3.00 | 3.00 | 0.83 |"), "{t}");
+        assert!(t.contains("| compensation, 4/group | compensation, 4/group | ok |"), "{t}");
         let text = csv(&s, &rows);
         let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
         assert_eq!(header.iter().filter(|h| **h == "bottleneck").count(), 1);

@@ -12,6 +12,10 @@
 //! "quant.nw+quant.na" = [3, 4]   # `a+b`: both keys take the same value
 //! "pe_line.lanes" = [16, 64]
 //! ```
+//!
+//! With `grid = "one_at_a_time"` (top level) the points are instead the base point (every
+//! axis at its first value) and, axis by axis, each further value with every other axis at its
+//! first: 1 + Σ (values − 1) points, for axes too expensive to cross.
 
 use std::path::{Path, PathBuf};
 
@@ -107,11 +111,24 @@ pub struct PlotSpec {
     pub name: Option<String>,
 }
 
+/// How the axes expand to points.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Grid {
+    /// Every combination of the axes' values (the default).
+    #[default]
+    Product,
+    /// The base point (every axis at its first value), then each axis's further values alone.
+    OneAtATime,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SweepFile {
     #[serde(default)]
     title: Option<String>,
+    #[serde(default)]
+    grid: Grid,
     #[serde(default)]
     run: RunOptions,
     #[serde(default)]
@@ -160,6 +177,7 @@ pub struct Sweep {
     pub title: String,
     pub run: RunOptions,
     pub axes: Vec<Axis>,
+    pub grid: Grid,
     pub points: Vec<Point>,
     pub plots: Vec<PlotSpec>,
 }
@@ -194,24 +212,11 @@ impl Sweep {
         for (label, v) in &file.axes {
             axes.push(parse_axis(label, v, &file.base)?);
         }
-        // Checked: 64 two-value axes would wrap a plain product to 0 points.
-        let Some(total) = axes.iter().try_fold(1usize, |t, a| t.checked_mul(a.values.len())) else {
-            return Err(format!("the axes expand to more than {} points (allowed 1..={MAX_POINTS}); split the sweep", usize::MAX));
-        };
-        if total > MAX_POINTS {
-            return Err(format!("the axes expand to {total} points (allowed 1..={MAX_POINTS}); split the sweep"));
-        }
+        let picks = expand(&axes, file.grid)?;
         let mut points = vec![];
-        for index in 0..total {
+        for (index, picks) in picks.into_iter().enumerate() {
             let mut table = file.base.clone();
             let mut values = vec![];
-            let mut rest = index;
-            // Last axis varies fastest.
-            let mut picks = vec![0; axes.len()];
-            for (i, a) in axes.iter().enumerate().rev() {
-                picks[i] = rest % a.values.len();
-                rest /= a.values.len();
-            }
             for (a, &p) in axes.iter().zip(&picks) {
                 let v = &a.values[p];
                 for (section, key) in &a.keys {
@@ -241,10 +246,51 @@ impl Sweep {
             title: file.title.unwrap_or_else(|| format!("sweep {name}")),
             run,
             axes,
+            grid: file.grid,
             points,
             plots: file.plot,
         })
     }
+}
+
+/// Every point as the index of its value on each axis, in point order.
+fn expand(axes: &[Axis], grid: Grid) -> Result<Vec<Vec<usize>>, String> {
+    let total = match grid {
+        // Checked: 64 two-value axes would wrap a plain product to 0 points.
+        Grid::Product => axes.iter().try_fold(1usize, |t, a| t.checked_mul(a.values.len())),
+        Grid::OneAtATime => Some(1 + axes.iter().map(|a| a.values.len() - 1).sum::<usize>()),
+    };
+    let Some(total) = total else {
+        return Err(format!("the axes expand to more than {} points (allowed 1..={MAX_POINTS}); split the sweep", usize::MAX));
+    };
+    if total > MAX_POINTS {
+        return Err(format!("the axes expand to {total} points (allowed 1..={MAX_POINTS}); split the sweep"));
+    }
+    let base = vec![0; axes.len()];
+    Ok(match grid {
+        Grid::Product => (0..total)
+            .map(|index| {
+                // Last axis varies fastest.
+                let mut picks = base.clone();
+                let mut rest = index;
+                for (i, a) in axes.iter().enumerate().rev() {
+                    picks[i] = rest % a.values.len();
+                    rest /= a.values.len();
+                }
+                picks
+            })
+            .collect(),
+        Grid::OneAtATime => std::iter::once(base.clone())
+            .chain(axes.iter().enumerate().flat_map(|(i, a)| {
+                let base = base.clone();
+                (1..a.values.len()).map(move |j| {
+                    let mut picks = base.clone();
+                    picks[i] = j;
+                    picks
+                })
+            }))
+            .collect(),
+    })
 }
 
 fn describe(values: &[(String, String)]) -> String {
@@ -337,6 +383,40 @@ mod tests {
         assert_eq!(p.name(), "p04");
     }
 
+    /// `grid = "one_at_a_time"`: the base point (first values), then each axis's further
+    /// values alone, axis by axis; 1 + 2 + 1 + 0 = 4 points where the product would be 12.
+    #[test]
+    fn one_at_a_time_grid_varies_one_axis_from_the_base_point() {
+        let s = parse(&format!(
+            "grid = \"one_at_a_time\"\n{BASE}[axes]\n\"pe_line.lanes\" = [8, 4, 16]\n\"quant.nw+quant.na\" = [3, 4]\n\"pe_line.reduce_width\" = [4]\n"
+        ))
+        .unwrap();
+        assert_eq!(s.grid, Grid::OneAtATime);
+        let got: Vec<String> = s.points.iter().map(|p| p.describe()).collect();
+        assert_eq!(
+            got,
+            [
+                "pe_line.lanes=8 quant.nw+quant.na=3 pe_line.reduce_width=4",
+                "pe_line.lanes=4 quant.nw+quant.na=3 pe_line.reduce_width=4",
+                "pe_line.lanes=16 quant.nw+quant.na=3 pe_line.reduce_width=4",
+                "pe_line.lanes=8 quant.nw+quant.na=4 pe_line.reduce_width=4",
+            ]
+        );
+        let p = &s.points[3];
+        assert_eq!((p.config.quant.nw, p.config.quant.na, p.config.pe_line.as_ref().unwrap().lanes), (4, 4, 8));
+        assert_eq!(p.name(), "p03");
+        // The default (and `grid = "product"`) is still every combination.
+        let axes = "[axes]\n\"pe_line.lanes\" = [8, 4, 16]\n\"quant.nw+quant.na\" = [3, 4]\n";
+        assert_eq!(parse(&format!("{BASE}{axes}")).unwrap().points.len(), 6);
+        assert_eq!(parse(&format!("grid = \"product\"\n{BASE}{axes}")).unwrap().points.len(), 6);
+        // A point the config rejects is named, as in a product grid.
+        let e = parse(&format!("grid = \"one_at_a_time\"\n{BASE}[axes]\n\"pe_line.lanes\" = [8, 1000]\n")).unwrap_err();
+        assert_eq!(e, "point pe_line.lanes=1000: `pe_line.lanes` = 1000 is out of range (allowed 2..=512)");
+        let e = parse(&format!("grid = \"diagonal\"\n{BASE}{axes}")).unwrap_err();
+        assert!(e.starts_with("line 1") && e.contains("unknown variant `diagonal`, expected `product` or `one_at_a_time`"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
     #[test]
     fn unknown_axis_is_one_line_naming_it() {
         let e = parse(&format!("{BASE}[axes]\n\"pe_line.lanez\" = [8]\n")).unwrap_err();
@@ -388,5 +468,9 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.starts_with("the axes expand to 400 points"), "{e}");
+        // One at a time, 300 values on one axis are 300 points: still too many.
+        let many: Vec<String> = (1..=300).map(|v| (v * 64).to_string()).collect();
+        let e = parse(&format!("grid = \"one_at_a_time\"\n{BASE}[axes]\n\"pe_line.k_max\" = [{}]\n", many.join(","))).unwrap_err();
+        assert!(e.starts_with("the axes expand to 300 points (allowed 1..=256)"), "{e}");
     }
 }
