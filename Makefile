@@ -218,8 +218,27 @@ slurm-test: tools $(KLLM) ## a one-node Slurm on localhost runs the smoke sweep 
 test-rust: ## cargo unit, snapshot and CLI tests
 	cargo test --release
 
-test: tools test-rust check-generated lint sim-quick sim-compose negative-control sweep-smoke sim-icarus slurm-test ## the default regression: cargo tests, generated files up to date, lint, every config (quick counts), controls
+# After the cargo tests, two lanes side by side: the simulations (sim-quick, two configs at a
+# time, then the controls and Icarus that reuse its models) and the steps that touch none of its
+# build directories (generated files, lint, compose, the sweep flow, Slurm), each lane in order.
+# Most of those steps are one process; run after the simulations, they left a core idle for
+# about 10 of the ~20 minutes. The lanes' output interleaves line by line; every line names its
+# step or config.
+test: tools test-rust $(KLLM) ## the default regression: cargo tests, generated files up to date, lint, every config (quick counts), controls, the sweep flow and Slurm
+	@$(MAKE) --no-print-directory -j2 test-lane-sims test-lane-flows
 	@echo "make test: all passed"
+
+.PHONY: test-lane-sims test-lane-flows
+test-lane-sims:
+	@$(MAKE) --no-print-directory sim-quick
+	@$(MAKE) --no-print-directory negative-control
+	@$(MAKE) --no-print-directory sim-icarus ICARUS_VECTORS=$(TEST_ICARUS_VECTORS)
+test-lane-flows:
+	@$(MAKE) --no-print-directory check-generated
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory sim-compose
+	@$(MAKE) --no-print-directory sweep-smoke
+	@$(MAKE) --no-print-directory slurm-test
 
 test-full: tools sim sim-fp tile-buffer tile-dq ## every config at its full vector count (2 000 GEMVs per tile, 20 000 vectors per block), the float units (make sim-fp), the weight buffer checks (make tile-buffer) and the dequantize-multiply tile (make tile-dq); .ci/run runs it after make test
 	@echo "make test-full: all passed"
@@ -262,8 +281,8 @@ ICARUS_CONFIGS ?= generators/tiny.toml generators/orizuru_n16_k2.toml generators
 ICARUS_VECTORS ?= 2000
 sim-icarus: tools tools-python $(KLLM) ## tiny configs under Icarus and Verilator, same golden files, same counts (ICARUS_VECTORS=n)
 	@status=0; for c in $(ICARUS_CONFIGS); do ICARUS_VECTORS=$(ICARUS_VECTORS) testbenches/icarus/sim_config.sh $$c || status=1; done; exit $$status
-# In `make test` (after `sim`, whose Verilator builds it reuses) with fewer vectors: Icarus is slow.
-test: ICARUS_VECTORS = 200
+# In `make test` (after `sim-quick`, whose Verilator builds it reuses) with fewer vectors: Icarus is slow.
+TEST_ICARUS_VECTORS ?= 200
 
 SEEDS ?= 5
 soak: tools $(KLLM) ## every config's regression over SEEDS=n seeds (SEED0, SOAK_VECTORS); summary in build/soak/
