@@ -223,7 +223,8 @@ test-rust: ## cargo unit, snapshot and CLI tests
 
 # After the cargo tests, two lanes side by side: the simulations (sim-quick, two configs at a
 # time, then the controls and Icarus that reuse its models) and the steps that touch none of its
-# build directories (generated files, lint, compose, the sweep flow, Slurm), each lane in order.
+# build directories (generated files, lint, compose, the sweep flow on a PE line and on a tile,
+# Slurm), each lane in order.
 # Most of those steps are one process; run after the simulations, they left a core idle for
 # about 10 of the ~20 minutes. The lanes' output interleaves line by line; every line names its
 # step or config.
@@ -241,6 +242,7 @@ test-lane-flows:
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory sim-compose
 	@$(MAKE) --no-print-directory sweep-smoke
+	@$(MAKE) --no-print-directory tile-sweep-smoke
 	@$(MAKE) --no-print-directory slurm-test
 
 test-full: tools sim sim-fp tile-buffer tile-dq ## every config at its full vector count (2 000 GEMVs per tile, 20 000 vectors per block), the float units (make sim-fp), the weight buffer checks (make tile-buffer) and the dequantize-multiply tile (make tile-dq); .ci/run runs it after make test
