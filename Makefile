@@ -18,8 +18,15 @@ LONG_CONFIGS ?= $(shell grep -lE '^long *= *true' $(CONFIGS) 2>/dev/null)
 SIM_CONFIGS  ?= $(filter-out $(LONG_CONFIGS),$(CONFIGS))
 PAPER_VECTORS ?= 20
 export SEED VECTORS WAVES KLLM
+# Every Verilator model compiles the same runtime (verilated.cpp and verilated_threads.cpp, about
+# 10 CPU-s) and often the same bench; `make test` builds ~45 models. ccache (installed by `make
+# tools`, its cache under build/ccache) compiles each of those once per machine. Recursive and
+# exported, so it is looked up when a recipe runs, after `tools` has installed it (OBJCACHE= off).
+OBJCACHE   ?= $(if $(shell command -v ccache),ccache)
+CCACHE_DIR ?= $(CURDIR)/build/ccache
+export OBJCACHE CCACHE_DIR
 
-.PHONY: tile-timing tile-dq tile-buffer all help tools gen gen-all gen-default lint lint-long lint-default sim sim-quick test-full sim-one sim-default sim-compose negative-control synth test test-rust check-generated bench clean sweep sweep-all sweep-smoke
+.PHONY: tile-timing tile-dq tile-buffer tile-sweep-smoke all help tools gen gen-all gen-default lint lint-long lint-default sim sim-quick sim-quick-large test-full sim-one sim-default sim-compose negative-control synth test test-rust check-generated bench clean sweep sweep-all sweep-smoke
 
 all: gen-default lint-default sim-default ## generate the default accelerator, lint it and run its regression
 
@@ -30,7 +37,7 @@ help: ## list targets
 # ------------------------------------------------------------------ tools
 tools: ## install Verilator, Yosys, Icarus, nextpnr-ice40, OpenSTA, OSU 0.18 um cells, Slurm with apt-get if missing
 	@missing=""; \
-	for t in verilator:verilator yosys:yosys iverilog:iverilog nextpnr-ice40:nextpnr-ice40; do \
+	for t in verilator:verilator yosys:yosys iverilog:iverilog nextpnr-ice40:nextpnr-ice40 ccache:ccache; do \
 	  command -v $${t%%:*} >/dev/null || missing="$$missing $${t##*:}"; done; \
 	for t in $(FLOW_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t##*:}"; done; \
 	[ -f $(OSU018_LIB) ] || missing="$$missing qflow-tech-osu018"; \
@@ -62,8 +69,14 @@ check-generated: $(KLLM) ## regenerate every config and fail if the committed ve
 	@scripts/readme_results.sh README.md --check
 
 # ------------------------------------------------------------------ lint
-lint: tools $(KLLM) ## verilator --lint-only -Wall and iverilog on every top of every config but the LONG_CONFIGS
+# The tile configs (but the LONG ones and QUICK_SKIP's tile_wide, whose N = 4 096 Orizuru module
+# alone takes Yosys more than 5 min) are also read by Yosys module by module, each with the others
+# as black boxes, as the per-module flows read the paper tile (scripts/per_module_read.sh, with its
+# negative control: ~1 CPU-min).
+TILE_CONFIGS = $(filter-out $(LONG_CONFIGS) $(addprefix %/,$(addsuffix .toml,$(QUICK_SKIP))),$(shell grep -l '^\[tile\]' $(CONFIGS)))
+lint: tools $(KLLM) ## verilator --lint-only -Wall and iverilog on every top of every config but the LONG_CONFIGS; Yosys per-module read of the tile configs
 	@scripts/lint.sh $(addprefix $(OUT)/,$(foreach c,$(SIM_CONFIGS),$(call NAME,$(c))))
+	@PER_MODULE_READ_SELFTEST=1 scripts/per_module_read.sh $(addprefix $(OUT)/,$(foreach c,$(TILE_CONFIGS),$(call NAME,$(c))))
 
 # The paper tile's 256 × 512-input popcounts take Verilator minutes and gigabytes to elaborate.
 lint-long: tools $(KLLM) ## lint of the LONG_CONFIGS (the paper tile; not part of make test)
@@ -88,8 +101,13 @@ tile-buffer: tools $(KLLM) ## tile_buf's weight buffer: Yosys infers one memory,
 # Two configs at a time (SIM_JOBS): one simulates while the other's Verilator build uses the
 # second core. `sim` runs every config's full vector count (the acceptance counts: 2 000 random
 # GEMVs per tile, 20 000 vectors per block); `sim-quick`, in `make test`, a tenth of the random
-# vectors and every timed segment, which brings the default regression from ~35 to ~25 minutes on 2 cores (goal: 15).
+# vectors and every timed segment. QUICK_SKIP, the two configs whose models take the longest to
+# build (tile_wide: 64-lane lines, 4 096-input Orizuru; orizuru_n4096_k20: 5-6 CPU-min each), are
+# left out of `sim-quick` to keep `make test` near 15 minutes on 2 cores; `make sim` (in `make
+# test-full`, which .ci/run runs after `make test`) and `make sim-quick-large` run them.
 QUICK_DIVISOR ?= 10
+QUICK_SKIP   ?= tile_wide orizuru_n4096_k20
+QUICK_ORDER   = $(filter-out $(addprefix %/,$(addsuffix .toml,$(QUICK_SKIP))),$(SIM_ORDER))
 # The longest configs start first so the two slots finish together.
 # LONG_CONFIGS (the paper tile) are left out here: `make sim-long` / `make sim-paper`.
 SIM_FIRST    = $(filter %/default.toml %/tile_wide.toml %/orizuru_n4096_k20.toml %/tile_small.toml,$(SIM_CONFIGS))
@@ -97,8 +115,11 @@ SIM_ORDER    = $(SIM_FIRST) $(filter-out $(SIM_FIRST),$(SIM_CONFIGS))
 sim: tools $(KLLM) ## Verilator regression of every config at its full vector count (golden vectors from the Rust reference)
 	@testbenches/sim_all.sh $(SIM_ORDER)
 
-sim-quick: tools $(KLLM) ## the same regression with 1/QUICK_DIVISOR of the random vectors, every timed segment (part of make test)
-	@VECTORS_DIVISOR=$(QUICK_DIVISOR) testbenches/sim_all.sh $(SIM_ORDER)
+sim-quick: tools $(KLLM) ## the same regression with 1/QUICK_DIVISOR of the random vectors, every timed segment, all configs but QUICK_SKIP (part of make test)
+	@VECTORS_DIVISOR=$(QUICK_DIVISOR) testbenches/sim_all.sh $(QUICK_ORDER)
+
+sim-quick-large: tools $(KLLM) ## the QUICK_SKIP configs (tile_wide, orizuru_n4096_k20) at the sim-quick counts
+	@VECTORS_DIVISOR=$(QUICK_DIVISOR) testbenches/sim_all.sh $(filter $(addprefix %/,$(addsuffix .toml,$(QUICK_SKIP))),$(SIM_ORDER))
 
 .PHONY: sim-long sim-paper
 # The LONG_CONFIGS' models are built hierarchically (testbenches/hier_blocks.vlt: one PE line and
@@ -157,6 +178,9 @@ sweep-all: tools $(KLLM) ## every committed sweep, then the README tables from t
 sweep-smoke: tools $(KLLM) ## a 2-job sweep end to end, its cache, and a FAILED row (into build/)
 	@scripts/sweep_smoke.sh
 
+tile-sweep-smoke: tools $(KLLM) ## a tiny tile and its dequantize-multiply twin through the sweep flow: cycles = manifest = explain, bottleneck, a miscounting bench FAILs (into build/)
+	@scripts/tile_sweep_smoke.sh
+
 # ------------------------------------------------------------------ float mode (issue 12)
 .PHONY: sim-fp test-fp-long
 sim-fp: tools ## float-mode RTL units vs the Rust reference: lint, Yosys, Verilator benches, negative controls
@@ -197,8 +221,29 @@ slurm-test: tools $(KLLM) ## a one-node Slurm on localhost runs the smoke sweep 
 test-rust: ## cargo unit, snapshot and CLI tests
 	cargo test --release
 
-test: tools test-rust check-generated lint sim-quick sim-compose negative-control sweep-smoke sim-icarus slurm-test ## the default regression: cargo tests, generated files up to date, lint, every config (quick counts), controls
+# After the cargo tests, two lanes side by side: the simulations (sim-quick, two configs at a
+# time, then the controls and Icarus that reuse its models) and the steps that touch none of its
+# build directories (generated files, lint, compose, the sweep flow on a PE line and on a tile,
+# Slurm), each lane in order.
+# Most of those steps are one process; run after the simulations, they left a core idle for
+# about 10 of the ~20 minutes. The lanes' output interleaves line by line; every line names its
+# step or config.
+test: tools test-rust $(KLLM) ## the default regression: cargo tests, generated files up to date, lint, every config (quick counts), controls, the sweep flow and Slurm
+	@$(MAKE) --no-print-directory -j2 test-lane-sims test-lane-flows
 	@echo "make test: all passed"
+
+.PHONY: test-lane-sims test-lane-flows
+test-lane-sims:
+	@$(MAKE) --no-print-directory sim-quick
+	@$(MAKE) --no-print-directory negative-control
+	@$(MAKE) --no-print-directory sim-icarus ICARUS_VECTORS=$(TEST_ICARUS_VECTORS)
+test-lane-flows:
+	@$(MAKE) --no-print-directory check-generated
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory sim-compose
+	@$(MAKE) --no-print-directory sweep-smoke
+	@$(MAKE) --no-print-directory tile-sweep-smoke
+	@$(MAKE) --no-print-directory slurm-test
 
 test-full: tools sim sim-fp tile-buffer tile-dq ## every config at its full vector count (2 000 GEMVs per tile, 20 000 vectors per block), the float units (make sim-fp), the weight buffer checks (make tile-buffer) and the dequantize-multiply tile (make tile-dq); .ci/run runs it after make test
 	@echo "make test-full: all passed"
@@ -241,8 +286,8 @@ ICARUS_CONFIGS ?= generators/tiny.toml generators/orizuru_n16_k2.toml generators
 ICARUS_VECTORS ?= 2000
 sim-icarus: tools tools-python $(KLLM) ## tiny configs under Icarus and Verilator, same golden files, same counts (ICARUS_VECTORS=n)
 	@status=0; for c in $(ICARUS_CONFIGS); do ICARUS_VECTORS=$(ICARUS_VECTORS) testbenches/icarus/sim_config.sh $$c || status=1; done; exit $$status
-# In `make test` (after `sim`, whose Verilator builds it reuses) with fewer vectors: Icarus is slow.
-test: ICARUS_VECTORS = 200
+# In `make test` (after `sim-quick`, whose Verilator builds it reuses) with fewer vectors: Icarus is slow.
+TEST_ICARUS_VECTORS ?= 200
 
 SEEDS ?= 5
 soak: tools $(KLLM) ## every config's regression over SEEDS=n seeds (SEED0, SOAK_VECTORS); summary in build/soak/
