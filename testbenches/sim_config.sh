@@ -2,7 +2,8 @@
 # Regression for one config: golden vectors from the Rust reference, then every block's bench.
 #   testbenches/sim_config.sh generators/<name>.toml
 # Env: KLLM (the kllm-gen binary), SEED (default: the config's test.seed), VECTORS, WAVES=1,
-#      VECTORS_DIVISOR=d (quick run: the random vectors divided by d, timed segments whole).
+#      VECTORS_DIVISOR=d (quick run: the random vectors divided by d, timed segments whole),
+#      VERILATOR_FLAGS (extra options for the models' builds, see testbenches/run_block.sh).
 set -euo pipefail
 config=$1
 name=$(basename "$config" .toml)
@@ -10,6 +11,12 @@ KLLM=${KLLM:-target/release/kllm-gen}
 design=verilog_out/$name
 build=build/$name
 mkdir -p "$build"
+# A config with its own Verilator configuration, testbenches/hier/<name>.vlt, has its models built
+# hierarchically with it (unless VERILATOR_FLAGS is set): tile_wide's 4 lines x 128 bins of
+# 64-input popcounts and 256 Orizuru leaf units, flattened, are ~70 MB of C++ (336 CPU-s to build).
+if [ -z "${VERILATOR_FLAGS:-}" ] && [ -f "testbenches/hier/$name.vlt" ]; then
+  export VERILATOR_FLAGS="--hierarchical $(pwd)/testbenches/hier/$name.vlt"
+fi
 "$KLLM" blocks --config "$config" >"$build/blocks.txt"
 args=()
 [ -n "${SEED:-}" ] && args+=(--seed "$SEED")
