@@ -108,7 +108,7 @@ tile-buffer: tools $(KLLM) ## tile_buf's weight buffer: Yosys infers one memory,
 # testbenches/hier/tile_wide.vlt).
 QUICK_DIVISOR ?= 10
 QUICK_SKIP   ?= orizuru_n4096_k20
-QUICK_ORDER   = $(filter-out $(addprefix %/,$(addsuffix .toml,$(QUICK_SKIP))),$(SIM_ORDER))
+QUICK_SKIP_TOMLS = $(addprefix %/,$(addsuffix .toml,$(QUICK_SKIP)))
 # The longest configs start first so the two slots finish together.
 # LONG_CONFIGS (the paper tile) are left out here: `make sim-long` / `make sim-paper`.
 SIM_FIRST    = $(filter %/default.toml %/tile_wide.toml %/orizuru_n4096_k20.toml %/tile_small.toml,$(SIM_CONFIGS))
@@ -117,10 +117,10 @@ sim: tools $(KLLM) ## Verilator regression of every config at its full vector co
 	@testbenches/sim_all.sh $(SIM_ORDER)
 
 sim-quick: tools $(KLLM) ## the same regression with 1/QUICK_DIVISOR of the random vectors, every timed segment, all configs but QUICK_SKIP (part of make test)
-	@VECTORS_DIVISOR=$(QUICK_DIVISOR) testbenches/sim_all.sh $(QUICK_ORDER)
+	@VECTORS_DIVISOR=$(QUICK_DIVISOR) testbenches/sim_all.sh $(filter-out $(QUICK_SKIP_TOMLS),$(SIM_ORDER))
 
 sim-quick-large: tools $(KLLM) ## the QUICK_SKIP configs (orizuru_n4096_k20) at the sim-quick counts
-	@VECTORS_DIVISOR=$(QUICK_DIVISOR) testbenches/sim_all.sh $(filter $(addprefix %/,$(addsuffix .toml,$(QUICK_SKIP))),$(SIM_ORDER))
+	@VECTORS_DIVISOR=$(QUICK_DIVISOR) testbenches/sim_all.sh $(filter $(QUICK_SKIP_TOMLS),$(SIM_ORDER))
 
 .PHONY: sim-long sim-paper
 # The LONG_CONFIGS' models are built hierarchically (testbenches/hier_blocks.vlt: one PE line and
