@@ -347,16 +347,6 @@ const CASES: &[Case] = &[
     },
     Case {
         class: "config",
-        input: "float tile with a weight buffer",
-        files: &[Text("bad.toml", "[quant]\nnumerics = \"fp16\"\n[tile]\nweight_buffer_rows = 4\n")],
-        args: &["generate", "--config", "bad.toml", "--out", "out"],
-        message: "error: bad.toml: `tile.weight_buffer_rows` = 4 is out of range in float mode (allowed: 0; the weight buffer is not built for float mode yet)",
-        env: &[],
-        via: Kllm,
-        needs: "",
-    },
-    Case {
-        class: "config",
         input: "float table entry beyond the format's range (exp in e3m1)",
         files: &[Text("bad.toml", "[quant]\nnumerics = \"e3m1\"\nna = 4\n[nl_map]\noutput = \"value\"\nfunction = \"exp\"\n")],
         args: &["generate", "--config", "bad.toml", "--out", "out"],
