@@ -93,9 +93,12 @@ tile-timing: $(KLLM) ## re-measure the tile timed segments `explain --gemv` is t
 tile-dq: tools $(KLLM) ## the tile with dequantize-multiply lines (tile_small, line = "dequant"): lint, Yosys without latches, 2 000 GEMVs bit-exact and cycle-exact, same stimulus as tile_small, negative controls
 	@scripts/tile_dq.sh
 
-tile-buffer: tools $(KLLM) ## tile_buf's weight buffer: Yosys infers one memory, no latches; a corrupted buffered index fails the bench
-	@scripts/tile_buffer_synth.sh verilog_out/tile_buf
-	@testbenches/negative_control_tile_buf.sh
+# The float tile with a buffer (tile_fp16_buf) is checked here too: its full-count simulation runs in
+# `make sim` (every generators/*.toml), the buffer's Yosys check and negative controls here.
+TILE_BUFFER_CONFIGS ?= generators/tile_buf.toml generators/tile_fp16_buf.toml
+tile-buffer: tools $(KLLM) ## tile_buf's and tile_fp16_buf's weight buffer: Yosys infers one memory, no latches; a corrupted buffered index and loads that do not wait fail the bench
+	@for c in $(TILE_BUFFER_CONFIGS); do scripts/tile_buffer_synth.sh verilog_out/$$(basename $$c .toml) || exit 1; done
+	@for c in $(TILE_BUFFER_CONFIGS); do testbenches/negative_control_tile_buf.sh $$c || exit 1; done
 
 # ------------------------------------------------------------------ simulate
 # Two configs at a time (SIM_JOBS): one simulates while the other's Verilator build uses the

@@ -287,10 +287,12 @@ mod tests {
             let e = Config::parse(&format!("[quant]\nnumerics = \"{v}\"\n[pe_line]\n")).unwrap_err();
             assert_eq!(e, want);
         }
-        // Every block has a float mode now; the tile's weight buffer has not.
+        // Every block has a float mode now, the tile's weight buffer too; its size rule is the
+        // integer tile's (4 lines: 4, 8, 16, … rows).
         assert!(Config::parse("[quant]\nnumerics = \"fp16\"\n[pe_line]\n[tile]\n").is_ok());
-        let e = Config::parse("[quant]\nnumerics = \"fp16\"\n[tile]\nweight_buffer_rows = 4\n").unwrap_err();
-        assert!(e.starts_with("`tile.weight_buffer_rows` = 4 is out of range in float mode"), "{e}");
+        assert!(Config::parse("[quant]\nnumerics = \"fp16\"\n[tile]\nweight_buffer_rows = 4\n").is_ok());
+        let e = Config::parse("[quant]\nnumerics = \"fp16\"\n[tile]\nweight_buffer_rows = 6\n").unwrap_err();
+        assert!(e.starts_with("`tile.weight_buffer_rows` = 6 is out of range (allowed 0 = no buffer"), "{e}");
         assert!(!e.contains('\n'));
     }
 

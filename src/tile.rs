@@ -112,9 +112,7 @@ impl TileConfig {
         crate::tile_dq::validate(self, q)?;
         // The lines and Orizuru check the rest; their messages name this section's keys.
         self.pe_line().validate(q).map_err(|e| e.replace("`pe_line.", "`tile."))?;
-        self.orizuru().validate(q).map_err(|e| e.replace("`orizuru.", "`tile."))?;
-        crate::tile_fp::validate(q, self)
-
+        self.orizuru().validate(q).map_err(|e| e.replace("`orizuru.", "`tile."))
     }
 
     /// Most buffer rows: `lines` times the largest power of two whose rows of `k_max` indices of
@@ -1578,7 +1576,7 @@ pub(crate) fn entry_indices(q: &QuantConfig, c: &TileConfig, rows: &[Vec<u32>], 
 /// `base`: group gi's beat b at `base + gi·beats + b`. The first beat written is group 0's beat
 /// 0, the others in a random order (the entry address is what counts). Returns each group's
 /// first entry (what a read token names).
-fn write_loads(q: &QuantConfig, c: &TileConfig, d: &TileDerived, rows: &[Vec<u32>], base: u32, rng: &mut Rng, w: &mut GoldenWriter) -> Vec<u32> {
+pub(crate) fn write_loads(q: &QuantConfig, c: &TileConfig, d: &TileDerived, rows: &[Vec<u32>], base: u32, rng: &mut Rng, w: &mut GoldenWriter) -> Vec<u32> {
     let (beats, firsts) = plan_loads(q, c, d, rows, base, rng);
     for f in &beats {
         w.input_on("w", f);
@@ -1587,7 +1585,7 @@ fn write_loads(q: &QuantConfig, c: &TileConfig, d: &TileDerived, rows: &[Vec<u32
 }
 
 /// The load beats of `write_loads` (their fields) and each group's first entry.
-fn plan_loads(q: &QuantConfig, c: &TileConfig, d: &TileDerived, rows: &[Vec<u32>], base: u32, rng: &mut Rng) -> (Vec<Vec<String>>, Vec<u32>) {
+pub(crate) fn plan_loads(q: &QuantConfig, c: &TileConfig, d: &TileDerived, rows: &[Vec<u32>], base: u32, rng: &mut Rng) -> (Vec<Vec<String>>, Vec<u32>) {
     let nb = rows[0].len().div_ceil(c.lanes as usize);
     let groups = rows.len().div_ceil(c.lines as usize);
     assert!(

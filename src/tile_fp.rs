@@ -11,7 +11,8 @@
 //! - each PE line is the float line without its rounder (`pe_line::generate_float_exact`), so
 //!   the join adds two exact sums (`sum_bits`) and rounds once per line (`kllm_fixed_to_f32`).
 //! Every added unit is combinational inside an existing stage: the cycle model is the integer
-//! tile's, unchanged.
+//! tile's, unchanged. The weight-index buffer holds indices only, so it is the integer tile's;
+//! [`golden`] loads and reads it the way the integer golden does, with F data.
 
 use serde::Serialize;
 
@@ -59,20 +60,6 @@ impl TileFloat {
             sum_bits: f.acc_width(c.k_max as u64, slots),
         }
     }
-}
-
-/// Float-mode checks of a `[tile]` section beyond the PE line's (its table and sum widths).
-pub fn validate(q: &QuantConfig, c: &TileConfig) -> Result<(), String> {
-    if q.float().is_none() {
-        return Ok(());
-    }
-    if c.weight_buffer_rows > 0 {
-        return Err(format!(
-            "`tile.weight_buffer_rows` = {} is out of range in float mode (allowed: 0; the weight buffer is not built for float mode yet)",
-            c.weight_buffer_rows
-        ));
-    }
-    Ok(())
 }
 
 /// `kllm_tile_comp_fp_*`: the float compensation unit of one line. The capture of the weight
@@ -205,6 +192,23 @@ fn write_tables(q: &QuantConfig, d: &TileDerived, g: &GemvFp, w: &mut GoldenWrit
 /// Writes one GEMV (tables first when they differ from what is loaded), every row streamed;
 /// lanes past K carry junk (finite F values, extremes too), lines without a row junk indices.
 fn write_gemv(q: &QuantConfig, c: &TileConfig, d: &TileDerived, g: &GemvFp, rng: &mut Rng, w: &mut GoldenWriter, loaded: &mut LoadedFp) {
+    write_gemv_from(q, c, d, g, &[], rng, w, loaded)
+}
+
+/// Writes one GEMV; `from[gi]` = Some(entry): group gi's rows are read from the weight buffer
+/// (one read token naming the group's first entry; the rows must be there), None (or `from`
+/// empty): streamed. As the integer tile's `write_gemv_from`, with F patterns.
+#[allow(clippy::too_many_arguments)]
+fn write_gemv_from(
+    q: &QuantConfig,
+    c: &TileConfig,
+    d: &TileDerived,
+    g: &GemvFp,
+    from: &[Option<u32>],
+    rng: &mut Rng,
+    w: &mut GoldenWriter,
+    loaded: &mut LoadedFp,
+) {
     let y = g.expected(q.nw).unwrap_or_else(|e| panic!("a float GEMV the golden writer built is refused: {e}"));
     let kk = g.k_len();
     assert!(kk >= 1 && kk <= c.k_max as usize && g.k <= c.k as usize && !g.rows.is_empty());
@@ -236,9 +240,16 @@ fn write_gemv(q: &QuantConfig, c: &TileConfig, d: &TileDerived, g: &GemvFp, rng:
         let keep = if last { keep } else { (0..l).map(|_| rng.below(2)).collect() };
         w.input_on("x", &[hex_lanes(&vals, fb), hex_lanes(&keep, 1), (last as u8).to_string()]);
     }
+    // Weight beats, group by group; a group read from the buffer is one token (its idx junk).
     let groups = g.rows.len().div_ceil(p);
     for gi in 0..groups {
         let rows: Vec<u64> = (0..p).map(|j| (gi * p + j < g.rows.len()) as u64).collect();
+        if let Some(Some(entry)) = from.get(gi) {
+            let junk: Vec<u64> = (0..p * l).map(|_| rng.below(1 << q.nw)).collect();
+            let last = gi == groups - 1;
+            tile::w_beat(d, w, rng, hex_lanes(&junk, q.nw), hex_lanes(&rows, 1), last, tile::OP_READ, Some(*entry as u64));
+            continue;
+        }
         for bi in 0..nb {
             let idx = tile::entry_indices(q, c, &g.rows, gi, bi, rng);
             let last = gi == groups - 1 && bi == nb - 1;
@@ -409,8 +420,21 @@ pub fn edge_gemvs(q: &QuantConfig, c: &TileConfig, f: FloatFormat) -> Vec<(&'sta
     cases.into_iter().filter_map(|(n, g)| g.filter(|g| g.expected(q.nw).is_ok()).map(|g| (n, g))).collect()
 }
 
+/// The codebook styles the random segments take in turn (as the PE line's float golden).
+const STYLES: [(Style, Style); 7] = [
+    (Style::Typical, Style::Typical),
+    (Style::Any, Style::Typical),
+    (Style::Tiny, Style::Typical),
+    (Style::Huge, Style::Unit),
+    (Style::Unit, Style::Huge),
+    (Style::Tiny, Style::Tiny),
+    (Style::Typical, Style::Any),
+];
+
 /// Random float GEMVs in segments of fresh codebooks (shapes in turn, as the PE line's float
-/// golden), the edge GEMVs first, then the integer tile's timed segments.
+/// golden), the edge GEMVs first, then the integer tile's timed segments. With a weight
+/// buffer the random GEMVs read their rows from it the way a layer does (`random_buffered`),
+/// and the timed segments include the integer tile's buffered ones.
 pub fn golden(q: &QuantConfig, c: &TileConfig, d: &TileDerived, vectors: u32, seed: u64, w: &mut GoldenWriter) {
     let f = q.float().expect("float mode");
     let mut rng = Rng::new(seed);
@@ -419,32 +443,29 @@ pub fn golden(q: &QuantConfig, c: &TileConfig, d: &TileDerived, vectors: u32, se
     for (_, g) in edge_gemvs(q, c, f) {
         write_gemv(q, c, d, &g, &mut rng, w, &mut loaded);
     }
-    let styles = [
-        (Style::Typical, Style::Typical),
-        (Style::Any, Style::Typical),
-        (Style::Tiny, Style::Typical),
-        (Style::Huge, Style::Unit),
-        (Style::Unit, Style::Huge),
-        (Style::Tiny, Style::Tiny),
-        (Style::Typical, Style::Any),
-    ];
-    let mut done = 0;
-    let mut seg = 0;
-    while done < vectors {
-        let (sa, sw) = styles[seg % styles.len()];
-        seg += 1;
-        let (ca, cw) = random_codebooks(&mut rng, f, q, sa, sw);
-        let n = 25.min(vectors - done);
-        for _ in 0..n {
-            let g = random_gemv(&mut rng, q, c, f, &ca, &cw);
-            write_gemv(q, c, d, &g, &mut rng, w, &mut loaded);
+    if d.weight_buffer_rows > 0 {
+        random_buffered(q, c, d, f, vectors, &mut rng, w, &mut loaded);
+    } else {
+        let mut done = 0;
+        let mut seg = 0;
+        while done < vectors {
+            let (sa, sw) = STYLES[seg % STYLES.len()];
+            seg += 1;
+            let (ca, cw) = random_codebooks(&mut rng, f, q, sa, sw);
+            let n = 25.min(vectors - done);
+            for _ in 0..n {
+                let g = random_gemv(&mut rng, q, c, f, &ca, &cw);
+                write_gemv(q, c, d, &g, &mut rng, w, &mut loaded);
+            }
+            done += n;
         }
-        done += n;
     }
     // Timed segments: each starts with a cfg write (the runtime k), so the bench waits for idle.
+    // Buffered ones load their rows in an untimed segment of their own first (no x beats, so
+    // no mid-segment reset), each GEMV's at its own place; a reload segment's later GEMVs are
+    // preceded (inside the timed segment) by the loads of their rows over the first's.
     let (ca, cw) = random_codebooks(&mut rng, f, q, Style::Typical, Style::Typical);
     for t in tile::timed_workloads(c, d) {
-        assert!(!t.buffered, "float tiles have no weight buffer");
         let gemvs: Vec<GemvFp> = t
             .gemvs
             .iter()
@@ -454,6 +475,27 @@ pub fn golden(q: &QuantConfig, c: &TileConfig, d: &TileDerived, vectors: u32, se
                 GemvFp { f, ca: ca.clone(), cw: cw.clone(), x, rows, k: c.k as usize }
             })
             .collect();
+        let mut from = vec![];
+        let mut reloads = vec![];
+        if t.buffered {
+            if loaded.pending {
+                w.sync();
+            }
+            let mut base = 0;
+            for (i, g) in gemvs.iter().enumerate() {
+                if t.reload && i > 0 {
+                    let (beats, firsts) = tile::plan_loads(q, c, d, &g.rows, 0, &mut rng);
+                    reloads.push(beats);
+                    from.push(firsts.into_iter().map(Some).collect::<Vec<_>>());
+                    continue;
+                }
+                reloads.push(vec![]);
+                let firsts = tile::write_loads(q, c, d, &g.rows, base, &mut rng, w);
+                base = firsts.last().unwrap() + g.k_len().div_ceil(c.lanes as usize) as u32;
+                from.push(firsts.into_iter().map(Some).collect::<Vec<_>>());
+            }
+            loaded.pending = true;
+        }
         if loaded.pending {
             w.sync();
         }
@@ -461,11 +503,94 @@ pub fn golden(q: &QuantConfig, c: &TileConfig, d: &TileDerived, vectors: u32, se
         loaded.k = None;
         write_tables(q, d, &gemvs[0], w, &mut loaded);
         w.timing(t.cycles);
-        for g in &gemvs {
-            write_gemv(q, c, d, g, &mut rng, w, &mut loaded);
+        for (i, g) in gemvs.iter().enumerate() {
+            for beat in reloads.get(i).map(Vec::as_slice).unwrap_or(&[]) {
+                w.input_on("w", beat);
+            }
+            write_gemv_from(q, c, d, g, from.get(i).map(Vec::as_slice).unwrap_or(&[]), &mut rng, w, &mut loaded);
         }
         w.sync();
         loaded.pending = false;
+    }
+}
+
+/// A layer for the weight buffer: F codebooks, K, rows and its runtime k.
+struct BufLayer {
+    ca: Vec<u64>,
+    cw: Vec<u64>,
+    rows: Vec<Vec<u32>>,
+    k: usize,
+}
+
+/// A fresh activation vector for `rows` under a layer's codebooks: drawn as `random_x` until
+/// the reference accepts it (compensation terms finite), after 20 refusals from the centroids
+/// themselves (residuals ±0, always accepted).
+fn token_x(rng: &mut Rng, f: FloatFormat, nw: u32, layer: &BufLayer, k: usize) -> GemvFp {
+    let kk = layer.rows[0].len();
+    for tries in 0..=20 {
+        let x = if tries < 20 {
+            random_x(rng, f, &layer.ca, kk)
+        } else {
+            (0..kk).map(|_| layer.ca[rng.below(layer.ca.len() as u64) as usize]).collect()
+        };
+        let g = GemvFp { f, ca: layer.ca.clone(), cw: layer.cw.clone(), x, rows: layer.rows.clone(), k };
+        if g.expected(nw).is_ok() {
+            return g;
+        }
+    }
+    panic!("a vector of centroids has finite compensation terms (residuals are zero)")
+}
+
+/// Random GEMVs of a float tile with a weight buffer, as the integer tile's `random_buffered`:
+/// the buffer is two halves; a layer's rows are loaded into one half while the GEMVs of the
+/// previous layer (one to four tokens, fresh x each, the same rows, the codebook styles in
+/// turn) read the other half, their load beats in chunks between those GEMVs' weight beats.
+/// About one group in eight is streamed instead of read, one token in four has another k.
+#[allow(clippy::too_many_arguments)]
+fn random_buffered(q: &QuantConfig, c: &TileConfig, d: &TileDerived, f: FloatFormat, vectors: u32, rng: &mut Rng, w: &mut GoldenWriter, loaded: &mut LoadedFp) {
+    let half = d.weight_buffer_entries / 2;
+    let l = c.lanes as usize;
+    let mut seg = 0;
+    let mut new_layer = |rng: &mut Rng| {
+        let (sa, sw) = STYLES[seg % STYLES.len()];
+        seg += 1;
+        let (ca, cw) = random_codebooks(rng, f, q, sa, sw);
+        let t = random_gemv(rng, q, c, f, &ca, &cw);
+        let kk = t.k_len().min(half as usize * l);
+        let nb = kk.div_ceil(l);
+        let cap = (half as usize / nb).min(8) * c.lines as usize;
+        let n = if rng.chance(1, 4) { cap } else { t.rows.len().min(cap) };
+        let rows = t.rows[..t.rows.len().min(n)].iter().map(|r| r[..kk].to_vec()).chain(
+            (t.rows.len()..n).map(|_| (0..kk).map(|_| rng.below(1 << q.nw) as u32).collect()),
+        );
+        BufLayer { rows: rows.collect(), ca, cw, k: t.k }
+    };
+    let mut cur = new_layer(rng);
+    let mut h = 0u32;
+    if loaded.pending {
+        w.sync();
+    }
+    let mut firsts = tile::write_loads(q, c, d, &cur.rows, 0, rng, w);
+    loaded.pending = true;
+    let mut done = 0;
+    while done < vectors {
+        let next = new_layer(rng);
+        let (loads, next_firsts) = tile::plan_loads(q, c, d, &next.rows, (1 - h) * half, rng);
+        let tokens = (1 + rng.below(4) as u32).min(vectors - done);
+        let chunk = loads.len().div_ceil(tokens as usize);
+        for t in 0..tokens as usize {
+            let k = if rng.chance(1, 4) { rng.range(0, c.k as i64) as usize } else { cur.k };
+            let g = token_x(rng, f, q.nw, &cur, k);
+            let from: Vec<Option<u32>> = firsts.iter().map(|&e| if rng.chance(1, 8) { None } else { Some(e) }).collect();
+            write_gemv_from(q, c, d, &g, &from, rng, w, loaded);
+            for beat in loads.iter().skip(t * chunk).take(chunk) {
+                w.input_on("w", beat);
+            }
+        }
+        done += tokens;
+        cur = next;
+        firsts = next_firsts;
+        h = 1 - h;
     }
 }
 
@@ -533,5 +658,39 @@ mod tests {
         assert_eq!(g.expected(q.nw).unwrap()[0], 0);
         let g0 = GemvFp { k: 0, ..g.clone() };
         assert_ne!(g0.expected(q.nw).unwrap()[0], 0);
+    }
+
+    /// tile_fp16_buf's golden file exercises the buffer: its random part (before the first timed
+    /// segment) loads rows and reads most groups from the buffer (op 2 tokens), and its timed segments are the integer
+    /// tile_buf's (the buffered sweep and the reload segments included), with the same
+    /// predicted cycles. Without a buffer no beat carries an op.
+    #[test]
+    fn buffered_golden_loads_and_reads_the_buffer() {
+        let load = |p: &str| Config::parse(&std::fs::read_to_string(p).unwrap()).unwrap();
+        let (fcfg, icfg) = (load("generators/tile_fp16_buf.toml"), load("generators/tile_buf.toml"));
+        let (q, c) = (&fcfg.quant, fcfg.tile.as_ref().unwrap());
+        let d = TileDerived::new(q, c);
+        let mut w = GoldenWriter::new("t", 3);
+        golden(q, c, &d, 40, 3, &mut w);
+        let text = w.finish();
+        // `in.w <idx> <rows> <last> <op> <addr>`
+        let random_part = &text[..text.find("\ntiming ").unwrap()];
+        let ops: Vec<&str> = random_part.lines().filter_map(|l| l.strip_prefix("in.w ")).map(|l| l.split(' ').nth(3).unwrap()).collect();
+        let count = |op: &str| ops.iter().filter(|&&o| o == op).count();
+        let (streamed, loads, tokens) = (count("0"), count("1"), count("2"));
+        assert!(loads >= 100 && tokens >= 40 && streamed >= 1, "{streamed} streamed beats, {loads} loads, {tokens} read tokens");
+        let timings: Vec<&str> = text.lines().filter(|l| l.starts_with("timing")).collect();
+        let id = TileDerived::new(&icfg.quant, icfg.tile.as_ref().unwrap());
+        let want = tile::timed_workloads(icfg.tile.as_ref().unwrap(), &id);
+        assert_eq!(timings.len(), want.len());
+        assert!(want.iter().filter(|t| t.buffered).count() >= 20);
+        for (l, t) in timings.iter().zip(&want) {
+            assert!(l.ends_with(&format!(" {}", t.cycles)), "{l} vs {} cycles", t.cycles);
+        }
+        let small = small();
+        let ds = TileDerived::new(&small.quant, small.tile.as_ref().unwrap());
+        let mut w = GoldenWriter::new("t", 3);
+        golden(&small.quant, small.tile.as_ref().unwrap(), &ds, 5, 3, &mut w);
+        assert!(w.finish().lines().filter(|l| l.starts_with("in.w ")).all(|l| l.split(' ').count() == 4));
     }
 }
