@@ -334,15 +334,22 @@ pub(super) fn stat_cells(path: &Path, top: &str) -> Option<(u64, BTreeMap<String
 
 fn synth_generic(job: &Job, run: &RunOptions, row: &mut Row) {
     // dffunmap before the transistor estimate: `stat -tech cmos` knows plain DFFs but not
-    // enable/reset variants, which it would silently leave out (its "+" suffix).
+    // enable/reset variants, which it would silently leave out (its "+" suffix). Without
+    // `-flatten` every distinct module is synthesized once and `stat -top` adds the hierarchy
+    // up (Σ instances × module counts) in its "design" section.
+    let (synth, stat, stat_top) = if run.flatten {
+        ("synth -flatten", "generic_stat.json stat -json".to_string(), String::new())
+    } else {
+        ("synth", format!("generic_stat.txt stat -top {}", job.top), format!(" -top {}", job.top))
+    };
     let script = format!(
         "read_verilog {files}\n\
-         synth -flatten -top {top}\n\
+         {synth} -top {top}\n\
          check -assert\n\
          select -assert-none t:$_DLATCH* t:$_SR_* t:$dlatch*\n\
-         tee -q -o generic_stat.json stat -json\n\
+         tee -q -o {stat}\n\
          dffunmap\n\
-         tee -q -o cmos_stat.txt stat -tech cmos\n",
+         tee -q -o cmos_stat.txt stat -tech cmos{stat_top}\n",
         files = paths(&job.files).join(" "),
         top = job.top
     );
@@ -355,17 +362,103 @@ fn synth_generic(job: &Job, run: &RunOptions, row: &mut Row) {
         row.fail(format!("synth: {}", first_error(&r.output)));
         return;
     }
-    match stat_cells(&job.dir.join("generic_stat.json"), &job.top) {
-        Some((n, by)) => {
-            row.cells = Some(n);
-            row.ffs = Some(by.iter().filter(|(k, _)| k.contains("DFF")).map(|(_, v)| v).sum());
+    let counts = if run.flatten {
+        stat_cells(&job.dir.join("generic_stat.json"), &job.top).map(|(n, by)| (n, ff_bits(&by))).ok_or_else(|| "no statistics for the top module in generic_stat.json".to_string())
+    } else {
+        hier_totals(&std::fs::read_to_string(job.dir.join("generic_stat.txt")).unwrap_or_default(), &job.top)
+    };
+    match counts {
+        Ok((cells, ffs)) => {
+            row.cells = Some(cells);
+            row.ffs = Some(ffs);
         }
-        None => row.fail("synth: no statistics for the top module in generic_stat.json"),
+        Err(e) => row.fail(format!("synth: {e}")),
     }
     let cmos = std::fs::read_to_string(job.dir.join("cmos_stat.txt")).unwrap_or_default();
-    row.transistors = parse_transistors(&cmos);
+    row.transistors = if run.flatten { parse_transistors(&cmos) } else { hier_transistors(&cmos) };
     if row.transistors.is_none() {
         row.fail("synth: no complete transistor estimate in cmos_stat.txt");
+    }
+}
+
+/// Flip-flop bits among cells by type: Yosys's internal `$_*DFF*_` cells are one bit each.
+fn ff_bits(by: &BTreeMap<String, u64>) -> u64 {
+    by.iter().filter(|(k, _)| k.contains("DFF")).map(|(_, v)| v).sum()
+}
+
+/// Cells and flip-flop bits of `top` with its hierarchy, from the text of `stat -top top`
+/// (Yosys 0.23's `stat -json -top` writes the hierarchy tree into its JSON when modules nest,
+/// which then does not parse): every module's own cells (its cells by type minus the instances
+/// of other modules) times the number of times it occurs under `top`, summed. The sum must
+/// equal Yosys's own total (the "design hierarchy" section), or the reading is refused: a
+/// module the walk missed, or counted twice, would otherwise go unnoticed.
+pub(super) fn hier_totals(text: &str, top: &str) -> Result<(u64, u64), String> {
+    // Module → (cells, cells by type); the design section's first cell count.
+    let mut modules: BTreeMap<String, (u64, Vec<(String, u64)>)> = BTreeMap::new();
+    let mut section: Option<String> = None;
+    let mut design_total = None;
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix("=== ").and_then(|r| r.strip_suffix(" ===")) {
+            section = Some(name.to_string());
+            continue;
+        }
+        let Some(sec) = &section else { continue };
+        let cells = t.strip_prefix("Number of cells:").and_then(|n| n.trim().parse::<u64>().ok());
+        if sec == "design hierarchy" {
+            design_total = design_total.or(cells);
+            continue;
+        }
+        let entry = modules.entry(sec.clone()).or_default();
+        if let Some(n) = cells {
+            entry.0 = n;
+        } else if let [ty, n] = t.split_whitespace().collect::<Vec<_>>()[..] {
+            if let Ok(n) = n.parse::<u64>() {
+                entry.1.push((ty.to_string(), n));
+            }
+        }
+    }
+    if !modules.contains_key(top) {
+        return Err(format!("generic_stat.txt has no module {top}"));
+    }
+    // Instances of every module under `top` (a module instanced at several depths adds up).
+    let mut instances: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut stack = vec![(top, 1u64)];
+    while let Some((m, n)) = stack.pop() {
+        *instances.entry(m).or_default() += n;
+        for (ty, k) in &modules[m].1 {
+            if let Some((sub, _)) = modules.get_key_value(ty) {
+                stack.push((sub.as_str(), n * k));
+            }
+        }
+    }
+    let (mut cells, mut ffs) = (0, 0);
+    for (m, n) in &instances {
+        let (all, types) = &modules[*m];
+        let subs: u64 = types.iter().filter(|(ty, _)| modules.contains_key(ty)).map(|(_, k)| k).sum();
+        let own: BTreeMap<String, u64> = types.iter().filter(|(ty, _)| !modules.contains_key(ty)).cloned().collect();
+        cells += n * (all - subs);
+        ffs += n * ff_bits(&own);
+    }
+    // Without submodules `stat -top` prints no hierarchy section: the top's own count is the total.
+    let total = match design_total {
+        Some(t) => t,
+        None if instances.len() == 1 => modules[top].0,
+        None => return Err("generic_stat.txt has no design hierarchy total (stat -top)".into()),
+    };
+    if total != cells {
+        return Err(format!("Σ instances × module cells under {top} = {cells}, Yosys's stat -top total = {total}"));
+    }
+    Ok((cells, ffs))
+}
+
+/// The transistor estimate of the whole hierarchy: the "design hierarchy" section's line of
+/// `stat -tech cmos -top` (a design without submodules has none: its one module's line).
+fn hier_transistors(text: &str) -> Option<u64> {
+    match text.split_once("=== design hierarchy ===") {
+        Some((_, hier)) => parse_transistors(hier),
+        None if text.matches("Estimated number of transistors:").count() == 1 => parse_transistors(text),
+        None => None,
     }
 }
 
@@ -658,6 +751,39 @@ mod tests {
         assert_eq!(parse_transistors("   Estimated number of transistors:     299462\n"), Some(299462));
         assert_eq!(parse_transistors("   Estimated number of transistors:     225298+\n"), None);
         assert_eq!(parse_transistors("nothing"), None);
+    }
+
+    /// Real Yosys 0.23 output (testdata/hier_stat_design.v: `sub`, 25 cells of which 5
+    /// flip-flops, twice in `mid` (4 cells of its own), `mid` twice and `sub` once more in
+    /// `top` (6 of its own, 1 a flip-flop)). The hierarchy totals are 5 × 25 + 2 × 4 + 6 = 139
+    /// cells and 5 × 5 + 1 = 26 flip-flops, and the transistors are the design hierarchy's
+    /// 1 302, not a module's own line (`mid`'s `48+` comes first).
+    #[test]
+    fn hierarchical_stat_is_instances_times_module_counts() {
+        let stat = include_str!("testdata/hier_stat.txt");
+        assert_eq!(hier_totals(stat, "top"), Ok((139, 26)));
+        // The totals belong to the top `stat` was given: read for another module they disagree.
+        assert_eq!(hier_totals(stat, "mid"), Err("Σ instances × module cells under mid = 54, Yosys's stat -top total = 139".into()));
+        let cmos = include_str!("testdata/hier_cmos_stat.txt");
+        assert_eq!(hier_transistors(cmos), Some(1302));
+        assert_eq!(parse_transistors(cmos), None, "the first line is mid's partial 48+");
+        // A total that disagrees with the walk (a module missed or counted twice) is refused.
+        let off = stat.replacen("Number of cells:                139", "Number of cells:                140", 1);
+        assert_ne!(off, stat);
+        assert_eq!(hier_totals(&off, "top"), Err("Σ instances × module cells under top = 139, Yosys's stat -top total = 140".into()));
+        // `sub` counted once per module that holds it (not per instance) is not what we report.
+        let once = stat.replacen("     mid                             2\n", "     mid                             1\n", 1);
+        assert_ne!(once, stat);
+        assert!(hier_totals(&once, "top").is_err());
+        assert_eq!(hier_totals(stat, "nope"), Err("generic_stat.txt has no module nope".into()));
+        // Without submodules there is no hierarchy section: the one module's figures.
+        let one = "=== sub ===\n   Number of cells:                 25\n     $_DFF_P_                        5\n     $_XOR_                         20\n   Estimated number of transistors:        236\n";
+        assert_eq!(hier_totals(one, "sub"), Ok((25, 5)));
+        assert_eq!(hier_transistors(one), Some(236));
+        assert_eq!(hier_transistors("=== a ===\n Estimated number of transistors: 3\n=== b ===\n Estimated number of transistors: 4\n"), None);
+        let partial = cmos.replace("transistors:       1302", "transistors:       1302+");
+        assert_ne!(partial, cmos);
+        assert_eq!(hier_transistors(&partial), None);
     }
 
     #[test]

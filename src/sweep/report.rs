@@ -248,7 +248,7 @@ pub fn files(sweep: &Sweep, rows: &[Row], tools: &Tools) -> Vec<(String, String)
         or_off(&tools.verilator),
         or_off(&tools.nextpnr)
     ));
-    md.push_str(COLUMN_NOTES);
+    md.push_str(&column_notes(&sweep.run));
     md.push_str("\n## Results\n\n");
     let mut cols = vec!["point"];
     cols.extend(sweep.axes.iter().map(|a| a.label.as_str()));
@@ -335,9 +335,10 @@ pub fn files(sweep: &Sweep, rows: &[Row], tools: &Tools) -> Vec<(String, String)
         format!(
             "{}{}",
             format_args!(
-                "Measured by `make sweep SWEEP={}`{}.\n",
+                "Measured by `make sweep SWEEP={}`{}{}.\n",
                 sweep.path.display(),
-                if tools.yosys.is_empty() { String::new() } else { format!(" ({})", tools.yosys) }
+                if tools.yosys.is_empty() { String::new() } else { format!(" ({})", tools.yosys) },
+                if sweep.run.flatten { "" } else { HIER_NOTE }
             ),
             if summary.is_empty() { "\n(no index/baseline pair in this sweep)\n".to_string() } else { summary }
         ),
@@ -350,8 +351,26 @@ fn or_off(v: &str) -> &str {
     if v.is_empty() { "(step off)" } else { v }
 }
 
+/// Said after "Measured by ..." in `summary.md` (the README's copy) when the sweep kept the
+/// hierarchy; flat sweeps keep their line unchanged.
+const HIER_NOTE: &str = ", **hierarchical synthesis** (`synth` without `-flatten`, `run.flatten = false`: cells, FFs and \
+transistors are the top's hierarchy totals, Σ instances × module counts as `stat -top` reports them; no optimization across \
+module boundaries)";
+
+fn column_notes(run: &super::spec::RunOptions) -> String {
+    let synth = if run.flatten {
+        "- **cells**, **FFs**: Yosys `synth -flatten` generic gate cells and flip-flop bits (`stat -json`).\n".to_string()
+    } else {
+        "- **cells**, **FFs**: Yosys `synth` with the hierarchy kept (`run.flatten = false`): every distinct module is \
+synthesized once, and the figures are the top's hierarchy totals, Σ instances × module cells and flip-flop bits \
+(`stat -json -top`, checked against Yosys's own total); no optimization across module boundaries, so usually more \
+cells than a flat run of the same design. **transistors** likewise (`stat -tech cmos -top`).\n"
+            .to_string()
+    };
+    synth + COLUMN_NOTES
+}
+
 const COLUMN_NOTES: &str = "\
-- **cells**, **FFs**: Yosys `synth -flatten` generic gate cells and flip-flop bits (`stat -json`).
 - **transistors**: Yosys `stat -tech cmos` after `dffunmap` (so enable/reset flip-flops are counted as a DFF plus gates).
 - **LUT4**, **DFF**: Yosys `synth_ice40` of the block alone. **Fmax**: nextpnr-ice40 on an HX8K (ct256, seed 1) with the \
 block inside a 4-pin shift-register harness, so pins do not limit it; blank when the step is off, \

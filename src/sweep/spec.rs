@@ -36,6 +36,14 @@ pub struct RunOptions {
     pub lint: bool,
     /// Yosys generic `synth`: cells, flip-flops, transistor estimate.
     pub synth: bool,
+    /// `synth -flatten` (the default). `false`: `synth` keeps the hierarchy, each distinct
+    /// module is synthesized once, and cells, flip-flops and transistors are the top's
+    /// hierarchy totals (Σ instances × module counts, as `stat -top` reports them): minutes
+    /// instead of hours for lines of hundreds of identical popcount units, at the price of no
+    /// optimization across module boundaries. Left out of the serialized options (the cache
+    /// key) while true, so existing caches stay valid.
+    #[serde(skip_serializing_if = "is_true")]
+    pub flatten: bool,
     /// Yosys `synth_ice40` (LUT4/DFF/carry/BRAM) and, where it fits, nextpnr-ice40 Fmax.
     pub ice40: bool,
     /// The Verilator bench against golden vectors, with the timed segments.
@@ -72,11 +80,16 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             lint: true,
             synth: true,
+            flatten: true,
             ice40: true,
             sim: true,
             accuracy: true,
@@ -219,8 +232,8 @@ impl Sweep {
             let mut values = vec![];
             for (a, &p) in axes.iter().zip(&picks) {
                 let v = &a.values[p];
-                for (section, key) in &a.keys {
-                    set(&mut table, section, key, v.clone())?;
+                for (i, (section, key)) in a.keys.iter().enumerate() {
+                    set(&mut table, section, key, part(v, i))?;
                 }
                 values.push((a.label.clone(), show(v)));
             }
@@ -297,10 +310,22 @@ fn describe(values: &[(String, String)]) -> String {
     values.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
 }
 
+/// A value as the tables show it; a tuple of a tied axis as its elements joined by `/`
+/// (`256/16` for `pe_line.lanes+pe_line.reduce_width`).
 fn show(v: &toml::Value) -> String {
     match v {
         toml::Value::String(s) => s.clone(),
+        toml::Value::Array(a) => a.iter().map(show).collect::<Vec<_>>().join("/"),
         other => other.to_string(),
+    }
+}
+
+/// The value the `i`-th key of an axis takes: a tuple's `i`-th element, or the one value all
+/// tied keys share.
+fn part(v: &toml::Value, i: usize) -> toml::Value {
+    match v {
+        toml::Value::Array(a) => a[i].clone(),
+        other => other.clone(),
     }
 }
 
@@ -328,12 +353,23 @@ fn parse_axis(label: &str, v: &toml::Value, base: &toml::Table) -> Result<Axis, 
         if values[..i].contains(a) {
             return Err(format!("axis `{label}` lists {} twice", show(a)));
         }
-        if matches!(a, toml::Value::Array(_) | toml::Value::Table(_)) {
-            return Err(format!("axis `{label}`: value {a} must be a number, string or boolean"));
+        let scalar = |x: &toml::Value| !matches!(x, toml::Value::Array(_) | toml::Value::Table(_));
+        match a {
+            // A tuple gives each tied key its own value, in the label's order.
+            toml::Value::Array(t) if keys.len() > 1 && t.len() == keys.len() && t.iter().all(scalar) => {}
+            toml::Value::Array(_) if keys.len() > 1 => {
+                return Err(format!(
+                    "axis `{label}`: value {a} must be one value for all {n} keys or a list of {n} numbers, strings or booleans, one per key",
+                    n = keys.len()
+                ))
+            }
+            _ if !scalar(a) => return Err(format!("axis `{label}`: value {a} must be a number, string or boolean")),
+            _ => {}
         }
     }
-    for (section, key) in &keys {
+    for (i, (section, key)) in keys.iter().enumerate() {
         for a in values {
+            let a = &part(a, i);
             let mut t = base.clone();
             set(&mut t, section, key, a.clone()).map_err(|e| format!("axis `{label}`: {e}"))?;
             let r: Result<Config, _> = toml::Value::Table(t).try_into();
@@ -414,6 +450,48 @@ mod tests {
         assert_eq!(e, "point pe_line.lanes=1000: `pe_line.lanes` = 1000 is out of range (allowed 2..=512)");
         let e = parse(&format!("grid = \"diagonal\"\n{BASE}{axes}")).unwrap_err();
         assert!(e.starts_with("line 1") && e.contains("unknown variant `diagonal`, expected `product` or `one_at_a_time`"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    /// A tied axis may give each key its own value: `[lanes, reduce_width]` tuples, shown as
+    /// `256/16`; a tuple of the wrong length, or on a one-key axis, is one line.
+    #[test]
+    fn tuple_values_give_each_tied_key_its_own_value() {
+        let s = parse(&format!(
+            "{BASE}[axes]\n\"quant.nw+quant.na\" = [3, 4]\n\"pe_line.lanes+pe_line.reduce_width\" = [[16, 8], [64, 8], [128, 16]]\n"
+        ))
+        .unwrap();
+        assert_eq!(s.points.len(), 6);
+        let p = &s.points[5];
+        assert_eq!(p.describe(), "quant.nw+quant.na=4 pe_line.lanes+pe_line.reduce_width=128/16");
+        let pe = p.config.pe_line.as_ref().unwrap();
+        assert_eq!((p.config.quant.nw, p.config.quant.na, pe.lanes, pe.reduce_width), (4, 4, 128, 16));
+        assert_eq!(s.points[1].config.pe_line.as_ref().unwrap().reduce_width, 8);
+        let e = parse(&format!("{BASE}[axes]\n\"pe_line.lanes+pe_line.reduce_width\" = [[16, 8, 4]]\n")).unwrap_err();
+        assert_eq!(e, "axis `pe_line.lanes+pe_line.reduce_width`: value [16, 8, 4] must be one value for all 2 keys or a list of 2 numbers, strings or booleans, one per key");
+        let e = parse(&format!("{BASE}[axes]\n\"pe_line.lanes\" = [[16, 8]]\n")).unwrap_err();
+        assert_eq!(e, "axis `pe_line.lanes`: value [16, 8] must be a number, string or boolean");
+        // Each element is checked against its own key.
+        let e = parse(&format!("{BASE}[axes]\n\"pe_line.lanes+pe_line.reduce_width\" = [[16, \"x\"]]\n")).unwrap_err();
+        assert!(e.starts_with("axis `pe_line.lanes+pe_line.reduce_width` value x: invalid type"), "{e}");
+        let e = parse(&format!("{BASE}[axes]\n\"pe_line.lanes+pe_line.reduce_width\" = [[16, 8], [16, 8]]\n")).unwrap_err();
+        assert_eq!(e, "axis `pe_line.lanes+pe_line.reduce_width` lists 16/8 twice");
+    }
+
+    /// `run.flatten` is true unless set, and left out of the serialized options (the row
+    /// cache's key) while true, so flat sweeps keep their cached rows; false is in the key.
+    #[test]
+    fn flatten_defaults_to_true_and_stays_out_of_the_cache_key_while_true() {
+        let axes = "[axes]\n\"pe_line.lanes\" = [8]\n";
+        let flat = parse(&format!("{BASE}{axes}")).unwrap();
+        assert!(flat.run.flatten);
+        let key = serde_json::to_string(&flat.run).unwrap();
+        assert!(!key.contains("flatten"), "{key}");
+        let hier = parse(&format!("[run]\nflatten = false\n{BASE}{axes}")).unwrap();
+        assert!(!hier.run.flatten);
+        assert!(serde_json::to_string(&hier.run).unwrap().contains("\"flatten\":false"));
+        let e = parse(&format!("[run]\nflatten = \"no\"\n{BASE}{axes}")).unwrap_err();
+        assert!(e.starts_with("line 2") && e.contains("invalid type: string \"no\", expected a boolean"), "{e}");
         assert!(!e.contains('\n'), "{e}");
     }
 
