@@ -86,7 +86,7 @@ lint-default: tools
 	@scripts/lint.sh $(OUT)/default
 
 # ------------------------------------------------------------------ tile timing record
-TILE_TIMING_CONFIGS ?= generators/tile_small.toml generators/tile_buf.toml
+TILE_TIMING_CONFIGS ?= generators/tile_small.toml generators/tile_buf.toml generators/tile_fp16_small.toml
 tile-timing: $(KLLM) ## re-measure the tile timed segments `explain --gemv` is tested against (reports/tile_timing/)
 	@for c in $(TILE_TIMING_CONFIGS); do scripts/tile_timing.sh $$c || exit 1; done
 
