@@ -26,7 +26,7 @@ OBJCACHE   ?= $(if $(shell command -v ccache),ccache)
 CCACHE_DIR ?= $(CURDIR)/build/ccache
 export OBJCACHE CCACHE_DIR
 
-.PHONY: tile-timing tile-dq tile-buffer tile-sweep-smoke all help tools gen gen-all gen-default lint lint-long lint-default sim sim-quick sim-quick-large test-full sim-one sim-default sim-compose negative-control synth test test-rust check-generated bench clean sweep sweep-all sweep-smoke
+.PHONY: tile-timing tile-dq tile-buffer tile-fp-pipe tile-sweep-smoke all help tools gen gen-all gen-default lint lint-long lint-default sim sim-quick sim-quick-large test-full sim-one sim-default sim-compose negative-control synth test test-rust check-generated bench clean sweep sweep-all sweep-smoke
 
 all: gen-default lint-default sim-default ## generate the default accelerator, lint it and run its regression
 
@@ -86,7 +86,7 @@ lint-default: tools
 	@scripts/lint.sh $(OUT)/default
 
 # ------------------------------------------------------------------ tile timing record
-TILE_TIMING_CONFIGS ?= generators/tile_small.toml generators/tile_buf.toml
+TILE_TIMING_CONFIGS ?= generators/tile_small.toml generators/tile_buf.toml generators/tile_fp16_small.toml
 tile-timing: $(KLLM) ## re-measure the tile timed segments `explain --gemv` is tested against (reports/tile_timing/)
 	@for c in $(TILE_TIMING_CONFIGS); do scripts/tile_timing.sh $$c || exit 1; done
 
@@ -99,6 +99,9 @@ TILE_BUFFER_CONFIGS ?= generators/tile_buf.toml generators/tile_fp16_buf.toml
 tile-buffer: tools $(KLLM) ## tile_buf's and tile_fp16_buf's weight buffer: Yosys infers one memory, no latches; a corrupted buffered index and loads that do not wait fail the bench
 	@for c in $(TILE_BUFFER_CONFIGS); do scripts/tile_buffer_synth.sh verilog_out/$$(basename $$c .toml) || exit 1; done
 	@for c in $(TILE_BUFFER_CONFIGS); do testbenches/negative_control_tile_buf.sh $$c || exit 1; done
+
+tile-fp-pipe: tools $(KLLM) ## the float compensation pipeline's extra cycle where it shows (tile_fp16_small with comp_macs = 1): 300 GEMVs bit- and cycle-exact; the unpipelined cycles fail
+	@scripts/tile_fp_pipe.sh
 
 # ------------------------------------------------------------------ simulate
 # Two configs at a time (SIM_JOBS): one simulates while the other's Verilator build uses the

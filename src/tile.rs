@@ -323,6 +323,15 @@ impl TileDerived {
     }
 }
 
+impl TileDerived {
+    /// Pipeline registers inside a compensation step (0 in integer mode; float mode: one after
+    /// each F multiplier, `tile_fp::COMP_PIPE_STAGES`): a row's compensation result is pushed
+    /// this many cycles later than the cycle after its last step.
+    pub fn comp_pipe(&self) -> u32 {
+        self.float.as_ref().map_or(0, |f| f.comp_pipe_stages)
+    }
+}
+
 /// Depth of the compensation result FIFO: enough rows in flight that, with a ready sink, a
 /// handover never waits for a credit while the lines' results are still on their way
 /// (`latency_extra` cycles behind the last beat, one group every >= weigh_steps cycles).
@@ -392,7 +401,11 @@ pub mod timing {
         }
         let mut st = St::X;
         let (mut gi, mut group, mut beat) = (0usize, 0u32, 0u32);
-        let (mut busy, mut step, mut done) = (false, 0u32, false);
+        let (mut busy, mut step) = (false, 0u32);
+        // done_q and the compensation pipeline behind it: bit i set = a row's last step was
+        // i + 1 cycles ago; bit comp_pipe pushes its result into the FIFO.
+        let pipe = d.comp_pipe();
+        let mut done_line = 0u64;
         let (mut inflight, mut fifo) = (0u32, 0u32);
         // The weight stream, as runs of items.
         let mut sw: std::collections::VecDeque<(Item, u64)> = std::collections::VecDeque::new();
@@ -455,9 +468,9 @@ pub mod timing {
             let pop = core.m_valid() && fifo > 0;
             // The edge.
             core.edge(w_fire, last_beat, pop);
-            fifo = fifo + done as u32 - pop as u32;
+            fifo = fifo + (done_line >> pipe & 1) as u32 - pop as u32;
             inflight = inflight + handoff as u32 - pop as u32;
-            done = final_;
+            done_line = (done_line << 1 | final_ as u64) & ((1u64 << (pipe + 1)) - 1);
             step = if handoff { 0 } else if busy { step + 1 } else { step };
             busy = handoff || (busy && !final_);
             if tok_fire || load_fire || beat_fire {
@@ -655,6 +668,18 @@ pub fn explain_gemv(name: &str, q: &QuantConfig, d: &TileDerived, g: GemvShape) 
         "  ... at K = k_max / one beat",
         format!("k <= {} / k <= {}", d.k_hidden_kmax, d.k_hidden_one_beat),
     );
+    if d.comp_pipe() > 0 {
+        line(
+            "compensation pipeline (float mode)",
+            format!(
+                "{p} register stage{s} after the F multipliers: a row's compensation is final {p} cycle{s} later, same throughput \
+                 (included above; it adds cycles only where compensation finishes after the PE lines' {}-cycle latency)",
+                d.line_latency_extra,
+                p = d.comp_pipe(),
+                s = if d.comp_pipe() == 1 { "" } else { "s" }
+            ),
+        );
+    }
     if d.weight_buffer_rows > 0 {
         let need = groups as u64 * beats as u64;
         line(
@@ -1300,14 +1325,17 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
     m.wire_eq("out_fire", 1, "out_valid & m_ready");
     m.wire_eq("cf_rows", p, format!("cf_data[{}:{}]", p * cb + p - 1, p * cb));
     m.wire("acc_bus", p * cb);
-    let mut comp_conns = vec![
-        ("clk", "clk".to_string()),
+    let mut comp_conns = vec![("clk", "clk".to_string())];
+    if float {
+        comp_conns.push(("rst", "rst".into()));
+    }
+    comp_conns.extend([
         ("i_fire", "w_fire".into()),
         ("i_beat", "rbeat_q".into()),
         ("i_widx", format!("{wi}[line*LANES*NW +: LANES*NW]")),
         ("i_handoff", "handoff".into()),
         ("i_step_en", "busy_q".into()),
-    ];
+    ]);
     if t > 1 {
         comp_conns.push(("i_step", "step_q".into()));
         comp_conns.push(("i_first", format!("step_q == {}", lit(tb, 0))));
@@ -1423,14 +1451,27 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
         )),
     };
     m.push(Item::GenFor { label: "g_line".into(), var: "line".into(), count: p, body: line_body });
+    // With a pipelined compensation step (float mode) the result is final `comp_pipe` cycles
+    // after done_q: done and the rows follow it through as many registers.
+    let cpipe = g.comp_pipe();
+    assert!(cpipe <= 1, "the tile's control delays done by at most one compensation stage");
+    let (push, push_rows) = if cpipe == 1 { ("comp_done_q", "comp_rows_q") } else { ("done_q", "done_rows_q") };
+    if cpipe == 1 {
+        m.comment("Compensation stage 2: a row's sum is final one cycle after done_q (register after the F multipliers).");
+        m.reg("comp_done_q", 1).reg("comp_rows_q", p);
+        m.clocked(
+            "comp_stage",
+            vec![if_else("rst", vec![nb("comp_done_q", "1'b0")], vec![nb("comp_done_q", "done_q")]), nb("comp_rows_q", "done_rows_q")],
+        );
+    }
     m.instance(
         &fifo,
         "u_comp_fifo",
         &[
             ("clk", "clk".into()),
             ("rst", "rst".into()),
-            ("push", "done_q".into()),
-            ("push_data", "{done_rows_q, acc_bus}".into()),
+            ("push", push.into()),
+            ("push_data", format!("{{{push_rows}, acc_bus}}")),
             ("pop", "out_fire".into()),
             ("m_valid", "cf_valid".into()),
             ("m_data", "cf_data".into()),
@@ -1508,8 +1549,9 @@ pub fn generate(d: &mut Design, q: &QuantConfig, c: &TileConfig, module: &str) -
     m.assign(
         "idle",
         format!(
-            "(st_q == ST_X) & (xbeat_q == {}) & ~busy_q & ~done_q & (inflight_q == {}) & enc_idle & enc2_idle & (&line_idle){}",
+            "(st_q == ST_X) & (xbeat_q == {}) & ~busy_q & ~done_q{} & (inflight_q == {}) & enc_idle & enc2_idle & (&line_idle){}",
             lit(bb, 0),
+            if cpipe == 1 { " & ~comp_done_q" } else { "" },
             lit(ib, 0),
             if buf { " & rb_empty & ~load_q" } else { "" }
         ),

@@ -6,12 +6,13 @@
 //! - the vector phase is the integer tile's with the float encoder (thresholds `t_i` through cfg),
 //!   float Orizuru, and residual slots that hold the F pattern `RNE_F(x − ca[ia])`
 //!   (`kllm_fp_sub`, one per popped value, in the cycle that writes the slot);
-//! - each compensation MAC ([`comp_unit`]) is `kllm_fp_mul` (`RNE_F(r · cw)`) followed by
-//!   `kllm_fp_to_fixed`, summed exactly (`comp_acc_bits`);
+//! - each compensation MAC ([`comp_unit`]) is `kllm_fp_mul` (`RNE_F(r · cw)`), a register, then
+//!   `kllm_fp_to_fixed`, summed exactly (`comp_acc_bits`): two stages per step;
 //! - each PE line is the float line without its rounder (`pe_line::generate_float_exact`), so
 //!   the join adds two exact sums (`sum_bits`) and rounds once per line (`kllm_fixed_to_f32`).
-//! Every added unit is combinational inside an existing stage: the cycle model is the integer
-//! tile's, unchanged. The weight-index buffer holds indices only, so it is the integer tile's;
+//! The other added units are combinational inside existing stages. The cycle model is the
+//! integer tile's plus the compensation stage ([`COMP_PIPE_STAGES`]: a row's compensation
+//! result one cycle later, the same throughput). The weight-index buffer holds indices only, so it is the integer tile's;
 //! [`golden`] loads and reads it the way the integer golden does, with F data.
 
 use serde::Serialize;
@@ -23,7 +24,7 @@ use crate::pe_fp::{self, Style};
 use crate::reference::gemv::GemvFp;
 use crate::rng::Rng;
 use crate::tile::{self, TileConfig, TileDerived};
-use crate::verilog::{clog2, if_, nb, sext, Design, Handle, Item, Module};
+use crate::verilog::{clog2, if_, if_else, nb, sext, Design, Handle, Item, Module};
 
 /// Float mode's widths of a tile (manifest and `explain`: `float.*`).
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -43,7 +44,16 @@ pub struct TileFloat {
     pub comp_acc_bits: u32,
     /// The join's exact sum of both, rounded once to binary32: `acc_width(k_max, 2k)`.
     pub sum_bits: u32,
+    /// Pipeline registers in a compensation step ([`COMP_PIPE_STAGES`]): each is one more cycle
+    /// from a row's last step to its compensation result (the tile's cycle model counts them).
+    pub comp_pipe_stages: u32,
 }
+
+/// Registers inside the float compensation step: one, after each `kllm_fp_mul` (its product
+/// `RNE_F(r · cw)`, F bits per MAC). Without it a step was operand select, the F multiply, the
+/// F-to-fixed shift, the adder tree and the accumulator in one cycle (the float tile's longest
+/// path); with it the multiply is one stage and convert-sum-accumulate the next.
+pub const COMP_PIPE_STAGES: u32 = 1;
 
 impl TileFloat {
     pub fn new(f: FloatFormat, q: &QuantConfig, c: &TileConfig) -> Self {
@@ -58,20 +68,23 @@ impl TileFloat {
             line_acc_bits: f.acc_width(c.k_max as u64, 0),
             comp_acc_bits: f.acc_width(0, slots),
             sum_bits: f.acc_width(c.k_max as u64, slots),
+            comp_pipe_stages: COMP_PIPE_STAGES,
         }
     }
 }
 
 /// `kllm_tile_comp_fp_*`: the float compensation unit of one line. The capture of the weight
 /// indices at the slots' positions is the integer unit's; each of the `comp_macs` MACs is an F
-/// multiplier `RNE_F(r · cw[iw])` and an F-to-fixed converter, and the terms are summed exactly.
+/// multiplier `RNE_F(r · cw[iw])`, a register, and an F-to-fixed converter, and the terms are
+/// summed exactly; the step's enable and first flag follow the products one register behind.
 pub fn comp_unit(d: &mut Design, q: &QuantConfig, g: &TileDerived, tf: &TileFloat, f: FloatFormat) -> Handle {
     let (sp, pb, bb, lb, fb, cb, cm, nw, l) =
         (g.slots_padded, g.pos_bits, g.beat_bits, g.lane_bits, tf.f_bits, tf.comp_acc_bits, g.comp_macs, q.nw, g.lanes);
     let fx = tf.fixed_bits;
     let t = g.comp_steps;
     let tb = clog2(t as u64);
-    let name = format!("kllm_tile_comp_fp_s{sp}_m{cm}_l{l}_p{pb}_w{nw}_e{}m{}_a{cb}", tf.e, tf.m);
+    assert_eq!(tf.comp_pipe_stages, 1, "the float compensation unit is built with one register after its multipliers");
+    let name = format!("kllm_tile_comp_fp_s{sp}_m{cm}_l{l}_p{pb}_w{nw}_e{}m{}_a{cb}_pipe1", tf.e, tf.m);
     if d.get(&name).is_none() {
         let tree = crate::pe_line::add_tree_module(d, cm, cb);
         let mul = pe_fp::mul_unit(d, f);
@@ -83,7 +96,9 @@ pub fn comp_unit(d: &mut Design, q: &QuantConfig, g: &TileDerived, tf: &TileFloa
             tf.numerics
         ));
         m.doc("sum over slots of RNE_F(r * cw[iw at the slot's position]), exact; empty slots hold r = +0.");
-        m.input("clk", 1, "clock");
+        m.doc("Two stages per step: select and multiply | convert, sum and accumulate. o_acc is final one cycle after");
+        m.doc("the integer unit's (the cycle after the delayed last step).");
+        m.input("clk", 1, "clock").input("rst", 1, "synchronous reset: no step in flight");
         m.input("i_fire", 1, "a weight beat of the row transfers")
             .input("i_beat", bb, "its beat within the row")
             .input("i_widx", l * nw, "this line's weight index of lane i at [i*NW +: NW]")
@@ -121,8 +136,9 @@ pub fn comp_unit(d: &mut Design, q: &QuantConfig, g: &TileDerived, tf: &TileFloa
         ];
         m.push(Item::GenFor { label: "g_slot".into(), var: "s".into(), count: sp, body: slot_body });
         m.comment(format!(
-            "{cm} float MACs: slot step*CM+u's residual times cw of its captured index, rounded once to F\n\
-             (the FP16 MAC's second rounding), then its exact {fx}-bit value: the terms add without error."
+            "{cm} float MACs. Stage 1 (multiply): slot step*CM+u's residual times cw of its captured index,\n\
+             rounded once to F (the FP16 MAC's second rounding), into prod_q. Stage 2 (accumulate): its exact\n\
+             {fx}-bit value, so the terms add without error."
         ));
         m.wire("terms", cm * cb);
         let sel = if t > 1 { "(i_step*CM + u)".to_string() } else { "u".to_string() };
@@ -134,20 +150,29 @@ pub fn comp_unit(d: &mut Design, q: &QuantConfig, g: &TileDerived, tf: &TileFloa
             gw("iw", nw, format!("iw_bus[{sel}*NW +: NW]")),
             gw("cw", fb, "i_cw[iw*F_W +: F_W]".into()),
             Item::Wire { name: "prod".into(), width: fb, signed: false, depth: None, init: None },
+            Item::Reg { name: "prod_q".into(), width: fb, signed: false, depth: None },
             Item::Wire { name: "term".into(), width: fx, signed: true, depth: None, init: None },
             Item::Instance { module: mul.clone(), name: "u_mul".into(), conns: vec![("a".into(), "r".into()), ("b".into(), "cw".into()), ("p".into(), "prod".into())] },
-            Item::Instance { module: to_fixed.clone(), name: "u_to_fixed".into(), conns: vec![("f".into(), "prod".into()), ("q".into(), "term".into())] },
+            // Loaded every cycle: only a product whose step is marked in step_en_q is accumulated.
+            Item::Clocked { label: "multiply_stage".into(), body: vec![nb("prod_q", "prod")] },
+            Item::Instance { module: to_fixed.clone(), name: "u_to_fixed".into(), conns: vec![("f".into(), "prod_q".into()), ("q".into(), "term".into())] },
             Item::Assign { lhs: "terms[u*A_W +: A_W]".into(), rhs: sext("term", fx, cb) },
         ];
         m.push(Item::GenFor { label: "g_mac".into(), var: "u".into(), count: cm, body: mac_body });
         m.wire("step_sum", cb);
         m.instance(&tree, "u_sum", &[("i_terms", "terms".into()), ("o_sum", "step_sum".into())]);
+        m.comment("The step's control, one stage behind with its products (a reset drops a step in flight).");
+        m.reg("step_en_q", 1).reg("first_q", 1);
+        m.clocked(
+            "step_stage",
+            vec![if_else("rst", vec![nb("step_en_q", "1'b0")], vec![nb("step_en_q", "i_step_en")]), nb("first_q", "i_first")],
+        );
         m.reg_signed("acc_q", cb);
         m.comment(format!(
             "|sum| <= 2k * (largest finite F value) < 2^{}: the {cb}-bit exact accumulator cannot overflow.",
             cb - 1
         ));
-        m.clocked("accumulate", vec![if_("i_step_en", vec![nb("acc_q", format!("(i_first ? {cb}'sd0 : acc_q) + $signed(step_sum)"))])]);
+        m.clocked("accumulate", vec![if_("step_en_q", vec![nb("acc_q", format!("(first_q ? {cb}'sd0 : acc_q) + $signed(step_sum)"))])]);
         m.assign("o_acc", "acc_q");
         d.add(m);
     }

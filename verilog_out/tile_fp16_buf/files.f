@@ -22,5 +22,5 @@ kllm_orizuru_min_unit_r2_p4_w16_fp_reg.v
 kllm_orizuru_min_unit_r2_p6_w16_fp.v
 kllm_orizuru_keep_n256_k8_l4_r4_x16_e5m10.v
 kllm_pe_line_a2w2_e5m10_l4_r4_k256_p2_exact.v
-kllm_tile_comp_fp_s16_m2_l4_p8_w2_e5m10_a45.v
+kllm_tile_comp_fp_s16_m2_l4_p8_w2_e5m10_a45_pipe1.v
 kllm_tile.v

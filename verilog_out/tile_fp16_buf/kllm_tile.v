@@ -401,8 +401,9 @@ module kllm_tile (
           .m_s       (y_line),
           .idle      (line_idle_1)
       );
-      kllm_tile_comp_fp_s16_m2_l4_p8_w2_e5m10_a45 u_comp (
+      kllm_tile_comp_fp_s16_m2_l4_p8_w2_e5m10_a45_pipe1 u_comp (
           .clk        (clk),
+          .rst        (rst),
           .i_fire     (w_fire),
           .i_beat     (rbeat_q),
           .i_widx     (w_idx[line*LANES*NW +: LANES*NW]),
@@ -429,11 +430,23 @@ module kllm_tile (
       assign m_y[line*Y_W +: Y_W] = cf_rows[line] ? y_f32 : 32'd0;
     end
   endgenerate
+
+  // Compensation stage 2: a row's sum is final one cycle after done_q (register after the F multipliers).
+  reg  comp_done_q;
+  reg  [1:0] comp_rows_q;
+  always @(posedge clk) begin : comp_stage
+    if (rst) begin
+      comp_done_q <= 1'b0;
+    end else begin
+      comp_done_q <= done_q;
+    end
+    comp_rows_q <= done_rows_q;
+  end
   kllm_fifo_w92_d8 u_comp_fifo (
       .clk       (clk),
       .rst       (rst),
-      .push      (done_q),
-      .push_data ({done_rows_q, acc_bus}),
+      .push      (comp_done_q),
+      .push_data ({comp_rows_q, acc_bus}),
       .pop       (out_fire),
       .m_valid   (cf_valid),
       .m_data    (cf_data)
@@ -508,7 +521,7 @@ module kllm_tile (
       done_rows_q <= mac_rows_q;
     end
   end
-  assign idle = (st_q == ST_X) & (xbeat_q == 6'd0) & ~busy_q & ~done_q & (inflight_q == 4'd0) & enc_idle & enc2_idle & (&line_idle) & rb_empty & ~load_q;
+  assign idle = (st_q == ST_X) & (xbeat_q == 6'd0) & ~busy_q & ~done_q & ~comp_done_q & (inflight_q == 4'd0) & enc_idle & enc2_idle & (&line_idle) & rb_empty & ~load_q;
 
 endmodule
 

@@ -8,8 +8,11 @@
 
 // Outlier compensation of one PE line, float mode (fp16): 16 slots (position, residual r = RNE_F(x - ca[ia(x)])), 2 multipliers, 8 step(s) per row.
 // sum over slots of RNE_F(r * cw[iw at the slot's position]), exact; empty slots hold r = +0.
-module kllm_tile_comp_fp_s16_m2_l4_p8_w2_e5m10_a45 (
+// Two stages per step: select and multiply | convert, sum and accumulate. o_acc is final one cycle after
+// the integer unit's (the cycle after the delayed last step).
+module kllm_tile_comp_fp_s16_m2_l4_p8_w2_e5m10_a45_pipe1 (
     input  wire clk,                 // clock
+    input  wire rst,                 // synchronous reset: no step in flight
     input  wire i_fire,              // a weight beat of the row transfers
     input  wire [5:0] i_beat,        // its beat within the row
     input  wire [7:0] i_widx,        // this line's weight index of lane i at [i*NW +: NW]
@@ -52,8 +55,9 @@ module kllm_tile_comp_fp_s16_m2_l4_p8_w2_e5m10_a45 (
     end
   endgenerate
 
-  // 2 float MACs: slot step*CM+u's residual times cw of its captured index, rounded once to F
-  // (the FP16 MAC's second rounding), then its exact 41-bit value: the terms add without error.
+  // 2 float MACs. Stage 1 (multiply): slot step*CM+u's residual times cw of its captured index,
+  // rounded once to F (the FP16 MAC's second rounding), into prod_q. Stage 2 (accumulate): its exact
+  // 41-bit value, so the terms add without error.
   wire [89:0] terms;
   localparam CM = 2;
   generate
@@ -62,14 +66,18 @@ module kllm_tile_comp_fp_s16_m2_l4_p8_w2_e5m10_a45 (
       wire [1:0] iw = iw_bus[(i_step*CM + u)*NW +: NW];
       wire [15:0] cw = i_cw[iw*F_W +: F_W];
       wire [15:0] prod;
+      reg  [15:0] prod_q;
       wire signed [40:0] term;
       kllm_fp_mul_e5m10 u_mul (
           .a (r),
           .b (cw),
           .p (prod)
       );
+      always @(posedge clk) begin : multiply_stage
+        prod_q <= prod;
+      end
       kllm_fp_to_fixed_e5m10 u_to_fixed (
-          .f (prod),
+          .f (prod_q),
           .q (term)
       );
       assign terms[u*A_W +: A_W] = {{4{term[40]}}, term};
@@ -80,12 +88,24 @@ module kllm_tile_comp_fp_s16_m2_l4_p8_w2_e5m10_a45 (
       .i_terms (terms),
       .o_sum   (step_sum)
   );
+
+  // The step's control, one stage behind with its products (a reset drops a step in flight).
+  reg  step_en_q;
+  reg  first_q;
+  always @(posedge clk) begin : step_stage
+    if (rst) begin
+      step_en_q <= 1'b0;
+    end else begin
+      step_en_q <= i_step_en;
+    end
+    first_q <= i_first;
+  end
   reg  signed [44:0] acc_q;
 
   // |sum| <= 2k * (largest finite F value) < 2^44: the 45-bit exact accumulator cannot overflow.
   always @(posedge clk) begin : accumulate
-    if (i_step_en) begin
-      acc_q <= (i_first ? 45'sd0 : acc_q) + $signed(step_sum);
+    if (step_en_q) begin
+      acc_q <= (first_q ? 45'sd0 : acc_q) + $signed(step_sum);
     end
   end
   assign o_acc = acc_q;
