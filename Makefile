@@ -259,7 +259,7 @@ test-lane-flows:
 	@$(MAKE) --no-print-directory slurm-test
 	@$(MAKE) --no-print-directory negative-control
 
-test-full: tools sim sim-fp tile-buffer tile-dq ## every config at its full vector count (2 000 GEMVs per tile, 20 000 vectors per block), the float units (make sim-fp), the weight buffer checks (make tile-buffer) and the dequantize-multiply tile (make tile-dq); .ci/run runs it after make test
+test-full: tools sim sim-fp tile-buffer tile-dq tile-fp-pipe ## every config at its full vector count (2 000 GEMVs per tile, 20 000 vectors per block), the float units (make sim-fp), the weight buffer checks (make tile-buffer), the dequantize-multiply tile (make tile-dq) and the float compensation pipeline's cycle (make tile-fp-pipe); .ci/run runs it after make test
 	@echo "make test-full: all passed"
 
 bench: tools $(KLLM) ## generation time, Verilator rate, Yosys cells of the default config
