@@ -3,7 +3,8 @@
 # Verilator build uses the idle core while the other config simulates). Each config's report is
 # printed whole, in the order given, once it is done; the exit status is non-zero if any failed.
 #   testbenches/sim_all.sh generators/a.toml generators/b.toml ...
-# Env: as testbenches/sim_config.sh (SEED, VECTORS, VECTORS_DIVISOR, ...), SIM_JOBS.
+# Env: as testbenches/sim_config.sh (SEED, VECTORS, VECTORS_DIVISOR, ...), SIM_JOBS, SIM_RUNNER
+# (the per-config script under testbenches/, default sim_config.sh; make sim-icarus: icarus/sim_config.sh).
 set -uo pipefail
 [ $# -gt 0 ] || { echo "usage: $0 CONFIG.toml..."; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,7 +14,7 @@ i=0
 for c in "$@"; do printf '%d\t%s\n' $((i++)) "$c"; done |
   xargs -P "${SIM_JOBS:-2}" -L 1 bash -c '
     here=$0 logs=$1 i=$2 config=$3 start=$(date +%s)
-    if "$here/sim_config.sh" "$config" >"$logs/$i.out" 2>&1; then echo 0 >"$logs/$i.rc"; else echo 1 >"$logs/$i.rc"; fi
+    if "$here/${SIM_RUNNER:-sim_config.sh}" "$config" >"$logs/$i.out" 2>&1; then echo 0 >"$logs/$i.rc"; else echo 1 >"$logs/$i.rc"; fi
     echo "[$(basename "$config" .toml)] done in $(( $(date +%s) - start )) s" >>"$logs/$i.out"' "$here" "$logs"
 status=0
 i=0
