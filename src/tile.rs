@@ -1906,26 +1906,13 @@ pub fn golden_block(block: &str, cfg: &Config, vectors: u32, seed: u64, w: &mut 
         let gemvs: Vec<Gemv> = t.gemvs.iter().map(|&(kk, r)| shaped_gemv(&mut rng, q, c, &ca, &cw, kk, r)).collect();
         // Buffered: the rows are loaded in an untimed segment of their own first (no x beats,
         // so no mid-segment reset), each GEMV's at its own place.
-        let mut from = vec![];
-        let mut reloads = vec![];
+        let (mut from, mut reloads) = (vec![], vec![]);
         if t.buffered {
             if loaded.pending {
                 w.sync();
             }
-            let mut base = 0;
-            for (i, g) in gemvs.iter().enumerate() {
-                if t.reload && i > 0 {
-                    // In the timed segment, right before this GEMV's tokens: over the first's.
-                    let (beats, firsts) = plan_loads(q, c, &d, &g.rows, 0, &mut rng);
-                    reloads.push(beats);
-                    from.push(firsts.into_iter().map(Some).collect::<Vec<_>>());
-                    continue;
-                }
-                reloads.push(vec![]);
-                let firsts = write_loads(q, c, &d, &g.rows, base, &mut rng, w);
-                base = firsts.last().unwrap() + g.k_len().div_ceil(c.lanes as usize) as u32;
-                from.push(firsts.into_iter().map(Some).collect::<Vec<_>>());
-            }
+            let rows: Vec<(&[Vec<u32>], usize)> = gemvs.iter().map(|g| (g.rows.as_slice(), g.k_len())).collect();
+            (from, reloads) = timed_loads(q, c, &d, &rows, t.reload, &mut rng, w);
             loaded.pending = true;
         }
         if loaded.pending {
@@ -1949,6 +1936,54 @@ pub fn golden_block(block: &str, cfg: &Config, vectors: u32, seed: u64, w: &mut 
 }
 
 /// A layer for the weight buffer: codebooks, K, rows and its runtime k.
+/// The weight-buffer loads of a buffered timed segment (integer and float tiles alike): each
+/// GEMV's rows (with its K) are loaded one after the other in an untimed segment written now, or, for a
+/// reload segment's later GEMVs, planned over the first's, to be sent inside the timed segment
+/// right before that GEMV's tokens. Returns per GEMV the buffer entry of each group's first row
+/// (for `write_gemv_from`) and the load beats to send before it (empty when already loaded).
+pub(crate) fn timed_loads(
+    q: &QuantConfig,
+    c: &TileConfig,
+    d: &TileDerived,
+    rows: &[(&[Vec<u32>], usize)],
+    reload: bool,
+    rng: &mut Rng,
+    w: &mut GoldenWriter,
+) -> (Vec<Vec<Option<u32>>>, Vec<Vec<Vec<String>>>) {
+    let (mut from, mut reloads) = (vec![], vec![]);
+    let mut base = 0;
+    for (i, &(r, k_len)) in rows.iter().enumerate() {
+        if reload && i > 0 {
+            let (beats, firsts) = plan_loads(q, c, d, r, 0, rng);
+            reloads.push(beats);
+            from.push(firsts.into_iter().map(Some).collect());
+            continue;
+        }
+        reloads.push(vec![]);
+        let firsts = write_loads(q, c, d, r, base, rng, w);
+        base = firsts.last().unwrap() + k_len.div_ceil(c.lanes as usize) as u32;
+        from.push(firsts.into_iter().map(Some).collect());
+    }
+    (from, reloads)
+}
+
+/// A random layer's rows shaped to fit half of the weight buffer (integer and float tiles
+/// alike): K cut to what half holds, then as many rows as fit (at most 8 groups' worth), the
+/// GEMV's own rows first, padded with random ones one layer in four so that the half fills.
+pub(crate) fn buffer_layer_rows(q: &QuantConfig, c: &TileConfig, d: &TileDerived, rows: &[Vec<u32>], k_len: usize, rng: &mut Rng) -> Vec<Vec<u32>> {
+    let half = d.weight_buffer_entries / 2;
+    let l = c.lanes as usize;
+    let kk = k_len.min(half as usize * l);
+    let nb = kk.div_ceil(l);
+    let cap = (half as usize / nb).min(8) * c.lines as usize;
+    let n = if rng.chance(1, 4) { cap } else { rows.len().min(cap) };
+    rows[..rows.len().min(n)]
+        .iter()
+        .map(|r| r[..kk].to_vec())
+        .chain((rows.len()..n).map(|_| (0..kk).map(|_| rng.below(1 << q.nw) as u32).collect()))
+        .collect()
+}
+
 struct BufLayer {
     ca: Vec<i64>,
     cw: Vec<i64>,
@@ -1964,19 +1999,11 @@ struct BufLayer {
 /// mid-segment reset and re-run reads the same rows again.
 fn random_buffered(q: &QuantConfig, c: &TileConfig, d: &TileDerived, vectors: u32, rng: &mut Rng, w: &mut GoldenWriter, loaded: &mut Loaded) {
     let half = d.weight_buffer_entries / 2;
-    let l = c.lanes as usize;
     let new_layer = |rng: &mut Rng| {
         let ca = reference::random_codebook(rng, 1 << q.na, q.ac_bits);
         let cw = reference::random_codebook(rng, 1 << q.nw, q.wc_bits);
         let t = random_gemv(rng, q, c, &ca, &cw);
-        let kk = t.k_len().min(half as usize * l);
-        let nb = kk.div_ceil(l);
-        let cap = (half as usize / nb).min(8) * c.lines as usize;
-        let n = if rng.chance(1, 4) { cap } else { t.rows.len().min(cap) };
-        let rows = t.rows[..t.rows.len().min(n)].iter().map(|r| r[..kk].to_vec()).chain(
-            (t.rows.len()..n).map(|_| (0..kk).map(|_| rng.below(1 << q.nw) as u32).collect()),
-        );
-        BufLayer { rows: rows.collect(), ca, cw, k: t.k }
+        BufLayer { rows: buffer_layer_rows(q, c, d, &t.rows, t.k_len(), rng), ca, cw, k: t.k }
     };
     let mut cur = new_layer(rng);
     let mut h = 0u32;

@@ -500,25 +500,13 @@ pub fn golden(q: &QuantConfig, c: &TileConfig, d: &TileDerived, vectors: u32, se
                 GemvFp { f, ca: ca.clone(), cw: cw.clone(), x, rows, k: c.k as usize }
             })
             .collect();
-        let mut from = vec![];
-        let mut reloads = vec![];
+        let (mut from, mut reloads) = (vec![], vec![]);
         if t.buffered {
             if loaded.pending {
                 w.sync();
             }
-            let mut base = 0;
-            for (i, g) in gemvs.iter().enumerate() {
-                if t.reload && i > 0 {
-                    let (beats, firsts) = tile::plan_loads(q, c, d, &g.rows, 0, &mut rng);
-                    reloads.push(beats);
-                    from.push(firsts.into_iter().map(Some).collect::<Vec<_>>());
-                    continue;
-                }
-                reloads.push(vec![]);
-                let firsts = tile::write_loads(q, c, d, &g.rows, base, &mut rng, w);
-                base = firsts.last().unwrap() + g.k_len().div_ceil(c.lanes as usize) as u32;
-                from.push(firsts.into_iter().map(Some).collect::<Vec<_>>());
-            }
+            let rows: Vec<(&[Vec<u32>], usize)> = gemvs.iter().map(|g| (g.rows.as_slice(), g.k_len())).collect();
+            (from, reloads) = tile::timed_loads(q, c, d, &rows, t.reload, &mut rng, w);
             loaded.pending = true;
         }
         if loaded.pending {
@@ -574,21 +562,13 @@ fn token_x(rng: &mut Rng, f: FloatFormat, nw: u32, layer: &BufLayer, k: usize) -
 #[allow(clippy::too_many_arguments)]
 fn random_buffered(q: &QuantConfig, c: &TileConfig, d: &TileDerived, f: FloatFormat, vectors: u32, rng: &mut Rng, w: &mut GoldenWriter, loaded: &mut LoadedFp) {
     let half = d.weight_buffer_entries / 2;
-    let l = c.lanes as usize;
     let mut seg = 0;
     let mut new_layer = |rng: &mut Rng| {
         let (sa, sw) = STYLES[seg % STYLES.len()];
         seg += 1;
         let (ca, cw) = random_codebooks(rng, f, q, sa, sw);
         let t = random_gemv(rng, q, c, f, &ca, &cw);
-        let kk = t.k_len().min(half as usize * l);
-        let nb = kk.div_ceil(l);
-        let cap = (half as usize / nb).min(8) * c.lines as usize;
-        let n = if rng.chance(1, 4) { cap } else { t.rows.len().min(cap) };
-        let rows = t.rows[..t.rows.len().min(n)].iter().map(|r| r[..kk].to_vec()).chain(
-            (t.rows.len()..n).map(|_| (0..kk).map(|_| rng.below(1 << q.nw) as u32).collect()),
-        );
-        BufLayer { rows: rows.collect(), ca, cw, k: t.k }
+        BufLayer { rows: tile::buffer_layer_rows(q, c, d, &t.rows, t.k_len(), rng), ca, cw, k: t.k }
     };
     let mut cur = new_layer(rng);
     let mut h = 0u32;
